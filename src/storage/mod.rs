@@ -1,0 +1,327 @@
+//! Storage backends: where slots point to.
+//!
+//! The [`SlotService`](crate::SlotService) checks a request against its policy and hands the
+//! backend an [`UploadGrant`], a value only that check can build. The backend turns it into
+//! an [`UploadTarget`] (PUT URL, headers, GET URL) without any I/O: every URL carries its own
+//! signature, expiry and bindings, so nothing is stored per slot.
+//!
+//! | backend | module | verifier |
+//! |---|---|---|
+//! | HMAC-signed URLs for your own HTTP endpoint | [`signed`] | [`signed::SignedUrlStore::verify_put`] / [`verify_get`](signed::SignedUrlStore::verify_get) |
+//! | external upload servers (`mod_http_upload_external` protocol) | [`external`] | the external server |
+//! | S3 and compatible stores (SigV4 presigned URLs) | [`s3`] | the store |
+
+use core::fmt;
+
+use jid::BareJid;
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::checked::{ContentType, FileName};
+use crate::stanza::file_transfer::HttpHeader;
+use crate::stanza::upload::SlotHeader;
+
+pub mod external;
+pub mod s3;
+pub mod signed;
+
+/// Issues upload targets and download URLs for checked requests.
+///
+/// Implementations are pure: they derive URLs from the grant and their own configuration and
+/// never perform I/O. They must be `Send + Sync`, as one service answers from many threads.
+///
+/// # Security
+/// * The grant has passed the service's policy; a backend must bind at least its size and,
+///   where the store allows, its content type and digest into the PUT URL, so that the store
+///   refuses any other body.
+/// * A URL must expire no later than the grant says ([`UploadGrant::put_expires`],
+///   [`UploadGrant::get_expires`], [`DownloadGrant::expires`]).
+/// * Keys and secrets must never appear in URLs, `Debug` output or errors.
+pub trait StorageBackend: Send + Sync + fmt::Debug {
+    /// Issues the PUT target (and the GET URL of the slot) for a checked request.
+    fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError>;
+
+    /// Issues a download URL for a stored object.
+    fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError>;
+}
+
+impl<T: StorageBackend + ?Sized> StorageBackend for Box<T> {
+    fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
+        (**self).issue_upload(grant)
+    }
+    fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
+        (**self).issue_download(grant)
+    }
+}
+
+impl<T: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<T> {
+    fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
+        (**self).issue_upload(grant)
+    }
+    fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
+        (**self).issue_download(grant)
+    }
+}
+
+/// A request that passed the service's policy: proof that access, name, size, type and quota
+/// were checked. Only this crate can build one.
+#[derive(Debug, Clone)]
+pub struct UploadGrant {
+    pub(crate) key: String,
+    pub(crate) slot_id: [u8; 16],
+    pub(crate) filename: FileName,
+    pub(crate) size: Option<u64>,
+    pub(crate) max_size: u64,
+    pub(crate) content_type: Option<ContentType>,
+    pub(crate) sha256: Option<[u8; 32]>,
+    pub(crate) md5: Option<[u8; 16]>,
+    pub(crate) requester: BareJid,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) put_expires: OffsetDateTime,
+    pub(crate) get_expires: Option<OffsetDateTime>,
+    _proof: (),
+}
+
+impl UploadGrant {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        slot_id: [u8; 16],
+        filename: FileName,
+        size: Option<u64>,
+        max_size: u64,
+        content_type: Option<ContentType>,
+        sha256: Option<[u8; 32]>,
+        md5: Option<[u8; 16]>,
+        requester: BareJid,
+        now: OffsetDateTime,
+        put_expires: OffsetDateTime,
+        get_expires: Option<OffsetDateTime>,
+    ) -> Self {
+        let key = format!("{}/{}", crate::crypto::hex(&slot_id), filename.as_str());
+        Self {
+            key,
+            slot_id,
+            filename,
+            size,
+            max_size,
+            content_type,
+            sha256,
+            md5,
+            requester,
+            now,
+            put_expires,
+            get_expires,
+            _proof: (),
+        }
+    }
+
+    /// The object key the service suggests: `{32 hex digits of the slot ID}/{file name}`.
+    /// The file name is a single safe segment, so the key has exactly one `/`.
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The 128-bit slot ID, unpredictable without the service secret.
+    #[must_use]
+    pub fn slot_id(&self) -> [u8; 16] {
+        self.slot_id
+    }
+
+    /// The checked file name.
+    #[must_use]
+    pub fn filename(&self) -> &FileName {
+        &self.filename
+    }
+
+    /// The exact size in bytes; `None` only for `p1:http-file-transfer` uploads that did not
+    /// declare one, where the MD5 binds the content and [`UploadGrant::max_size`] the limit.
+    #[must_use]
+    pub fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// The largest body the PUT may carry: the exact size when known, else the service limit.
+    #[must_use]
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+
+    /// The checked content type, when the client gave one.
+    #[must_use]
+    pub fn content_type(&self) -> Option<&ContentType> {
+        self.content_type.as_ref()
+    }
+
+    /// The SHA-256 of the file, when the client gave one (XEP-0300 `<hash/>`).
+    #[must_use]
+    pub fn sha256(&self) -> Option<&[u8; 32]> {
+        self.sha256.as_ref()
+    }
+
+    /// The MD5 of the file (`p1:http-file-transfer`).
+    #[must_use]
+    pub fn md5(&self) -> Option<&[u8; 16]> {
+        self.md5.as_ref()
+    }
+
+    /// Who asked.
+    #[must_use]
+    pub fn requester(&self) -> &BareJid {
+        &self.requester
+    }
+
+    /// The time of the request.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// When the PUT URL must stop working.
+    #[must_use]
+    pub fn put_expires(&self) -> OffsetDateTime {
+        self.put_expires
+    }
+
+    /// When the slot's GET URL must stop working (`None`: as long as the backend allows).
+    #[must_use]
+    pub fn get_expires(&self) -> Option<OffsetDateTime> {
+        self.get_expires
+    }
+}
+
+/// A download the service decided to serve (access checked, file ID verified).
+#[derive(Debug, Clone)]
+pub struct DownloadGrant {
+    pub(crate) key: String,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) expires: OffsetDateTime,
+    _proof: (),
+}
+
+impl DownloadGrant {
+    pub(crate) fn new(key: String, now: OffsetDateTime, expires: OffsetDateTime) -> Self {
+        Self { key, now, expires, _proof: () }
+    }
+
+    /// The object key (as returned in [`UploadTarget::object_key`]).
+    #[must_use]
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The time of the request.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
+    }
+
+    /// When the URL must stop working.
+    #[must_use]
+    pub fn expires(&self) -> OffsetDateTime {
+        self.expires
+    }
+}
+
+/// Where and how to upload, and where the file will be.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UploadTarget {
+    /// The PUT URL.
+    pub put_url: Url,
+    /// XEP-0363 slot headers (`Authorization`, `Cookie`, `Expires` only).
+    pub slot_headers: Vec<SlotHeader>,
+    /// HTTP headers the PUT must carry with these exact values (`Content-Type`,
+    /// `Content-MD5`, …): listed in `p1:http-file-transfer` results.
+    pub required_headers: Vec<HttpHeader>,
+    /// The GET URL of the slot.
+    pub get_url: Url,
+    /// The key the object is stored under, for later [`DownloadGrant`]s.
+    pub object_key: String,
+}
+
+impl UploadTarget {
+    /// A target without headers.
+    #[must_use]
+    pub fn new(put_url: Url, get_url: Url, object_key: impl Into<String>) -> Self {
+        Self {
+            put_url,
+            slot_headers: Vec::new(),
+            required_headers: Vec::new(),
+            get_url,
+            object_key: object_key.into(),
+        }
+    }
+
+    /// Adds a header the PUT must carry.
+    #[must_use]
+    pub fn with_required_header(mut self, name: &str, value: &str) -> Self {
+        self.required_headers.push(HttpHeader { name: name.to_owned(), value: value.to_owned() });
+        self
+    }
+
+    /// Adds an XEP-0363 slot header.
+    #[must_use]
+    pub fn with_slot_header(mut self, header: SlotHeader) -> Self {
+        self.slot_headers.push(header);
+        self
+    }
+}
+
+/// Why a backend could not issue a URL. Never carries a key, a signature or a signed URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The base URL is plain `http` on a non-loopback host and the backend was not told to
+    /// allow it.
+    #[error("the base URL is not https; allow plain http explicitly")]
+    InsecureBaseUrl,
+    /// The base URL cannot have paths below it (`data:`, `mailto:` …).
+    #[error("the base URL cannot be a base")]
+    InvalidBaseUrl,
+    /// The requested lifetime exceeds what the backend can sign.
+    #[error("URL lifetime longer than the backend's maximum of {max_seconds} s")]
+    ExpiryTooLong {
+        /// The maximum, in seconds.
+        max_seconds: u64,
+    },
+    /// The expiry lies before the request time or outside the representable range.
+    #[error("URL expiry out of range")]
+    InvalidExpiry,
+    /// The object key is not one this backend can store.
+    #[error("invalid object key: {0}")]
+    InvalidKey(&'static str),
+    /// The backend cannot honour what the grant requires.
+    #[error("unsupported by this backend: {0}")]
+    Unsupported(&'static str),
+    /// A failure in a host-provided backend (the text must not contain secrets).
+    #[error("storage backend failure: {0}")]
+    Backend(String),
+}
+
+/// Whether a URL's host is loopback, where plain http cannot be intercepted.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks a backend's base URL: https, or http on loopback, or http when allowed.
+pub(crate) fn check_base(url: &Url, allow_http: bool) -> Result<(), StorageError> {
+    if url.cannot_be_a_base() {
+        return Err(StorageError::InvalidBaseUrl);
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if allow_http || is_loopback(url) => Ok(()),
+        _ => Err(StorageError::InsecureBaseUrl),
+    }
+}
+
+/// Seconds since the Unix epoch, for URLs.
+pub(crate) fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}

@@ -1,0 +1,1 @@
+//! HMAC-signed URLs for your own HTTP endpoint.

@@ -1,0 +1,51 @@
+//! Small helpers over `minidom` shared by the stanza modules (crate-private).
+
+use minidom::rxml::{Namespace, NcName};
+use minidom::Element;
+
+/// A new empty element.
+pub(crate) fn el(name: &str, ns: &str) -> Element {
+    Element::bare(name, ns)
+}
+
+/// Sets an attribute; names are crate constants, so an invalid name cannot occur, and
+/// would be skipped rather than panic.
+pub(crate) fn set(el: &mut Element, name: &str, value: impl Into<String>) {
+    if let Ok(name) = NcName::try_from(name) {
+        el.set_attr(Namespace::NONE, name, value.into());
+    }
+}
+
+/// Builder-style [`set`].
+pub(crate) fn with(mut e: Element, name: &str, value: impl Into<String>) -> Element {
+    set(&mut e, name, value);
+    e
+}
+
+/// An element with one text child.
+pub(crate) fn text_el(name: &str, ns: &str, text: impl Into<String>) -> Element {
+    let mut e = el(name, ns);
+    e.append_text(text.into());
+    e
+}
+
+/// The first child with this name and namespace.
+pub(crate) fn child<'a>(e: &'a Element, name: &str, ns: &str) -> Option<&'a Element> {
+    e.children().find(|c| c.name() == name && c.has_ns(ns))
+}
+
+/// Copies an element with another namespace on the element itself (children keep theirs).
+pub(crate) fn renamespace(e: Element, ns: &str) -> Element {
+    if e.has_ns(ns) {
+        return e;
+    }
+    let mut out = Element::bare(e.name(), ns);
+    for ((attr_ns, name), value) in e.attrs().iter() {
+        out.set_attr(attr_ns.clone(), name.clone(), value.clone());
+    }
+    let mut e = e;
+    for node in e.take_nodes() {
+        out.append_node(node);
+    }
+    out
+}
