@@ -8,22 +8,27 @@ use sha2::Sha256;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
-/// A secret key that never prints itself.
+/// A secret key that never prints itself. It keeps the keyed HMAC state, so each MAC
+/// costs a clone instead of two extra compressions.
 #[derive(Clone)]
-pub(crate) struct SecretKey(Vec<u8>);
+pub(crate) struct SecretKey {
+    keyed: HmacSha256,
+}
 
 impl SecretKey {
     pub(crate) fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+        let bytes = bytes.into();
+        // HMAC accepts keys of any length; the error arm cannot happen.
+        let keyed = match HmacSha256::new_from_slice(&bytes) {
+            Ok(mac) => mac,
+            Err(_) => HmacSha256::new(&Default::default()),
+        };
+        Self { keyed }
     }
 
     /// A fresh MAC keyed with this secret.
     pub(crate) fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; the error arm cannot happen.
-        match HmacSha256::new_from_slice(&self.0) {
-            Ok(mac) => mac,
-            Err(_) => HmacSha256::new(&Default::default()),
-        }
+        self.keyed.clone()
     }
 
     /// HMAC-SHA256 of the given parts, each fed in order.
@@ -35,15 +40,32 @@ impl SecretKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// HMAC-SHA256 of a sequence of fields, each prefixed with its length (u64, big-endian),
+    /// so that no two different sequences sign the same bytes.
+    pub(crate) fn sign_fields(&self, fields: &[&[u8]]) -> [u8; 32] {
+        self.fields_mac(fields).finalize().into_bytes().into()
+    }
+
+    /// Checks a tag over fields in constant time.
+    pub(crate) fn verify_fields(&self, fields: &[&[u8]], tag: &[u8]) -> bool {
+        self.fields_mac(fields).verify_slice(tag).is_ok()
+    }
+
+    fn fields_mac(&self, fields: &[&[u8]]) -> HmacSha256 {
+        let mut mac = self.mac();
+        for f in fields {
+            mac.update(&(f.len() as u64).to_be_bytes());
+            mac.update(f);
+        }
+        mac
+    }
+
     /// A sub-key for one purpose, so that one host secret serves several uses without a
     /// signature made for one being valid for another.
     pub(crate) fn derive(&self, label: &str) -> SecretKey {
-        SecretKey(self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()]).to_vec())
+        SecretKey::new(self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()]).to_vec())
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl fmt::Debug for SecretKey {
@@ -95,6 +117,7 @@ fn nibble(c: u8) -> Option<u8> {
 }
 
 /// SHA-256 of some bytes.
+#[cfg(test)]
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     Sha256::digest(data).into()

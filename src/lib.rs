@@ -1,9 +1,71 @@
-//! placeholder
+//! # xmpp-upload
+//!
+//! Everything an XMPP server, component or client needs for HTTP File Upload
+//! ([XEP-0363](https://xmpp.org/extensions/xep-0363.html)) and for ProcessOne's file-ID
+//! extension (`p1:http-file-transfer`): the stanzas in every dialect seen in the wild, a slot
+//! service that answers them under a policy, and storage backends that issue short-lived URLs
+//! bound to one file, so the storage master key never leaves the server.
+//!
+//! ### This crate does no I/O
+//! It never opens a socket or a file and never reads the clock. Time comes in as
+//! `now: OffsetDateTime`; unguessable values (slot IDs, file IDs) are derived with HMAC from a
+//! host secret. Every result is therefore reproducible. The HTTP server that receives the
+//! uploads, the XMPP connection and the storage live in your program (see `examples/`).
+//!
+//! ```text
+//! client IQ ──► stanza parsing ──► SlotService (access, name, size, type, quota) ──► StorageBackend ──► reply IQ
+//!              (3 dialects, p1,        │ typed SlotError ─► error IQ                   │ signed URLs
+//!               disco#info/items)      ▼                                                │ external servers
+//!                                   QuotaLedger                                         │ S3 SigV4 presign
+//! HTTP server ── SignedUrlStore::verify_put / verify_get ──────────────────────────────► 201 / 403 / 413
+//! ```
+//!
+//! ## Getting started
+//! ```
+//! use xmpp_upload::{ServiceConfig, SlotService, storage::signed::SignedUrlStore};
+//! use xmpp_upload::stanza::upload::Slot;
+//!
+//! let config = ServiceConfig::new("upload.montague.tld".parse()?, *b"32 bytes of host secret.........")
+//!     .max_file_size(10 * 1024 * 1024);
+//! let store = SignedUrlStore::new("https://files.montague.tld/".parse()?, *b"32 bytes of storage key.........");
+//! let service = SlotService::new(config, store);
+//!
+//! // A slot request as Conversations sends it, arriving at the service.
+//! let request: minidom::Element = "<iq xmlns='jabber:client' type='get' id='step_03' \
+//!     from='romeo@montague.tld/garden' to='upload.montague.tld'>\
+//!     <request xmlns='urn:xmpp:http:upload:0' filename='my-juliet.jpg' size='23456' \
+//!     content-type='image/jpeg'/></iq>".parse()?;
+//! let now = time::macros::datetime!(2024-05-01 12:00 UTC);
+//! let reply = service.handle(&request, now).expect("the service answers upload requests");
+//!
+//! let slot = Slot::try_from(reply.children().next().expect("a <slot/>"))?;
+//! // The HTTP side accepts exactly that file, for 300 s.
+//! let ok = service.storage().verify_put(&slot.put, 23456, Some("image/jpeg"), now)?;
+//! assert_eq!(ok.filename, "my-juliet.jpg");
+//! assert!(service.storage().verify_put(&slot.put, 23457, Some("image/jpeg"), now).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Map
+//! * [`stanza`]: wire types, parsed from and built into [`minidom::Element`].
+//! * [`SlotService`] / [`ServiceConfig`]: the policy and the one entry point, [`SlotService::handle`].
+//! * [`storage`]: the [`StorageBackend`] trait and the built-in backends
+//!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
+//! * [`file_id`]: opaque, authenticated file IDs.
+//! * [`checked`]: validated file names and content types.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations, rustdoc::broken_intra_doc_links)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 pub mod checked;
+mod crypto;
+pub mod file_id;
 pub mod ns;
+pub mod service;
 pub mod stanza;
 pub mod storage;
 mod xml;
-mod crypto;
+
+pub use service::{ServiceConfig, SlotError, SlotService};
+pub use storage::StorageBackend;

@@ -320,8 +320,3 @@ pub(crate) fn check_base(url: &Url, allow_http: bool) -> Result<(), StorageError
         _ => Err(StorageError::InsecureBaseUrl),
     }
 }
-
-/// Seconds since the Unix epoch, for URLs.
-pub(crate) fn unix(t: OffsetDateTime) -> i64 {
-    t.unix_timestamp()
-}

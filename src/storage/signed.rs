@@ -1,1 +1,622 @@
-//! HMAC-signed URLs for your own HTTP endpoint.
+//! HMAC-signed URLs for your own HTTP endpoint, and the verifier that endpoint calls.
+//!
+//! A PUT URL looks like
+//! `https://files.example/up/3f2a…c9/my%20juliet.jpg?v=1&size=23456&type=image%2Fjpeg&exp=1700000300&sig=…`:
+//! the object key (`{slot id}/{file name}`) is the path below the base URL, and the query
+//! carries every binding (size — or the largest size when only an MD5 binds the content —,
+//! content type, SHA-256, MD5, expiry) and an HMAC-SHA256 over all of them. The token sits in
+//! the query, so clients that drop slot headers still work, and any number of HTTP nodes
+//! sharing the key verify URLs without shared state.
+//!
+//! GET URLs are `{base}/{key}?sig=…` (no expiry) or `{base}/{key}?exp=…&sig=…`.
+//!
+//! The MAC input is a sequence of length-prefixed fields (method, key, bindings), so no two
+//! different URLs sign the same bytes, and verification compares tags in constant time.
+
+use core::fmt;
+
+use base64::Engine as _;
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
+use crate::checked::FileName;
+use crate::crypto::{hex, unhex, SecretKey};
+use crate::stanza::file_transfer::encode_md5;
+
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+const VERSION: &str = "1";
+
+/// Issues HMAC-signed PUT/GET URLs under a base URL and verifies them.
+///
+/// ```
+/// use xmpp_upload::storage::signed::SignedUrlStore;
+/// let store = SignedUrlStore::new("https://files.example.org/upload/".parse()?, *b"a key of 32 random bytes........");
+/// // store.verify_put(&url, content_length, content_type, now) in the HTTP server's PUT handler
+/// # Ok::<(), url::ParseError>(())
+/// ```
+#[derive(Clone)]
+pub struct SignedUrlStore {
+    base: Url,
+    base_segments: Vec<String>,
+    key: SecretKey,
+    allow_http: bool,
+}
+
+impl fmt::Debug for SignedUrlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedUrlStore")
+            .field("base", &self.base.as_str())
+            .field("allow_insecure_http", &self.allow_http)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a verified PUT may store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedPut {
+    /// The object key to store under: `{slot id}/{file name}`.
+    pub key: String,
+    /// The file name (the last segment of the key).
+    pub filename: String,
+    /// The number of bytes to accept (the request's `Content-Length`).
+    pub size: u64,
+    /// The content type bound into the URL, when the client declared one.
+    pub content_type: Option<String>,
+    /// The SHA-256 the body must have, when bound.
+    pub sha256: Option<[u8; 32]>,
+    /// The MD5 the body must have, when bound (`p1:http-file-transfer`).
+    pub md5: Option<[u8; 16]>,
+}
+
+impl VerifiedPut {
+    /// Checks the request's `Content-MD5` header against the bound MD5: required and equal
+    /// when an MD5 is bound, ignored otherwise.
+    pub fn check_content_md5(&self, header: Option<&str>) -> Result<(), VerifyError> {
+        let Some(expected) = self.md5 else { return Ok(()) };
+        let given = header
+            .and_then(|h| crate::stanza::file_transfer::decode_md5(h).ok())
+            .ok_or(VerifyError::DigestMismatch)?;
+        if crate::crypto::ct_eq(&given, &expected) {
+            Ok(())
+        } else {
+            Err(VerifyError::DigestMismatch)
+        }
+    }
+
+    /// A checker to feed the body through while storing it: it refuses more bytes than
+    /// [`VerifiedPut::size`] and, at the end, fewer bytes or a body whose digest differs from
+    /// the bound SHA-256 or MD5. Keep the stored file only if [`BodyCheck::finish`] succeeds.
+    #[must_use]
+    pub fn body_check(&self) -> BodyCheck {
+        BodyCheck {
+            expected_len: self.size,
+            seen: 0,
+            sha256: self.sha256.map(|d| (Sha256::new(), d)),
+            md5: self.md5.map(|d| (Md5::new(), d)),
+        }
+    }
+}
+
+/// Streaming check of a PUT body against a [`VerifiedPut`].
+#[derive(Debug, Clone)]
+pub struct BodyCheck {
+    expected_len: u64,
+    seen: u64,
+    sha256: Option<(Sha256, [u8; 32])>,
+    md5: Option<(Md5, [u8; 16])>,
+}
+
+impl BodyCheck {
+    /// Feeds a chunk; fails as soon as the body is longer than declared.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), VerifyError> {
+        self.seen = self.seen.saturating_add(chunk.len() as u64);
+        if self.seen > self.expected_len {
+            return Err(VerifyError::SizeMismatch { expected: self.expected_len, actual: self.seen });
+        }
+        if let Some((h, _)) = &mut self.sha256 {
+            h.update(chunk);
+        }
+        if let Some((h, _)) = &mut self.md5 {
+            h.update(chunk);
+        }
+        Ok(())
+    }
+
+    /// Checks the length and the digests once the body is complete.
+    pub fn finish(self) -> Result<(), VerifyError> {
+        if self.seen != self.expected_len {
+            return Err(VerifyError::SizeMismatch { expected: self.expected_len, actual: self.seen });
+        }
+        if let Some((h, d)) = self.sha256 {
+            if !crate::crypto::ct_eq(&h.finalize(), &d) {
+                return Err(VerifyError::DigestMismatch);
+            }
+        }
+        if let Some((h, d)) = self.md5 {
+            if !crate::crypto::ct_eq(&h.finalize(), &d) {
+                return Err(VerifyError::DigestMismatch);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a verified GET may serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifiedGet {
+    /// The object key.
+    pub key: String,
+    /// The file name (the last segment of the key).
+    pub filename: String,
+    /// When the URL stops working, if it does.
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// Why a URL was refused. The message never contains the URL, key or signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// The URL does not have the form this store issues.
+    #[error("malformed signed URL: {0}")]
+    Malformed(&'static str),
+    /// The URL's path is not below the store's base URL.
+    #[error("the URL is not below the store's base URL")]
+    NotUnderBase,
+    /// The signature does not match: the URL was altered or signed with another key.
+    #[error("bad signature")]
+    BadSignature,
+    /// The URL has expired.
+    #[error("the URL has expired")]
+    Expired,
+    /// The body length differs from the size bound into the URL.
+    #[error("size mismatch: the slot is for {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The bound size (or limit).
+        expected: u64,
+        /// The request's length.
+        actual: u64,
+    },
+    /// The content type differs from the one bound into the URL.
+    #[error("content type differs from the one the slot was issued for")]
+    TypeMismatch,
+    /// The body or its `Content-MD5` does not match the bound digest.
+    #[error("the body does not match the digest the slot was issued for")]
+    DigestMismatch,
+}
+
+impl VerifyError {
+    /// The HTTP status to answer with: 403 for bad, altered or malformed signatures, 404 off
+    /// base, 410 for expired URLs (GET: ask for a fresh URL), 413 for a size mismatch, 415
+    /// for a type mismatch, 400 for a digest mismatch.
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        match self {
+            VerifyError::Malformed(_) | VerifyError::BadSignature => 403,
+            VerifyError::NotUnderBase => 404,
+            VerifyError::Expired => 410,
+            VerifyError::SizeMismatch { .. } => 413,
+            VerifyError::TypeMismatch => 415,
+            VerifyError::DigestMismatch => 400,
+        }
+    }
+}
+
+/// The parameters of a signed URL's query.
+#[derive(Default)]
+struct Params {
+    v: Option<String>,
+    size: Option<String>,
+    max: Option<String>,
+    ty: Option<String>,
+    sha256: Option<String>,
+    md5: Option<String>,
+    exp: Option<String>,
+    sig: Option<String>,
+}
+
+impl Params {
+    fn parse(url: &Url) -> Result<Self, VerifyError> {
+        let mut p = Params::default();
+        for (name, value) in url.query_pairs() {
+            let slot = match name.as_ref() {
+                "v" => &mut p.v,
+                "size" => &mut p.size,
+                "max" => &mut p.max,
+                "type" => &mut p.ty,
+                "sha256" => &mut p.sha256,
+                "md5" => &mut p.md5,
+                "exp" => &mut p.exp,
+                "sig" => &mut p.sig,
+                _ => return Err(VerifyError::Malformed("unknown query parameter")),
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(VerifyError::Malformed("repeated query parameter"));
+            }
+        }
+        Ok(p)
+    }
+}
+
+/// Parses a decimal that this store wrote (no sign, no leading zeros beyond "0").
+fn parse_num(s: &str) -> Result<u64, VerifyError> {
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(VerifyError::Malformed("non-canonical number"));
+    }
+    crate::stanza::parse_size(s).map_err(|_| VerifyError::Malformed("bad number"))
+}
+
+impl SignedUrlStore {
+    /// A store issuing URLs below `base_url`, signed with `key` (use at least 32 random
+    /// bytes; the HTTP server that verifies needs the same key). The base must be `https`,
+    /// or `http` on a loopback host, unless [`SignedUrlStore::allow_insecure_http`] is set;
+    /// otherwise issuing fails with [`StorageError::InsecureBaseUrl`].
+    #[must_use]
+    pub fn new(base_url: Url, key: impl Into<Vec<u8>>) -> Self {
+        let base_segments = base_url
+            .path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Self { base: base_url, base_segments, key: SecretKey::new(key), allow_http: false }
+    }
+
+    /// Allows a plain `http` base URL on a non-loopback host (for a TLS-terminating proxy in
+    /// front of the base URL's host, say). Clients then send files in clear text.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    fn object_url(&self, key: &str) -> Result<Url, StorageError> {
+        check_base(&self.base, self.allow_http)?;
+        let mut url = self.base.clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        {
+            let mut segs = url.path_segments_mut().map_err(|()| StorageError::InvalidBaseUrl)?;
+            segs.pop_if_empty();
+            for s in key.split('/') {
+                segs.push(s);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Issues a signed GET URL for `key`, valid until `expires` (`None`: no expiry).
+    pub fn sign_get(&self, key: &str, expires: Option<OffsetDateTime>) -> Result<Url, StorageError> {
+        split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
+        let mut url = self.object_url(key)?;
+        let exp = expires.map(|t| t.unix_timestamp().to_string()).unwrap_or_default();
+        let sig = self.key.sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp.as_bytes()]);
+        {
+            let mut q = url.query_pairs_mut();
+            if !exp.is_empty() {
+                q.append_pair("exp", &exp);
+            }
+            q.append_pair("sig", &B64URL.encode(sig));
+        }
+        Ok(url)
+    }
+
+    fn put_fields<'a>(
+        key: &'a str,
+        size: &'a str,
+        max: &'a str,
+        ty: &'a str,
+        sha256: &'a str,
+        md5: &'a str,
+        exp: &'a str,
+    ) -> [&'a [u8]; 9] {
+        [
+            b"PUT",
+            VERSION.as_bytes(),
+            key.as_bytes(),
+            size.as_bytes(),
+            max.as_bytes(),
+            ty.as_bytes(),
+            sha256.as_bytes(),
+            md5.as_bytes(),
+            exp.as_bytes(),
+        ]
+    }
+
+    /// Checks a PUT: the URL's signature and expiry, then the request's `Content-Length`
+    /// against the bound size and its `Content-Type` against the bound type (compared by
+    /// `type/subtype`, case-insensitively; parameters are ignored). The scheme and host are
+    /// not checked, so a server behind a proxy can pass the URL it sees; the path must be
+    /// below the base URL's path.
+    ///
+    /// On success, feed the body through [`VerifiedPut::body_check`] (and check
+    /// `Content-MD5` with [`VerifiedPut::check_content_md5`] when an MD5 is bound).
+    pub fn verify_put(
+        &self,
+        url: &Url,
+        content_length: u64,
+        content_type: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedPut, VerifyError> {
+        let (key, filename) = self.key_of(url)?;
+        let p = Params::parse(url)?;
+        if p.v.as_deref() != Some(VERSION) {
+            return Err(VerifyError::Malformed("missing or unknown version"));
+        }
+        let sig = p.sig.as_deref().ok_or(VerifyError::Malformed("missing signature"))?;
+        let sig = B64URL.decode(sig).map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let exp = p.exp.as_deref().ok_or(VerifyError::Malformed("missing expiry"))?;
+        let fields = Self::put_fields(
+            &key,
+            p.size.as_deref().unwrap_or_default(),
+            p.max.as_deref().unwrap_or_default(),
+            p.ty.as_deref().unwrap_or_default(),
+            p.sha256.as_deref().unwrap_or_default(),
+            p.md5.as_deref().unwrap_or_default(),
+            exp,
+        );
+        if !self.key.verify_fields(&fields, &sig) {
+            return Err(VerifyError::BadSignature);
+        }
+        // Only values this store signed reach this point; they are still parsed defensively.
+        let exp = i64::try_from(parse_num(exp)?).map_err(|_| VerifyError::Malformed("bad expiry"))?;
+        if now.unix_timestamp() >= exp {
+            return Err(VerifyError::Expired);
+        }
+        match (p.size.as_deref(), p.max.as_deref()) {
+            (Some(size), None) => {
+                let size = parse_num(size)?;
+                if content_length != size {
+                    return Err(VerifyError::SizeMismatch { expected: size, actual: content_length });
+                }
+            }
+            (None, Some(max)) => {
+                let max = parse_num(max)?;
+                if content_length > max {
+                    return Err(VerifyError::SizeMismatch { expected: max, actual: content_length });
+                }
+            }
+            _ => return Err(VerifyError::Malformed("size binding")),
+        }
+        if let Some(bound) = p.ty.as_deref() {
+            let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            if content_type.map(essence) != Some(essence(bound)) {
+                return Err(VerifyError::TypeMismatch);
+            }
+        }
+        let sha256 = match p.sha256.as_deref() {
+            Some(h) => Some(unhex::<32>(h).ok_or(VerifyError::Malformed("sha256"))?),
+            None => None,
+        };
+        let md5 = match p.md5.as_deref() {
+            Some(h) => Some(unhex::<16>(h).ok_or(VerifyError::Malformed("md5"))?),
+            None => None,
+        };
+        Ok(VerifiedPut { key, filename, size: content_length, content_type: p.ty, sha256, md5 })
+    }
+
+    /// Checks a GET URL's signature and expiry.
+    pub fn verify_get(&self, url: &Url, now: OffsetDateTime) -> Result<VerifiedGet, VerifyError> {
+        let (key, filename) = self.key_of(url)?;
+        let mut exp = None;
+        let mut sig = None;
+        for (name, value) in url.query_pairs() {
+            let slot = match name.as_ref() {
+                "exp" => &mut exp,
+                "sig" => &mut sig,
+                _ => return Err(VerifyError::Malformed("unknown query parameter")),
+            };
+            if slot.replace(value).is_some() {
+                return Err(VerifyError::Malformed("repeated query parameter"));
+            }
+        }
+        let sig = sig.ok_or(VerifyError::Malformed("missing signature"))?;
+        let sig = B64URL.decode(sig.as_bytes()).map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let exp_s = exp.as_deref().unwrap_or_default();
+        if exp.is_some() && exp_s.is_empty() {
+            return Err(VerifyError::Malformed("empty expiry"));
+        }
+        if !self.key.verify_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp_s.as_bytes()], &sig) {
+            return Err(VerifyError::BadSignature);
+        }
+        let expires = match exp {
+            None => None,
+            Some(e) => {
+                let secs = i64::try_from(parse_num(&e)?).map_err(|_| VerifyError::Malformed("bad expiry"))?;
+                let t = OffsetDateTime::from_unix_timestamp(secs).map_err(|_| VerifyError::Malformed("bad expiry"))?;
+                if now >= t {
+                    return Err(VerifyError::Expired);
+                }
+                Some(t)
+            }
+        };
+        Ok(VerifiedGet { key, filename, expires })
+    }
+
+    /// The object key of a URL: the two percent-decoded segments below the base path, which
+    /// must be a 32-hex-digit slot ID and a valid file name.
+    fn key_of(&self, url: &Url) -> Result<(String, String), VerifyError> {
+        let mut segs = url.path_segments().ok_or(VerifyError::NotUnderBase)?;
+        for base in &self.base_segments {
+            if segs.next() != Some(base.as_str()) {
+                return Err(VerifyError::NotUnderBase);
+            }
+        }
+        let (Some(id), Some(name), None) = (segs.next(), segs.next(), segs.next()) else {
+            return Err(VerifyError::Malformed("path is not {slot id}/{file name}"));
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| VerifyError::Malformed("path is not UTF-8"))
+        };
+        let (id, name) = (decode(id)?, decode(name)?);
+        if unhex::<16>(&id).is_none() || id.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(VerifyError::Malformed("slot id"));
+        }
+        FileName::new(&name).map_err(|_| VerifyError::Malformed("file name"))?;
+        Ok((format!("{id}/{name}"), name))
+    }
+}
+
+/// Splits `{32 hex}/{file name}`.
+fn split_key(key: &str) -> Option<(&str, &str)> {
+    let (id, name) = key.split_once('/')?;
+    unhex::<16>(id)?;
+    FileName::new(name).ok()?;
+    Some((id, name))
+}
+
+impl StorageBackend for SignedUrlStore {
+    fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
+        let key = grant.key();
+        let mut put = self.object_url(key)?;
+        let exp = grant.put_expires().unix_timestamp().to_string();
+        let (size, max) = match grant.size() {
+            Some(s) => (s.to_string(), String::new()),
+            None => (String::new(), grant.max_size().to_string()),
+        };
+        let ty = grant.content_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let sha256 = grant.sha256().map(|d| hex(d)).unwrap_or_default();
+        let md5 = grant.md5().map(|d| hex(d)).unwrap_or_default();
+        let sig = self.key.sign_fields(&Self::put_fields(key, &size, &max, &ty, &sha256, &md5, &exp));
+        {
+            let mut q = put.query_pairs_mut();
+            q.append_pair("v", VERSION);
+            if !size.is_empty() {
+                q.append_pair("size", &size);
+            } else {
+                q.append_pair("max", &max);
+            }
+            for (name, value) in [("type", &ty), ("sha256", &sha256), ("md5", &md5)] {
+                if !value.is_empty() {
+                    q.append_pair(name, value);
+                }
+            }
+            q.append_pair("exp", &exp);
+            q.append_pair("sig", &B64URL.encode(sig));
+        }
+        let get = self.sign_get(key, grant.get_expires())?;
+        let mut target = UploadTarget::new(put, get, key);
+        if let Some(t) = grant.content_type() {
+            target = target.with_required_header("Content-Type", t.as_str());
+        }
+        if let Some(m) = grant.md5() {
+            target = target.with_required_header("Content-MD5", &encode_md5(m));
+        }
+        Ok(target)
+    }
+
+    fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
+        self.sign_get(grant.key(), Some(grant.expires()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checked::{ContentType, FileName};
+    use time::Duration;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
+    }
+
+    fn grant(name: &str, size: u64, ty: Option<&str>) -> UploadGrant {
+        UploadGrant::new(
+            [0xab; 16],
+            FileName::new(name).unwrap(),
+            Some(size),
+            size,
+            ty.map(|t| ContentType::new(t).unwrap()),
+            None,
+            None,
+            "romeo@montague.tld".parse().unwrap(),
+            now(),
+            now() + Duration::seconds(300),
+            None,
+        )
+    }
+
+    fn store() -> SignedUrlStore {
+        SignedUrlStore::new("https://files.example/up/".parse().unwrap(), "k".repeat(32))
+    }
+
+    #[test]
+    fn put_url_verifies_and_binds() {
+        let s = store();
+        let t = s.issue_upload(&grant("my juliet.jpg", 23456, Some("image/jpeg"))).unwrap();
+        assert!(t.put_url.as_str().starts_with("https://files.example/up/abababab"));
+        assert!(t.put_url.path().ends_with("/my%20juliet.jpg"));
+        let v = s.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()).unwrap();
+        assert_eq!(v.filename, "my juliet.jpg");
+        assert_eq!(v.key, format!("{}/my juliet.jpg", "ab".repeat(16)));
+        assert!(matches!(s.verify_put(&t.put_url, 23457, Some("image/jpeg"), now()), Err(VerifyError::SizeMismatch { .. })));
+        assert_eq!(s.verify_put(&t.put_url, 23456, Some("image/png"), now()), Err(VerifyError::TypeMismatch));
+        assert_eq!(s.verify_put(&t.put_url, 23456, None, now()), Err(VerifyError::TypeMismatch));
+        assert_eq!(
+            s.verify_put(&t.put_url, 23456, Some("image/jpeg"), now() + Duration::seconds(300)),
+            Err(VerifyError::Expired)
+        );
+        let other = SignedUrlStore::new("https://files.example/up/".parse().unwrap(), "x".repeat(32));
+        assert_eq!(other.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()), Err(VerifyError::BadSignature));
+    }
+
+    #[test]
+    fn get_url_verifies() {
+        let s = store();
+        let t = s.issue_upload(&grant("Отчёт.pdf", 1, None)).unwrap();
+        let g = s.verify_get(&t.get_url, now() + Duration::days(3650)).unwrap();
+        assert_eq!(g.filename, "Отчёт.pdf");
+        assert_eq!(g.expires, None);
+        assert!(t.get_url.as_str().is_ascii());
+        // A PUT URL is not a GET URL and vice versa.
+        assert!(s.verify_get(&t.put_url, now()).is_err());
+        assert!(s.verify_put(&t.get_url, 1, None, now()).is_err());
+    }
+
+    #[test]
+    fn insecure_base_is_refused_unless_loopback_or_allowed() {
+        let g = grant("a", 1, None);
+        let s = SignedUrlStore::new("http://files.example/".parse().unwrap(), "k");
+        assert_eq!(s.issue_upload(&g), Err(StorageError::InsecureBaseUrl));
+        assert!(s.allow_insecure_http(true).issue_upload(&g).is_ok());
+        let s = SignedUrlStore::new("http://127.0.0.1:8080/".parse().unwrap(), "k");
+        assert!(s.issue_upload(&g).is_ok());
+    }
+
+    #[test]
+    fn debug_redacts_the_key() {
+        let s = SignedUrlStore::new("https://f.example/".parse().unwrap(), "supersecretkey");
+        assert!(!format!("{s:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn body_check_enforces_length_and_digests() {
+        let v = VerifiedPut {
+            key: String::new(),
+            filename: String::new(),
+            size: 3,
+            content_type: None,
+            sha256: Some(crate::crypto::sha256(b"abc")),
+            md5: None,
+        };
+        let mut c = v.body_check();
+        c.update(b"ab").unwrap();
+        c.update(b"c").unwrap();
+        c.clone().finish().unwrap();
+        assert!(c.update(b"d").is_err());
+        let mut c = v.body_check();
+        c.update(b"abd").unwrap();
+        assert_eq!(c.finish(), Err(VerifyError::DigestMismatch));
+    }
+}

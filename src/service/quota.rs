@@ -1,0 +1,239 @@
+//! Upload quotas: a rolling window per bare JID and a global cap, kept by a [`QuotaLedger`].
+
+use core::fmt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use jid::BareJid;
+use time::{Duration, OffsetDateTime};
+
+/// The limits a charge is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuotaLimits {
+    /// Bytes one bare JID may upload per window.
+    pub per_user: Option<u64>,
+    /// Bytes all users together may upload per window.
+    pub global: Option<u64>,
+    /// The rolling window (24 h by default).
+    pub window: Duration,
+}
+
+impl QuotaLimits {
+    /// Limits over a rolling 24 hours.
+    #[must_use]
+    pub fn daily(per_user: Option<u64>, global: Option<u64>) -> Self {
+        Self { per_user, global, window: Duration::DAY }
+    }
+}
+
+/// Which limit refused a charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QuotaScope {
+    /// The requester's own quota.
+    User,
+    /// The service-wide cap.
+    Global,
+}
+
+/// A refused charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("upload quota exceeded")]
+#[non_exhaustive]
+pub struct QuotaExceeded {
+    /// Which limit was hit.
+    pub scope: QuotaScope,
+    /// When the same charge would fit again; `None` when it never will (larger than the
+    /// limit itself) or the ledger cannot tell.
+    pub retry_at: Option<OffsetDateTime>,
+}
+
+/// Records uploads and refuses those over the limits, atomically.
+///
+/// The host may back this with its database so that every node shares the quota; an
+/// in-memory [`MemoryLedger`] ships for single-node services and tests.
+///
+/// # Security
+/// `charge` must check and record in one step: two concurrent charges must never both fit
+/// where only one does.
+pub trait QuotaLedger: Send + Sync + fmt::Debug {
+    /// Checks `bytes` for `user` against `limits` at `now` and records it if it fits.
+    fn charge(
+        &self,
+        user: &BareJid,
+        bytes: u64,
+        now: OffsetDateTime,
+        limits: &QuotaLimits,
+    ) -> Result<(), QuotaExceeded>;
+
+    /// Takes back a charge made at `now` (the slot could not be issued after all).
+    fn refund(&self, user: &BareJid, bytes: u64, now: OffsetDateTime);
+}
+
+/// A thread-safe in-memory [`QuotaLedger`]: per-user and global logs of `(time, bytes)`
+/// within the window, behind one mutex so the two limits are checked together. Cost per
+/// charge is independent of the number of users (one hash lookup plus amortised pruning).
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<BareJid, Log>,
+    global: Log,
+    charges: u64,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<(OffsetDateTime, u64)>,
+    total: u64,
+}
+
+impl Log {
+    fn prune(&mut self, cutoff: OffsetDateTime) {
+        while let Some(&(t, b)) = self.entries.front() {
+            if t > cutoff {
+                break;
+            }
+            self.entries.pop_front();
+            self.total = self.total.saturating_sub(b);
+        }
+    }
+
+    /// Whether `bytes` more fit under `limit`; if not, when they will.
+    fn check(&self, bytes: u64, limit: u64, window: Duration) -> Result<(), Option<OffsetDateTime>> {
+        if self.total.checked_add(bytes).is_some_and(|t| t <= limit) {
+            return Ok(());
+        }
+        if bytes > limit {
+            return Err(None);
+        }
+        let mut remaining = self.total;
+        for &(t, b) in &self.entries {
+            remaining = remaining.saturating_sub(b);
+            if remaining.checked_add(bytes).is_some_and(|r| r <= limit) {
+                return Err(t.checked_add(window));
+            }
+        }
+        Err(None)
+    }
+
+    fn push(&mut self, now: OffsetDateTime, bytes: u64) {
+        self.entries.push_back((now, bytes));
+        self.total = self.total.saturating_add(bytes);
+    }
+
+    fn remove(&mut self, now: OffsetDateTime, bytes: u64) {
+        if let Some(i) = self.entries.iter().rposition(|&(t, b)| t == now && b == bytes) {
+            self.entries.remove(i);
+            self.total = self.total.saturating_sub(bytes);
+        }
+    }
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes charged to `user` within the window ending at `now`.
+    #[must_use]
+    pub fn used(&self, user: &BareJid, now: OffsetDateTime, window: Duration) -> u64 {
+        let Ok(state) = self.state.lock() else { return 0 };
+        state.users.get(user).map_or(0, |log| {
+            log.entries.iter().filter(|(t, _)| *t > now - window).map(|(_, b)| *b).sum()
+        })
+    }
+}
+
+impl QuotaLedger for MemoryLedger {
+    fn charge(
+        &self,
+        user: &BareJid,
+        bytes: u64,
+        now: OffsetDateTime,
+        limits: &QuotaLimits,
+    ) -> Result<(), QuotaExceeded> {
+        if limits.per_user.is_none() && limits.global.is_none() {
+            return Ok(());
+        }
+        // A poisoned lock means a panic elsewhere mid-update; the logs are still consistent
+        // (each update is a push or pop with its total), so keep serving.
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cutoff = now.checked_sub(limits.window).unwrap_or(now);
+        state.charges = state.charges.wrapping_add(1);
+        if state.charges % 4096 == 0 {
+            // Forget users whose window has passed, so memory follows active users only.
+            state.users.retain(|_, log| {
+                log.prune(cutoff);
+                !log.entries.is_empty()
+            });
+        }
+        if let Some(limit) = limits.global {
+            state.global.prune(cutoff);
+            if let Err(retry_at) = state.global.check(bytes, limit, limits.window) {
+                return Err(QuotaExceeded { scope: QuotaScope::Global, retry_at });
+            }
+        }
+        if let Some(limit) = limits.per_user {
+            let log = state.users.entry(user.clone()).or_default();
+            log.prune(cutoff);
+            if let Err(retry_at) = log.check(bytes, limit, limits.window) {
+                return Err(QuotaExceeded { scope: QuotaScope::User, retry_at });
+            }
+            log.push(now, bytes);
+        }
+        if limits.global.is_some() {
+            state.global.push(now, bytes);
+        }
+        Ok(())
+    }
+
+    fn refund(&self, user: &BareJid, bytes: u64, now: OffsetDateTime) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(log) = state.users.get_mut(user) {
+            log.remove(now, bytes);
+        }
+        state.global.remove(now, bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn rolling_window_and_retry_stamp() {
+        let l = MemoryLedger::new();
+        let u: BareJid = "a@b.c".parse().unwrap();
+        let lim = QuotaLimits::daily(Some(100), None);
+        l.charge(&u, 60, t(0), &lim).unwrap();
+        l.charge(&u, 40, t(10), &lim).unwrap();
+        let e = l.charge(&u, 1, t(20), &lim).unwrap_err();
+        assert_eq!(e.scope, QuotaScope::User);
+        assert_eq!(e.retry_at, Some(t(86_400)));
+        assert_eq!(l.charge(&u, 101, t(20), &lim).unwrap_err().retry_at, None);
+        l.charge(&u, 50, t(86_400), &lim).unwrap();
+    }
+
+    #[test]
+    fn global_cap_and_refund() {
+        let l = MemoryLedger::new();
+        let lim = QuotaLimits::daily(None, Some(10));
+        let a: BareJid = "a@b.c".parse().unwrap();
+        let b: BareJid = "b@b.c".parse().unwrap();
+        l.charge(&a, 10, t(0), &lim).unwrap();
+        assert_eq!(l.charge(&b, 1, t(1), &lim).unwrap_err().scope, QuotaScope::Global);
+        l.refund(&a, 10, t(0));
+        l.charge(&b, 1, t(1), &lim).unwrap();
+    }
+}
