@@ -117,7 +117,6 @@ fn nibble(c: u8) -> Option<u8> {
 }
 
 /// SHA-256 of some bytes.
-#[cfg(test)]
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     Sha256::digest(data).into()

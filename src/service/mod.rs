@@ -603,8 +603,13 @@ impl<S: StorageBackend> SlotService<S> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // Without a declared size (a p1 upload by MD5 alone) the PUT is capped at the size
+        // limit; a quota cannot be charged fairly for an unknown size, so it needs one.
+        if size.is_none() && (c.limits.per_user.is_some() || c.limits.global.is_some()) {
+            return Err(SlotError::Malformed(ParseError::MissingAttribute("size")));
+        }
         let bare: BareJid = requester.to_bare();
-        let charge = size.unwrap_or(c.max_file_size);
+        let charge = size.unwrap_or(0);
         c.ledger
             .charge(&bare, charge, now, &c.limits)
             .map_err(|e| SlotError::QuotaExceeded { retry_at: e.retry_at })?;

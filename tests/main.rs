@@ -1,0 +1,6 @@
+//! All integration tests in one binary (one link on 2 cores): the modules are in `suite/`.
+
+#[path = "suite/common.rs"]
+mod common;
+#[path = "suite/service_table.rs"]
+mod service_table;
