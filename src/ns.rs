@@ -10,6 +10,8 @@ pub const SIACS: &str = "eu:siacs:conversations:http:upload";
 pub const UPLOAD_PURPOSE: &str = "urn:xmpp:http:upload:purpose:0";
 /// ProcessOne's HTTP file transfer with file IDs (spec by J. Sautret).
 pub const FILE_TRANSFER: &str = "p1:http-file-transfer";
+/// The same protocol under the name ProcessOne's production service and Conversations use.
+pub const FILE_TRANSFER_S3: &str = "p1:s3filetransfer";
 /// XEP-0300 Use of Cryptographic Hash Functions in XMPP.
 pub const HASHES: &str = "urn:xmpp:hashes:2";
 /// XEP-0030 Service Discovery, info.

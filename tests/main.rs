@@ -4,3 +4,7 @@
 mod common;
 #[path = "suite/service_table.rs"]
 mod service_table;
+#[path = "suite/fixtures.rs"]
+mod fixtures;
+#[path = "suite/malformed.rs"]
+mod malformed;

@@ -482,12 +482,12 @@ impl<S: StorageBackend> SlotService<S> {
                 IqType::Get => iq.result(me, Some(Element::bare("query", ns::DISCO_ITEMS))),
                 _ => iq.error(me, None, SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0)),
             }),
-            ("query", ns::FILE_TRANSFER) => {
+            ("query", ns::FILE_TRANSFER | ns::FILE_TRANSFER_S3) => {
                 if iq.id.is_none() {
                     return Some(bad_id());
                 }
                 Some(match self.file_transfer(&iq, payload, now) {
-                    Ok(reply) => iq.result(me, Some(reply)),
+                    Ok(reply) => iq.result(me, Some(file_transfer::in_namespace(reply, &payload_ns))),
                     Err(e) => iq.error(me, Some(payload.clone()), e.to_stanza_error(Dialect::V0)),
                 })
             }

@@ -45,6 +45,8 @@ pub struct ServiceInfo {
     pub purposes: Vec<Purpose>,
     /// Whether `p1:http-file-transfer` (file IDs) is served.
     pub file_transfer: bool,
+    /// Other features the entity lists (kept so that a parsed result rebuilds unchanged).
+    pub other_features: Vec<String>,
 }
 
 impl ServiceInfo {
@@ -57,6 +59,7 @@ impl ServiceInfo {
             max_file_size: None,
             purposes: Vec::new(),
             file_transfer: false,
+            other_features: vec![ns::DISCO_INFO.to_owned()],
         }
     }
 
@@ -97,7 +100,9 @@ impl ServiceInfo {
         }
         q.append_child(identity);
         let feature = |var: &str| with(el("feature", ns::DISCO_INFO), "var", var);
-        q.append_child(feature(ns::DISCO_INFO));
+        for f in &self.other_features {
+            q.append_child(feature(f));
+        }
         for d in &self.dialects {
             q.append_child(feature(d.namespace()));
         }
@@ -152,6 +157,12 @@ impl ServiceInfo {
         .into_iter()
         .filter(|p| features.contains(&p.feature()))
         .collect();
+        let known = |f: &str| {
+            Dialect::from_namespace(f).is_some()
+                || f == ns::FILE_TRANSFER
+                || f.starts_with("urn:xmpp:http:upload:purpose:0#")
+        };
+        let other_features = features.iter().filter(|f| !known(f)).map(|f| (*f).to_owned()).collect();
         let name = q
             .children()
             .find(|c| c.is("identity", ns::DISCO_INFO) && c.attr("category") == Some("store"))
@@ -180,7 +191,7 @@ impl ServiceInfo {
             .find(|(d, _)| Some(*d) == preferred)
             .or_else(|| limits.first())
             .map(|(_, n)| *n);
-        Ok(Some(ServiceInfo { name, dialects, max_file_size, purposes, file_transfer }))
+        Ok(Some(ServiceInfo { name, dialects, max_file_size, purposes, file_transfer, other_features }))
     }
 
     /// Reads an xmpp-parsers [`DiscoInfoResult`].

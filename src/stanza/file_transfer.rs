@@ -10,6 +10,10 @@
 //! <iq type='result'><query xmlns='p1:http-file-transfer' download='https://…'/></iq>
 //! ```
 //!
+//! Conversations and ProcessOne's production service use the same protocol under the
+//! namespace `p1:s3filetransfer`: both are parsed; build in that namespace with
+//! [`in_namespace`].
+//!
 //! `md5` is the base64 of the binary MD5 digest (RFC 1864). The upload request may also carry
 //! `filename`, `size` and `content-type` attributes; they are an extension of this crate (the
 //! p1 spec names only `md5`) that lets a service apply its limits and keep the file's name.
@@ -23,6 +27,19 @@ use crate::ns;
 use crate::xml::{el, set, with};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Whether `ns` is one of the two names of this protocol.
+#[must_use]
+pub fn is_file_transfer_ns(ns: &str) -> bool {
+    ns == crate::ns::FILE_TRANSFER || ns == crate::ns::FILE_TRANSFER_S3
+}
+
+/// Moves an element built in `p1:http-file-transfer` (and its children) to `ns`
+/// (`p1:s3filetransfer`, say), to answer in the namespace a request came in.
+#[must_use]
+pub fn in_namespace(e: Element, ns: &str) -> Element {
+    crate::xml::renamespace_deep(e, crate::ns::FILE_TRANSFER, ns)
+}
 
 /// Decodes a base64 MD5 digest (RFC 1864 `Content-MD5` form).
 ///
@@ -184,7 +201,7 @@ pub enum Query {
 impl Query {
     /// Parses a `<query xmlns='p1:http-file-transfer'/>`.
     pub fn parse(q: &Element) -> Result<Query, ParseError> {
-        if !q.is("query", ns::FILE_TRANSFER) {
+        if q.name() != "query" || !is_file_transfer_ns(&q.ns()) {
             return Err(ParseError::unexpected("a p1:http-file-transfer <query/>", q));
         }
         let url = |name: &'static str| -> Result<Option<Url>, ParseError> {
@@ -214,8 +231,8 @@ impl Query {
             }
             let headers = q
                 .children()
-                .filter(|c| c.is("headers", ns::FILE_TRANSFER))
-                .flat_map(|hs| hs.children().filter(|h| h.is("header", ns::FILE_TRANSFER)))
+                .filter(|c| c.name() == "headers" && is_file_transfer_ns(&c.ns()))
+                .flat_map(|hs| hs.children().filter(|h| h.name() == "header" && is_file_transfer_ns(&h.ns())))
                 .map(|h| {
                     Ok(HttpHeader {
                         name: h.attr("name").ok_or(ParseError::MissingAttribute("name"))?.to_owned(),
@@ -270,7 +287,7 @@ impl FileMessage {
 
     /// Parses the `<x/>`; it must carry a file ID or a download URL.
     pub fn parse(x: &Element) -> Result<Self, ParseError> {
-        if !x.is("x", ns::FILE_TRANSFER) {
+        if x.name() != "x" || !is_file_transfer_ns(&x.ns()) {
             return Err(ParseError::unexpected("a p1:http-file-transfer <x/>", x));
         }
         let fileid = x.attr("fileid").filter(|s| !s.is_empty()).map(str::to_owned);
