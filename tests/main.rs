@@ -8,3 +8,5 @@ mod service_table;
 mod fixtures;
 #[path = "suite/malformed.rs"]
 mod malformed;
+#[path = "suite/file_id.rs"]
+mod file_id;
