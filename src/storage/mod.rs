@@ -201,7 +201,12 @@ pub struct DownloadGrant {
 
 impl DownloadGrant {
     pub(crate) fn new(key: String, now: OffsetDateTime, expires: OffsetDateTime) -> Self {
-        Self { key, now, expires, _proof: () }
+        Self {
+            key,
+            now,
+            expires,
+            _proof: (),
+        }
     }
 
     /// The object key (as returned in [`UploadTarget::object_key`]).
@@ -256,7 +261,10 @@ impl UploadTarget {
     /// Adds a header the PUT must carry.
     #[must_use]
     pub fn with_required_header(mut self, name: &str, value: &str) -> Self {
-        self.required_headers.push(HttpHeader { name: name.to_owned(), value: value.to_owned() });
+        self.required_headers.push(HttpHeader {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        });
         self
     }
 
@@ -276,8 +284,9 @@ pub enum StorageError {
     /// allow it.
     #[error("the base URL is not https; allow plain http explicitly")]
     InsecureBaseUrl,
-    /// The base URL cannot have paths below it (`data:`, `mailto:` …).
-    #[error("the base URL cannot be a base")]
+    /// The base URL cannot have paths below it (`data:`, `mailto:` …) or carries credentials,
+    /// a query or a fragment.
+    #[error("unusable base URL: it must be hierarchical, without credentials, query or fragment")]
     InvalidBaseUrl,
     /// The requested lifetime exceeds what the backend can sign.
     #[error("URL lifetime longer than the backend's maximum of {max_seconds} s")]
@@ -302,7 +311,9 @@ pub enum StorageError {
 /// Whether a URL's host is loopback, where plain http cannot be intercepted.
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
