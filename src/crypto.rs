@@ -63,9 +63,11 @@ impl SecretKey {
     /// A sub-key for one purpose, so that one host secret serves several uses without a
     /// signature made for one being valid for another.
     pub(crate) fn derive(&self, label: &str) -> SecretKey {
-        SecretKey::new(self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()]).to_vec())
+        SecretKey::new(
+            self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()])
+                .to_vec(),
+        )
     }
-
 }
 
 impl fmt::Debug for SecretKey {
@@ -80,14 +82,13 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+        s.push(digit(b >> 4));
+        s.push(digit(b & 0x0f));
     }
     s
 }

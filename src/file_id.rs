@@ -120,12 +120,19 @@ mod tests {
         let old = SecretKey::new("old");
         let new = SecretKey::new("new");
         let s_old = FileIdSealer::new(&old, &[]);
-        let s_new = FileIdSealer::new(&new, &[old.clone()]);
+        let s_new = FileIdSealer::new(&new, std::slice::from_ref(&old));
         let id = s_old.seal("ab/c.jpg", now());
         assert_eq!(s_new.open(&id, now(), None).unwrap().key, "ab/c.jpg");
-        assert_eq!(FileIdSealer::new(&new, &[]).open(&id, now(), None), Err(FileIdError::Unknown));
         assert_eq!(
-            s_old.open(&id, now() + time::Duration::days(2), Some(time::Duration::days(1))),
+            FileIdSealer::new(&new, &[]).open(&id, now(), None),
+            Err(FileIdError::Unknown)
+        );
+        assert_eq!(
+            s_old.open(
+                &id,
+                now() + time::Duration::days(2),
+                Some(time::Duration::days(1))
+            ),
             Err(FileIdError::Expired)
         );
     }
