@@ -51,7 +51,10 @@ impl FileName {
         if name.contains(['/', '\\']) {
             return Err(FileNameError::PathSeparator);
         }
-        if name.chars().any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}') {
+        if name
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        {
             return Err(FileNameError::ControlCharacter);
         }
         if name == "." || name == ".." {
@@ -69,7 +72,10 @@ impl FileName {
     /// The extension (after the last `.`), if any.
     #[must_use]
     pub fn extension(&self) -> Option<&str> {
-        self.0.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.is_empty())
+        self.0
+            .rsplit_once('.')
+            .map(|(_, e)| e)
+            .filter(|e| !e.is_empty())
     }
 }
 
@@ -132,11 +138,18 @@ impl ContentType {
             return Err(ContentTypeError::Invalid);
         }
         if let Some(p) = params {
-            if !p.bytes().all(|c| c == b' ' || c == b'\t' || c.is_ascii_graphic()) || p.trim().is_empty() {
+            if !p
+                .bytes()
+                .all(|c| c == b' ' || c == b'\t' || c.is_ascii_graphic())
+                || p.trim().is_empty()
+            {
                 return Err(ContentTypeError::Invalid);
             }
         }
-        Ok(Self { raw: s.to_owned(), essence: essence.to_ascii_lowercase() })
+        Ok(Self {
+            raw: s.to_owned(),
+            essence: essence.to_ascii_lowercase(),
+        })
     }
 
     /// The type as given.
@@ -187,7 +200,15 @@ mod tests {
 
     #[test]
     fn file_names() {
-        for ok in ["a", "my-juliet.jpg", "Отчёт.pdf", "a b.c", ".hidden", "...", &"é".repeat(127)] {
+        for ok in [
+            "a",
+            "my-juliet.jpg",
+            "Отчёт.pdf",
+            "a b.c",
+            ".hidden",
+            "...",
+            &"é".repeat(127),
+        ] {
             assert!(FileName::new(ok).is_ok(), "{ok}");
         }
         let bad: [(&str, FileNameError); 9] = [
@@ -213,7 +234,16 @@ mod tests {
         let t = ContentType::new("text/plain; charset=utf-8").unwrap();
         assert_eq!(t.essence(), "text/plain");
         assert!(t.matches("text/*") && t.matches("TEXT/PLAIN") && !t.matches("image/*"));
-        for bad in ["", "text", "/plain", "text/", "te xt/plain", "text/plain\r\n", "text/plain;", "a/b;\u{7f}"] {
+        for bad in [
+            "",
+            "text",
+            "/plain",
+            "text/",
+            "te xt/plain",
+            "text/plain\r\n",
+            "text/plain;",
+            "a/b;\u{7f}",
+        ] {
             assert!(ContentType::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -55,7 +55,11 @@ pub(crate) fn renamespace_deep(e: Element, from: &str, to: &str) -> Element {
     if from == to {
         return e;
     }
-    let mut e = if e.has_ns(from) { renamespace(e, to) } else { e };
+    let mut e = if e.has_ns(from) {
+        renamespace(e, to)
+    } else {
+        e
+    };
     let nodes = e.take_nodes();
     for node in nodes {
         match node {

@@ -2,11 +2,11 @@
 
 #[path = "suite/common.rs"]
 mod common;
-#[path = "suite/service_table.rs"]
-mod service_table;
+#[path = "suite/file_id.rs"]
+mod file_id;
 #[path = "suite/fixtures.rs"]
 mod fixtures;
 #[path = "suite/malformed.rs"]
 mod malformed;
-#[path = "suite/file_id.rs"]
-mod file_id;
+#[path = "suite/service_table.rs"]
+mod service_table;

@@ -305,9 +305,13 @@ impl SlotError {
         let text = self.to_string();
         match self {
             SlotError::TooLarge { max } => stanza_error::file_too_large(dialect, *max),
-            SlotError::QuotaExceeded { retry_at } => stanza_error::quota_exceeded(dialect, *retry_at),
+            SlotError::QuotaExceeded { retry_at } => {
+                stanza_error::quota_exceeded(dialect, *retry_at)
+            }
             SlotError::Forbidden => stanza_error::plain(T::Auth, C::Forbidden, &text),
-            SlotError::ContentTypeNotAllowed => stanza_error::plain(T::Modify, C::NotAcceptable, &text),
+            SlotError::ContentTypeNotAllowed => {
+                stanza_error::plain(T::Modify, C::NotAcceptable, &text)
+            }
             SlotError::UnknownFileId | SlotError::ExpiredFileId => {
                 stanza_error::plain(T::Cancel, C::ItemNotFound, &text)
             }
@@ -390,11 +394,23 @@ impl<S: StorageBackend> SlotService<S> {
         let file_ids = FileIdSealer::new(&config.secret, &config.previous_secrets);
         let disco = ServiceInfo::new(config.dialects.iter().copied())
             .with_max_file_size(config.max_file_size)
-            .with_purposes([Purpose::Message, Purpose::Ephemeral { expire_before: None }])
+            .with_purposes([
+                Purpose::Message,
+                Purpose::Ephemeral {
+                    expire_before: None,
+                },
+            ])
             .with_file_transfer(config.file_transfer)
             .to_element();
         let jid_str = config.jid.to_string();
-        Self { config, storage, slot_key, file_ids, jid_str, disco }
+        Self {
+            config,
+            storage,
+            slot_key,
+            file_ids,
+            jid_str,
+            disco,
+        }
     }
 
     /// The configuration.
@@ -423,7 +439,14 @@ impl<S: StorageBackend> SlotService<S> {
             Err(e) => {
                 // An IQ with a missing or unknown type: answer bad-request unless it could be
                 // a reply (which must never be answered).
-                let echo = Iq { ns: stanza_ns(stanza), id: stanza.attr("id"), type_: IqType::Error, from: stanza.attr("from"), to: stanza.attr("to"), payload: None };
+                let echo = Iq {
+                    ns: stanza_ns(stanza),
+                    id: stanza.attr("id"),
+                    type_: IqType::Error,
+                    from: stanza.attr("from"),
+                    to: stanza.attr("to"),
+                    payload: None,
+                };
                 let err = SlotError::Malformed(e).to_stanza_error(Dialect::V0);
                 return Some(echo.error(Some(&self.jid_str), None, err));
             }
@@ -433,15 +456,19 @@ impl<S: StorageBackend> SlotService<S> {
         }
         let me = Some(self.jid_str.as_str());
         let Some(payload) = iq.payload else {
-            let err = SlotError::Malformed(ParseError::MissingChild("payload")).to_stanza_error(Dialect::V0);
+            let err = SlotError::Malformed(ParseError::MissingChild("payload"))
+                .to_stanza_error(Dialect::V0);
             return Some(iq.error(me, None, err));
         };
         let bad_id = || {
-            let err = SlotError::Malformed(ParseError::MissingAttribute("id")).to_stanza_error(Dialect::V0);
+            let err = SlotError::Malformed(ParseError::MissingAttribute("id"))
+                .to_stanza_error(Dialect::V0);
             iq.error(me, Some(payload.clone()), err)
         };
         let payload_ns = payload.ns();
-        if let Some(dialect) = Dialect::from_namespace(&payload_ns).filter(|_| payload.name() == "request") {
+        if let Some(dialect) =
+            Dialect::from_namespace(&payload_ns).filter(|_| payload.name() == "request")
+        {
             if iq.id.is_none() {
                 return Some(bad_id());
             }
@@ -454,7 +481,8 @@ impl<S: StorageBackend> SlotService<S> {
                     .map_err(SlotError::from)
                     .and_then(|req| {
                         let requester = requester(&iq)?;
-                        let issued = self.request_slot(&requester, &req, iq.id.unwrap_or_default(), now)?;
+                        let issued =
+                            self.request_slot(&requester, &req, iq.id.unwrap_or_default(), now)?;
                         Ok((req.dialect, issued))
                     })
             };
@@ -474,20 +502,34 @@ impl<S: StorageBackend> SlotService<S> {
                 (IqType::Get, Some(_)) => iq.error(
                     me,
                     None,
-                    stanza_error::plain(ErrorType::Cancel, DefinedCondition::ItemNotFound, "no such node"),
+                    stanza_error::plain(
+                        ErrorType::Cancel,
+                        DefinedCondition::ItemNotFound,
+                        "no such node",
+                    ),
                 ),
-                _ => iq.error(me, None, SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0)),
+                _ => iq.error(
+                    me,
+                    None,
+                    SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0),
+                ),
             }),
             ("query", ns::DISCO_ITEMS) => Some(match iq.type_ {
                 IqType::Get => iq.result(me, Some(Element::bare("query", ns::DISCO_ITEMS))),
-                _ => iq.error(me, None, SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0)),
+                _ => iq.error(
+                    me,
+                    None,
+                    SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0),
+                ),
             }),
             ("query", ns::FILE_TRANSFER | ns::FILE_TRANSFER_S3) => {
                 if iq.id.is_none() {
                     return Some(bad_id());
                 }
                 Some(match self.file_transfer(&iq, payload, now) {
-                    Ok(reply) => iq.result(me, Some(file_transfer::in_namespace(reply, &payload_ns))),
+                    Ok(reply) => {
+                        iq.result(me, Some(file_transfer::in_namespace(reply, &payload_ns)))
+                    }
                     Err(e) => iq.error(me, Some(payload.clone()), e.to_stanza_error(Dialect::V0)),
                 })
             }
@@ -495,7 +537,12 @@ impl<S: StorageBackend> SlotService<S> {
         }
     }
 
-    fn file_transfer(&self, iq: &Iq<'_>, payload: &Element, now: OffsetDateTime) -> Result<Element, SlotError> {
+    fn file_transfer(
+        &self,
+        iq: &Iq<'_>,
+        payload: &Element,
+        now: OffsetDateTime,
+    ) -> Result<Element, SlotError> {
         if !self.config.file_transfer {
             return Err(SlotError::Disabled);
         }
@@ -528,8 +575,12 @@ impl<S: StorageBackend> SlotService<S> {
                 let url = self.download_url(&requester, &req.fileid, now)?;
                 Ok(DownloadResult { download: url }.to_element())
             }
-            (IqType::Get, file_transfer::Query::UploadRequest(_)) => Err(SlotError::WrongIqType { expected: "set" }),
-            (IqType::Set, file_transfer::Query::DownloadRequest(_)) => Err(SlotError::WrongIqType { expected: "get" }),
+            (IqType::Get, file_transfer::Query::UploadRequest(_)) => {
+                Err(SlotError::WrongIqType { expected: "set" })
+            }
+            (IqType::Set, file_transfer::Query::DownloadRequest(_)) => {
+                Err(SlotError::WrongIqType { expected: "get" })
+            }
             _ => Err(SlotError::Malformed(ParseError::MissingAttribute("md5"))),
         }
     }
@@ -545,7 +596,9 @@ impl<S: StorageBackend> SlotService<S> {
         now: OffsetDateTime,
     ) -> Result<IssuedSlot, SlotError> {
         let get_cap = match request.purpose {
-            Some(Purpose::Ephemeral { expire_before: Some(t) }) if t > now => Some(t),
+            Some(Purpose::Ephemeral {
+                expire_before: Some(t),
+            }) if t > now => Some(t),
             _ => None,
         };
         self.issue(
@@ -581,10 +634,15 @@ impl<S: StorageBackend> SlotService<S> {
         let filename = FileName::new(filename)?;
         if let Some(size) = size {
             if size > c.max_file_size {
-                return Err(SlotError::TooLarge { max: c.max_file_size });
+                return Err(SlotError::TooLarge {
+                    max: c.max_file_size,
+                });
             }
         }
-        let content_type = content_type.filter(|t| !t.is_empty()).map(ContentType::new).transpose()?;
+        let content_type = content_type
+            .filter(|t| !t.is_empty())
+            .map(ContentType::new)
+            .transpose()?;
         if let Some(allowed) = &c.allowed_content_types {
             let octets;
             let ty = match &content_type {
@@ -598,7 +656,9 @@ impl<S: StorageBackend> SlotService<S> {
                 return Err(SlotError::ContentTypeNotAllowed);
             }
         }
-        let put_expires = now.checked_add(c.put_ttl).ok_or(SlotError::Storage(StorageError::InvalidExpiry))?;
+        let put_expires = now
+            .checked_add(c.put_ttl)
+            .ok_or(SlotError::Storage(StorageError::InvalidExpiry))?;
         let get_expires = match (c.get_ttl.and_then(|t| now.checked_add(t)), get_cap) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -612,7 +672,9 @@ impl<S: StorageBackend> SlotService<S> {
         let charge = size.unwrap_or(0);
         c.ledger
             .charge(&bare, charge, now, &c.limits)
-            .map_err(|e| SlotError::QuotaExceeded { retry_at: e.retry_at })?;
+            .map_err(|e| SlotError::QuotaExceeded {
+                retry_at: e.retry_at,
+            })?;
 
         let nanos = now.unix_timestamp_nanos().to_be_bytes();
         let size_bytes = size.unwrap_or(u64::MAX).to_be_bytes();
@@ -622,7 +684,9 @@ impl<S: StorageBackend> SlotService<S> {
             iq_id.as_bytes(),
             filename.as_str().as_bytes(),
             &size_bytes,
-            content_type.as_ref().map_or(&[][..], |t| t.as_str().as_bytes()),
+            content_type
+                .as_ref()
+                .map_or(&[][..], |t| t.as_str().as_bytes()),
             &nanos,
         ]);
         let mut slot_id = [0u8; 16];
@@ -660,15 +724,31 @@ impl<S: StorageBackend> SlotService<S> {
         };
         let mut slot = Slot::new(target.put_url.clone(), get);
         slot.headers = target.slot_headers.clone();
-        Ok(IssuedSlot { slot, file_id, target })
+        Ok(IssuedSlot {
+            slot,
+            file_id,
+            target,
+        })
     }
 
     /// Resolves a file ID for `requester` to a fresh download URL, valid for the configured
     /// download lifetime, after the access policy agrees.
-    pub fn download_url(&self, requester: &Jid, file_id: &str, now: OffsetDateTime) -> Result<Url, SlotError> {
-        let ResolvedFileId { key, .. } = self.file_ids.open(file_id, now, self.config.file_id_ttl)?;
+    pub fn download_url(
+        &self,
+        requester: &Jid,
+        file_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Url, SlotError> {
+        let ResolvedFileId { key, .. } =
+            self.file_ids.open(file_id, now, self.config.file_id_ttl)?;
         let filename = key.rsplit('/').next().unwrap_or_default();
-        if !self.config.access.may_download(requester, &FileInfo { key: &key, filename }) {
+        if !self.config.access.may_download(
+            requester,
+            &FileInfo {
+                key: &key,
+                filename,
+            },
+        ) {
             return Err(SlotError::Forbidden);
         }
         self.issue_download(key, now)
@@ -678,15 +758,24 @@ impl<S: StorageBackend> SlotService<S> {
         let expires = now
             .checked_add(self.config.download_ttl)
             .ok_or(SlotError::Storage(StorageError::InvalidExpiry))?;
-        self.storage.issue_download(&DownloadGrant::new(key, now, expires)).map_err(SlotError::Storage)
+        self.storage
+            .issue_download(&DownloadGrant::new(key, now, expires))
+            .map_err(SlotError::Storage)
     }
 
     /// Resolves a stable GET URL (see [`ServiceConfig::stable_get_base`]) to a fresh storage
     /// URL for an HTTP 302. Anyone holding the link may fetch the file, as with any XEP-0363
     /// GET URL; the file ID inside must be genuine and unexpired.
     pub fn resolve_stable_get(&self, url: &Url, now: OffsetDateTime) -> Result<Url, SlotError> {
-        let base = self.config.stable_get_base.as_ref().ok_or(SlotError::Disabled)?;
-        let base_segs: Vec<&str> = base.path_segments().map(|s| s.filter(|s| !s.is_empty()).collect()).unwrap_or_default();
+        let base = self
+            .config
+            .stable_get_base
+            .as_ref()
+            .ok_or(SlotError::Disabled)?;
+        let base_segs: Vec<&str> = base
+            .path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
         let mut segs = url.path_segments().ok_or(SlotError::UnknownFileId)?;
         for b in base_segs {
             if segs.next() != Some(b) {
@@ -718,9 +807,14 @@ fn stable_url(base: &Url, file_id: &str, filename: &str) -> Option<Url> {
 }
 
 fn requester(iq: &Iq<'_>) -> Result<Jid, SlotError> {
-    iq.from.and_then(|f| Jid::new(f).ok()).ok_or(SlotError::UnknownRequester)
+    iq.from
+        .and_then(|f| Jid::new(f).ok())
+        .ok_or(SlotError::UnknownRequester)
 }
 
 fn stanza_ns(e: &Element) -> &'static str {
-    ns::STANZA_NAMESPACES.into_iter().find(|n| e.has_ns(*n)).unwrap_or(ns::JABBER_CLIENT)
+    ns::STANZA_NAMESPACES
+        .into_iter()
+        .find(|n| e.has_ns(*n))
+        .unwrap_or(ns::JABBER_CLIENT)
 }

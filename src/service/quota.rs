@@ -23,7 +23,11 @@ impl QuotaLimits {
     /// Limits over a rolling 24 hours.
     #[must_use]
     pub fn daily(per_user: Option<u64>, global: Option<u64>) -> Self {
-        Self { per_user, global, window: Duration::DAY }
+        Self {
+            per_user,
+            global,
+            window: Duration::DAY,
+        }
     }
 }
 
@@ -104,7 +108,12 @@ impl Log {
     }
 
     /// Whether `bytes` more fit under `limit`; if not, when they will.
-    fn check(&self, bytes: u64, limit: u64, window: Duration) -> Result<(), Option<OffsetDateTime>> {
+    fn check(
+        &self,
+        bytes: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<(), Option<OffsetDateTime>> {
         if self.total.checked_add(bytes).is_some_and(|t| t <= limit) {
             return Ok(());
         }
@@ -127,7 +136,11 @@ impl Log {
     }
 
     fn remove(&mut self, now: OffsetDateTime, bytes: u64) {
-        if let Some(i) = self.entries.iter().rposition(|&(t, b)| t == now && b == bytes) {
+        if let Some(i) = self
+            .entries
+            .iter()
+            .rposition(|&(t, b)| t == now && b == bytes)
+        {
             self.entries.remove(i);
             self.total = self.total.saturating_sub(bytes);
         }
@@ -144,9 +157,15 @@ impl MemoryLedger {
     /// Bytes charged to `user` within the window ending at `now`.
     #[must_use]
     pub fn used(&self, user: &BareJid, now: OffsetDateTime, window: Duration) -> u64 {
-        let Ok(state) = self.state.lock() else { return 0 };
+        let Ok(state) = self.state.lock() else {
+            return 0;
+        };
         state.users.get(user).map_or(0, |log| {
-            log.entries.iter().filter(|(t, _)| *t > now - window).map(|(_, b)| *b).sum()
+            log.entries
+                .iter()
+                .filter(|(t, _)| *t > now - window)
+                .map(|(_, b)| *b)
+                .sum()
         })
     }
 }
@@ -164,7 +183,10 @@ impl QuotaLedger for MemoryLedger {
         }
         // A poisoned lock means a panic elsewhere mid-update; the logs are still consistent
         // (each update is a push or pop with its total), so keep serving.
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cutoff = now.checked_sub(limits.window).unwrap_or(now);
         state.charges = state.charges.wrapping_add(1);
         if state.charges % 4096 == 0 {
@@ -177,14 +199,20 @@ impl QuotaLedger for MemoryLedger {
         if let Some(limit) = limits.global {
             state.global.prune(cutoff);
             if let Err(retry_at) = state.global.check(bytes, limit, limits.window) {
-                return Err(QuotaExceeded { scope: QuotaScope::Global, retry_at });
+                return Err(QuotaExceeded {
+                    scope: QuotaScope::Global,
+                    retry_at,
+                });
             }
         }
         if let Some(limit) = limits.per_user {
             let log = state.users.entry(user.clone()).or_default();
             log.prune(cutoff);
             if let Err(retry_at) = log.check(bytes, limit, limits.window) {
-                return Err(QuotaExceeded { scope: QuotaScope::User, retry_at });
+                return Err(QuotaExceeded {
+                    scope: QuotaScope::User,
+                    retry_at,
+                });
             }
             log.push(now, bytes);
         }
@@ -195,7 +223,10 @@ impl QuotaLedger for MemoryLedger {
     }
 
     fn refund(&self, user: &BareJid, bytes: u64, now: OffsetDateTime) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(log) = state.users.get_mut(user) {
             log.remove(now, bytes);
         }
@@ -232,7 +263,10 @@ mod tests {
         let a: BareJid = "a@b.c".parse().unwrap();
         let b: BareJid = "b@b.c".parse().unwrap();
         l.charge(&a, 10, t(0), &lim).unwrap();
-        assert_eq!(l.charge(&b, 1, t(1), &lim).unwrap_err().scope, QuotaScope::Global);
+        assert_eq!(
+            l.charge(&b, 1, t(1), &lim).unwrap_err().scope,
+            QuotaScope::Global
+        );
         l.refund(&a, 10, t(0));
         l.charge(&b, 1, t(1), &lim).unwrap();
     }

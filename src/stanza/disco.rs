@@ -94,7 +94,11 @@ impl ServiceInfo {
     #[must_use]
     pub fn to_element(&self) -> Element {
         let mut q = el("query", ns::DISCO_INFO);
-        let mut identity = with(with(el("identity", ns::DISCO_INFO), "category", "store"), "type", "file");
+        let mut identity = with(
+            with(el("identity", ns::DISCO_INFO), "category", "store"),
+            "type",
+            "file",
+        );
         if let Some(name) = &self.name {
             crate::xml::set(&mut identity, "name", name.as_str());
         }
@@ -115,8 +119,11 @@ impl ServiceInfo {
         if let Some(max) = self.max_file_size {
             for d in &self.dialects {
                 let mut x = with(el("x", ns::DATA_FORMS), "type", "result");
-                let mut form_type =
-                    with(with(el("field", ns::DATA_FORMS), "var", "FORM_TYPE"), "type", "hidden");
+                let mut form_type = with(
+                    with(el("field", ns::DATA_FORMS), "var", "FORM_TYPE"),
+                    "type",
+                    "hidden",
+                );
                 form_type.append_child(text_el("value", ns::DATA_FORMS, d.namespace()));
                 x.append_child(form_type);
                 let mut size = with(el("field", ns::DATA_FORMS), "var", "max-file-size");
@@ -142,8 +149,10 @@ impl ServiceInfo {
             .filter(|c| c.is("feature", ns::DISCO_INFO))
             .filter_map(|c| c.attr("var"))
             .collect();
-        let dialects: Vec<Dialect> =
-            Dialect::ALL.into_iter().filter(|d| features.contains(&d.namespace())).collect();
+        let dialects: Vec<Dialect> = Dialect::ALL
+            .into_iter()
+            .filter(|d| features.contains(&d.namespace()))
+            .collect();
         let file_transfer = features.contains(&ns::FILE_TRANSFER);
         if dialects.is_empty() && !file_transfer {
             return Ok(None);
@@ -151,7 +160,9 @@ impl ServiceInfo {
         let purposes = [
             Purpose::Message,
             Purpose::Profile,
-            Purpose::Ephemeral { expire_before: None },
+            Purpose::Ephemeral {
+                expire_before: None,
+            },
             Purpose::Permanent,
         ]
         .into_iter()
@@ -162,7 +173,11 @@ impl ServiceInfo {
                 || f == ns::FILE_TRANSFER
                 || f.starts_with("urn:xmpp:http:upload:purpose:0#")
         };
-        let other_features = features.iter().filter(|f| !known(f)).map(|f| (*f).to_owned()).collect();
+        let other_features = features
+            .iter()
+            .filter(|f| !known(f))
+            .map(|f| (*f).to_owned())
+            .collect();
         let name = q
             .children()
             .find(|c| c.is("identity", ns::DISCO_INFO) && c.attr("category") == Some("store"))
@@ -177,7 +192,8 @@ impl ServiceInfo {
                     .and_then(|f| child(f, "value", ns::DATA_FORMS))
                     .map(|v| v.text())
             };
-            let Some(dialect) = field_value("FORM_TYPE").and_then(|t| Dialect::from_namespace(t.trim()))
+            let Some(dialect) =
+                field_value("FORM_TYPE").and_then(|t| Dialect::from_namespace(t.trim()))
             else {
                 continue;
             };
@@ -191,7 +207,14 @@ impl ServiceInfo {
             .find(|(d, _)| Some(*d) == preferred)
             .or_else(|| limits.first())
             .map(|(_, n)| *n);
-        Ok(Some(ServiceInfo { name, dialects, max_file_size, purposes, file_transfer, other_features }))
+        Ok(Some(ServiceInfo {
+            name,
+            dialects,
+            max_file_size,
+            purposes,
+            file_transfer,
+            other_features,
+        }))
     }
 
     /// Reads an xmpp-parsers [`DiscoInfoResult`].
@@ -216,7 +239,10 @@ mod tests {
             .with_max_file_size(10)
             .with_purposes([Purpose::Message, Purpose::Profile])
             .with_file_transfer(true);
-        assert_eq!(ServiceInfo::parse(&info.to_element()), Ok(Some(info.clone())));
+        assert_eq!(
+            ServiceInfo::parse(&info.to_element()),
+            Ok(Some(info.clone()))
+        );
         let disco = DiscoInfoResult::try_from(info.to_element()).unwrap();
         assert_eq!(disco.extensions.len(), 3);
         assert_eq!(ServiceInfo::from_disco(&disco), Ok(Some(info)));

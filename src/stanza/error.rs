@@ -63,7 +63,9 @@ impl ErrorPayload {
                 Ok((dialect, ErrorPayload::FileTooLarge { max_file_size }))
             }
             "retry" => {
-                let stamp = e.attr("stamp").ok_or(ParseError::MissingAttribute("stamp"))?;
+                let stamp = e
+                    .attr("stamp")
+                    .ok_or(ParseError::MissingAttribute("stamp"))?;
                 let stamp = parse_stamp(stamp).ok_or(ParseError::InvalidDateTime("stamp"))?;
                 Ok((dialect, ErrorPayload::Retry { stamp }))
             }
@@ -100,7 +102,12 @@ pub fn quota_exceeded(dialect: Dialect, retry: Option<OffsetDateTime>) -> Stanza
         Some(t) => format!("Quota reached. Try again after {}", format_stamp(t)),
         None => "Quota reached".to_owned(),
     };
-    let mut e = StanzaError::new(ErrorType::Wait, DefinedCondition::ResourceConstraint, "en", text);
+    let mut e = StanzaError::new(
+        ErrorType::Wait,
+        DefinedCondition::ResourceConstraint,
+        "en",
+        text,
+    );
     e.other = retry.map(|stamp| ErrorPayload::Retry { stamp }.to_element(dialect));
     e
 }
@@ -136,7 +143,12 @@ mod tests {
     fn payloads_round_trip_in_each_dialect() {
         let stamp = parse_stamp("2017-12-03T23:42:05Z").unwrap();
         for d in Dialect::ALL {
-            for p in [ErrorPayload::FileTooLarge { max_file_size: 20000 }, ErrorPayload::Retry { stamp }] {
+            for p in [
+                ErrorPayload::FileTooLarge {
+                    max_file_size: 20000,
+                },
+                ErrorPayload::Retry { stamp },
+            ] {
                 assert_eq!(ErrorPayload::parse(&p.to_element(d)).unwrap(), (d, p));
             }
         }

@@ -77,12 +77,22 @@ impl UploadRequest {
     /// A request for the file with this MD5.
     #[must_use]
     pub fn new(md5: [u8; 16]) -> Self {
-        Self { md5, filename: None, size: None, content_type: None }
+        Self {
+            md5,
+            filename: None,
+            size: None,
+            content_type: None,
+        }
     }
 
     /// Adds the file's name, size and type.
     #[must_use]
-    pub fn with_file(mut self, filename: impl Into<String>, size: u64, content_type: Option<&str>) -> Self {
+    pub fn with_file(
+        mut self,
+        filename: impl Into<String>,
+        size: u64,
+        content_type: Option<&str>,
+    ) -> Self {
         self.filename = Some(filename.into());
         self.size = Some(size);
         self.content_type = content_type.filter(|t| !t.is_empty()).map(str::to_owned);
@@ -133,7 +143,11 @@ impl UploadResult {
     /// Builds the `<query/>`. Header names and values lose CR and LF.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        let mut q = with(el("query", ns::FILE_TRANSFER), "upload", self.upload.as_str());
+        let mut q = with(
+            el("query", ns::FILE_TRANSFER),
+            "upload",
+            self.upload.as_str(),
+        );
         if let Some(id) = &self.fileid {
             set(&mut q, "fileid", id.as_str());
         }
@@ -143,7 +157,11 @@ impl UploadResult {
         if !self.headers.is_empty() {
             let mut hs = el("headers", ns::FILE_TRANSFER);
             for h in &self.headers {
-                let clean = |s: &str| s.chars().filter(|c| *c != '\r' && *c != '\n').collect::<String>();
+                let clean = |s: &str| {
+                    s.chars()
+                        .filter(|c| *c != '\r' && *c != '\n')
+                        .collect::<String>()
+                };
                 let mut e = with(el("header", ns::FILE_TRANSFER), "name", clean(&h.name));
                 set(&mut e, "value", clean(&h.value));
                 hs.append_child(e);
@@ -165,7 +183,11 @@ impl DownloadRequest {
     /// Builds the `<query/>`.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        with(el("query", ns::FILE_TRANSFER), "fileid", self.fileid.as_str())
+        with(
+            el("query", ns::FILE_TRANSFER),
+            "fileid",
+            self.fileid.as_str(),
+        )
     }
 }
 
@@ -180,7 +202,11 @@ impl DownloadResult {
     /// Builds the `<query/>`.
     #[must_use]
     pub fn to_element(&self) -> Element {
-        with(el("query", ns::FILE_TRANSFER), "download", self.download.as_str())
+        with(
+            el("query", ns::FILE_TRANSFER),
+            "download",
+            self.download.as_str(),
+        )
     }
 }
 
@@ -202,7 +228,10 @@ impl Query {
     /// Parses a `<query xmlns='p1:http-file-transfer'/>`.
     pub fn parse(q: &Element) -> Result<Query, ParseError> {
         if q.name() != "query" || !is_file_transfer_ns(&q.ns()) {
-            return Err(ParseError::unexpected("a p1:http-file-transfer <query/>", q));
+            return Err(ParseError::unexpected(
+                "a p1:http-file-transfer <query/>",
+                q,
+            ));
         }
         let url = |name: &'static str| -> Result<Option<Url>, ParseError> {
             q.attr(name)
@@ -224,7 +253,10 @@ impl Query {
             }));
         }
         if let Some(upload) = url("upload")? {
-            let fileid = q.attr("fileid").filter(|s| !s.is_empty()).map(str::to_owned);
+            let fileid = q
+                .attr("fileid")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
             let download = url("download")?;
             if fileid.is_none() && download.is_none() {
                 return Err(ParseError::MissingAttribute("fileid"));
@@ -232,21 +264,34 @@ impl Query {
             let headers = q
                 .children()
                 .filter(|c| c.name() == "headers" && is_file_transfer_ns(&c.ns()))
-                .flat_map(|hs| hs.children().filter(|h| h.name() == "header" && is_file_transfer_ns(&h.ns())))
+                .flat_map(|hs| {
+                    hs.children()
+                        .filter(|h| h.name() == "header" && is_file_transfer_ns(&h.ns()))
+                })
                 .map(|h| {
                     Ok(HttpHeader {
-                        name: h.attr("name").ok_or(ParseError::MissingAttribute("name"))?.to_owned(),
+                        name: h
+                            .attr("name")
+                            .ok_or(ParseError::MissingAttribute("name"))?
+                            .to_owned(),
                         value: h.attr("value").map_or_else(|| h.text(), str::to_owned),
                     })
                 })
                 .collect::<Result<_, ParseError>>()?;
-            return Ok(Query::UploadResult(UploadResult { upload, fileid, download, headers }));
+            return Ok(Query::UploadResult(UploadResult {
+                upload,
+                fileid,
+                download,
+                headers,
+            }));
         }
         if let Some(fileid) = q.attr("fileid") {
             if fileid.is_empty() {
                 return Err(ParseError::InvalidValue("fileid"));
             }
-            return Ok(Query::DownloadRequest(DownloadRequest { fileid: fileid.to_owned() }));
+            return Ok(Query::DownloadRequest(DownloadRequest {
+                fileid: fileid.to_owned(),
+            }));
         }
         if let Some(download) = url("download")? {
             return Ok(Query::DownloadResult(DownloadResult { download }));
@@ -282,7 +327,11 @@ impl FileMessage {
     /// A message payload for a file ID.
     #[must_use]
     pub fn new(name: impl Into<String>, fileid: impl Into<String>) -> Self {
-        Self { name: Some(name.into()), fileid: Some(fileid.into()), download: None }
+        Self {
+            name: Some(name.into()),
+            fileid: Some(fileid.into()),
+            download: None,
+        }
     }
 
     /// Parses the `<x/>`; it must carry a file ID or a download URL.
@@ -290,7 +339,10 @@ impl FileMessage {
         if x.name() != "x" || !is_file_transfer_ns(&x.ns()) {
             return Err(ParseError::unexpected("a p1:http-file-transfer <x/>", x));
         }
-        let fileid = x.attr("fileid").filter(|s| !s.is_empty()).map(str::to_owned);
+        let fileid = x
+            .attr("fileid")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         let download = x
             .attr("download")
             .map(|u| Url::parse(u).map_err(|_| ParseError::InvalidUrl("download")))
@@ -298,7 +350,11 @@ impl FileMessage {
         if fileid.is_none() && download.is_none() {
             return Err(ParseError::MissingAttribute("fileid"));
         }
-        Ok(Self { name: x.attr("name").map(str::to_owned), fileid, download })
+        Ok(Self {
+            name: x.attr("name").map(str::to_owned),
+            fileid,
+            download,
+        })
     }
 
     /// Builds the `<x/>`.
@@ -326,15 +382,26 @@ mod tests {
     fn queries_round_trip() {
         let cases = [
             Query::UploadRequest(UploadRequest::new([1; 16])),
-            Query::UploadRequest(UploadRequest::new([1; 16]).with_file("a b.jpg", 5, Some("image/jpeg"))),
+            Query::UploadRequest(UploadRequest::new([1; 16]).with_file(
+                "a b.jpg",
+                5,
+                Some("image/jpeg"),
+            )),
             Query::UploadResult(UploadResult {
                 upload: "https://s.example/u".parse().unwrap(),
                 fileid: Some("id".into()),
                 download: None,
-                headers: vec![HttpHeader { name: "Content-MD5".into(), value: "x".into() }],
+                headers: vec![HttpHeader {
+                    name: "Content-MD5".into(),
+                    value: "x".into(),
+                }],
             }),
-            Query::DownloadRequest(DownloadRequest { fileid: "id".into() }),
-            Query::DownloadResult(DownloadResult { download: "https://s.example/d".parse().unwrap() }),
+            Query::DownloadRequest(DownloadRequest {
+                fileid: "id".into(),
+            }),
+            Query::DownloadResult(DownloadResult {
+                download: "https://s.example/d".parse().unwrap(),
+            }),
         ];
         for q in cases {
             assert_eq!(Query::parse(&q.to_element()).unwrap(), q);

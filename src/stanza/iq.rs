@@ -108,7 +108,12 @@ impl<'a> Iq<'a> {
 
     /// An `error` reply carrying `error`, echoing `echo` (the request payload) when given.
     #[must_use]
-    pub fn error(&self, default_from: Option<&str>, echo: Option<Element>, error: StanzaError) -> Element {
+    pub fn error(
+        &self,
+        default_from: Option<&str>,
+        echo: Option<Element>,
+        error: StanzaError,
+    ) -> Element {
         let mut iq = self.reply_envelope(IqType::Error, default_from);
         if let Some(e) = echo {
             iq.append_child(e);

@@ -81,7 +81,11 @@ pub enum ParseError {
 
 impl ParseError {
     pub(crate) fn unexpected(expected: &'static str, el: &minidom::Element) -> Self {
-        Self::UnexpectedElement { expected, name: shorten(el.name()), ns: shorten(&el.ns()) }
+        Self::UnexpectedElement {
+            expected,
+            name: shorten(el.name()),
+            ns: shorten(&el.ns()),
+        }
     }
 }
 

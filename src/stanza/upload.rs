@@ -69,9 +69,9 @@ impl Purpose {
             "ephemeral" => Purpose::Ephemeral {
                 expire_before: match e.attr("expire-before") {
                     None => None,
-                    Some(s) => Some(
-                        parse_stamp(s).ok_or(ParseError::InvalidDateTime("expire-before"))?,
-                    ),
+                    Some(s) => {
+                        Some(parse_stamp(s).ok_or(ParseError::InvalidDateTime("expire-before"))?)
+                    }
                 },
             },
             // A purpose from a later revision: ignored, as unknown children are.
@@ -81,7 +81,10 @@ impl Purpose {
 
     fn to_element(self) -> Element {
         let mut e = el(self.name(), ns::UPLOAD_PURPOSE);
-        if let Purpose::Ephemeral { expire_before: Some(t) } = self {
+        if let Purpose::Ephemeral {
+            expire_before: Some(t),
+        } = self
+        {
             set(&mut e, "expire-before", format_stamp(t));
         }
         e
@@ -178,21 +181,37 @@ impl SlotRequest {
             if dialect == Dialect::V0 && e.attr("filename").is_some() {
                 let filename = e.attr("filename").unwrap_or_default().to_owned();
                 let size = parse_size(e.attr("size").ok_or(ParseError::MissingAttribute("size"))?)?;
-                (dialect, filename, size, e.attr("content-type").map(str::to_owned))
+                (
+                    dialect,
+                    filename,
+                    size,
+                    e.attr("content-type").map(str::to_owned),
+                )
             } else if dialect == Dialect::V0 && child(e, "filename", ns).is_none() {
                 return Err(ParseError::MissingAttribute("filename"));
             } else {
-                let dialect = if dialect == Dialect::V0 { Dialect::HybridV0 } else { dialect };
-                let filename = unique_text(e, "filename", ns)?
-                    .ok_or(ParseError::MissingChild("filename"))?;
+                let dialect = if dialect == Dialect::V0 {
+                    Dialect::HybridV0
+                } else {
+                    dialect
+                };
+                let filename =
+                    unique_text(e, "filename", ns)?.ok_or(ParseError::MissingChild("filename"))?;
                 let size = unique_text(e, "size", ns)?.ok_or(ParseError::MissingChild("size"))?;
                 let size = parse_size(size.trim())?;
-                (dialect, filename.trim().to_owned(), size, unique_text(e, "content-type", ns)?)
+                (
+                    dialect,
+                    filename.trim().to_owned(),
+                    size,
+                    unique_text(e, "content-type", ns)?,
+                )
             };
         if filename.is_empty() {
             return Err(ParseError::EmptyFilename);
         }
-        let content_type = content_type.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        let content_type = content_type
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
 
         let mut purpose = None;
         let mut hashes = Vec::new();
@@ -207,7 +226,14 @@ impl SlotRequest {
                 hashes.push(parse_hash(c)?);
             }
         }
-        Ok(Self { dialect, filename, size, content_type, purpose, hashes })
+        Ok(Self {
+            dialect,
+            filename,
+            size,
+            content_type,
+            purpose,
+            hashes,
+        })
     }
 
     /// Builds the `<request/>` in [`SlotRequest::dialect`].
@@ -234,7 +260,11 @@ impl SlotRequest {
         for h in &self.hashes {
             let algo: String = h.algo.clone().into();
             e.append_child(with(
-                text_el("hash", ns::HASHES, base64::engine::general_purpose::STANDARD.encode(&h.hash)),
+                text_el(
+                    "hash",
+                    ns::HASHES,
+                    base64::engine::general_purpose::STANDARD.encode(&h.hash),
+                ),
                 "algo",
                 algo,
             ));
@@ -288,7 +318,11 @@ pub(crate) fn parse_hash(e: &Element) -> Result<Hash, ParseError> {
         .ok_or(ParseError::InvalidHash("missing 'algo'"))?
         .parse()
         .map_err(|_| ParseError::InvalidHash("empty 'algo'"))?;
-    let text: String = e.text().chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let text: String = e
+        .text()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     let hash = base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|_| ParseError::InvalidHash("not base64"))?;
@@ -317,7 +351,10 @@ impl SlotHeader {
     /// A header; CR and LF are removed from the value.
     #[must_use]
     pub fn new(name: HeaderName, value: &str) -> Self {
-        Self { name, value: strip_crlf(value) }
+        Self {
+            name,
+            value: strip_crlf(value),
+        }
     }
 }
 
@@ -352,7 +389,12 @@ impl Slot {
     /// A slot without headers.
     #[must_use]
     pub fn new(put: Url, get: Url) -> Self {
-        Self { dialect: Dialect::V0, put, headers: Vec::new(), get }
+        Self {
+            dialect: Dialect::V0,
+            put,
+            headers: Vec::new(),
+            get,
+        }
     }
 
     /// Parses a `<slot/>` in any dialect. Headers with names other than `Authorization`,
@@ -408,7 +450,12 @@ impl Slot {
                 Some(SlotHeader::new(name, &h.text()))
             })
             .collect();
-        Ok(Self { dialect, put, headers, get })
+        Ok(Self {
+            dialect,
+            put,
+            headers,
+            get,
+        })
     }
 
     /// Builds the `<slot/>` for a request made in `dialect` (the hybrid is answered as
@@ -489,7 +536,10 @@ mod tests {
             "https://a.example/x".parse().unwrap(),
             "https://a.example/y".parse().unwrap(),
         );
-        slot.headers.push(SlotHeader { name: HeaderName::Cookie, value: "a=b\r\nX: y".into() });
+        slot.headers.push(SlotHeader {
+            name: HeaderName::Cookie,
+            value: "a=b\r\nX: y".into(),
+        });
         let e = slot.to_element(Dialect::V0);
         let back = Slot::parse(&e).unwrap();
         assert_eq!(back.headers[0].value, "a=bX: y");

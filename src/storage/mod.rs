@@ -79,6 +79,7 @@ pub struct UploadGrant {
     pub(crate) now: OffsetDateTime,
     pub(crate) put_expires: OffsetDateTime,
     pub(crate) get_expires: Option<OffsetDateTime>,
+    pub(crate) lists_headers: bool,
     _proof: (),
 }
 
@@ -111,8 +112,18 @@ impl UploadGrant {
             now,
             put_expires,
             get_expires,
+            lists_headers: md5.is_some(),
             _proof: (),
         }
+    }
+
+    /// Whether the client is told which headers its PUT must carry
+    /// ([`UploadTarget::required_headers`], listed in `p1:http-file-transfer` results). XEP-0363
+    /// clients only send `Content-Length`, `Content-Type` and the slot headers, so a backend
+    /// must not require anything else of them (an S3 `x-amz-checksum-sha256`, say).
+    #[must_use]
+    pub fn client_sends_required_headers(&self) -> bool {
+        self.lists_headers
     }
 
     /// The object key the service suggests: `{32 hex digits of the slot ID}/{file name}`.

@@ -76,7 +76,9 @@ impl VerifiedPut {
     /// Checks the request's `Content-MD5` header against the bound MD5: required and equal
     /// when an MD5 is bound, ignored otherwise.
     pub fn check_content_md5(&self, header: Option<&str>) -> Result<(), VerifyError> {
-        let Some(expected) = self.md5 else { return Ok(()) };
+        let Some(expected) = self.md5 else {
+            return Ok(());
+        };
         let given = header
             .and_then(|h| crate::stanza::file_transfer::decode_md5(h).ok())
             .ok_or(VerifyError::DigestMismatch)?;
@@ -115,7 +117,10 @@ impl BodyCheck {
     pub fn update(&mut self, chunk: &[u8]) -> Result<(), VerifyError> {
         self.seen = self.seen.saturating_add(chunk.len() as u64);
         if self.seen > self.expected_len {
-            return Err(VerifyError::SizeMismatch { expected: self.expected_len, actual: self.seen });
+            return Err(VerifyError::SizeMismatch {
+                expected: self.expected_len,
+                actual: self.seen,
+            });
         }
         if let Some((h, _)) = &mut self.sha256 {
             h.update(chunk);
@@ -129,7 +134,10 @@ impl BodyCheck {
     /// Checks the length and the digests once the body is complete.
     pub fn finish(self) -> Result<(), VerifyError> {
         if self.seen != self.expected_len {
-            return Err(VerifyError::SizeMismatch { expected: self.expected_len, actual: self.seen });
+            return Err(VerifyError::SizeMismatch {
+                expected: self.expected_len,
+                actual: self.seen,
+            });
         }
         if let Some((h, d)) = self.sha256 {
             if !crate::crypto::ct_eq(&h.finalize(), &d) {
@@ -261,7 +269,12 @@ impl SignedUrlStore {
             .path_segments()
             .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
-        Self { base: base_url, base_segments, key: SecretKey::new(key), allow_http: false }
+        Self {
+            base: base_url,
+            base_segments,
+            key: SecretKey::new(key),
+            allow_http: false,
+        }
     }
 
     /// Allows a plain `http` base URL on a non-loopback host (for a TLS-terminating proxy in
@@ -284,7 +297,9 @@ impl SignedUrlStore {
         url.set_query(None);
         url.set_fragment(None);
         {
-            let mut segs = url.path_segments_mut().map_err(|()| StorageError::InvalidBaseUrl)?;
+            let mut segs = url
+                .path_segments_mut()
+                .map_err(|()| StorageError::InvalidBaseUrl)?;
             segs.pop_if_empty();
             for s in key.split('/') {
                 segs.push(s);
@@ -294,11 +309,19 @@ impl SignedUrlStore {
     }
 
     /// Issues a signed GET URL for `key`, valid until `expires` (`None`: no expiry).
-    pub fn sign_get(&self, key: &str, expires: Option<OffsetDateTime>) -> Result<Url, StorageError> {
+    pub fn sign_get(
+        &self,
+        key: &str,
+        expires: Option<OffsetDateTime>,
+    ) -> Result<Url, StorageError> {
         split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
         let mut url = self.object_url(key)?;
-        let exp = expires.map(|t| t.unix_timestamp().to_string()).unwrap_or_default();
-        let sig = self.key.sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp.as_bytes()]);
+        let exp = expires
+            .map(|t| t.unix_timestamp().to_string())
+            .unwrap_or_default();
+        let sig =
+            self.key
+                .sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp.as_bytes()]);
         {
             let mut q = url.query_pairs_mut();
             if !exp.is_empty() {
@@ -351,9 +374,17 @@ impl SignedUrlStore {
         if p.v.as_deref() != Some(VERSION) {
             return Err(VerifyError::Malformed("missing or unknown version"));
         }
-        let sig = p.sig.as_deref().ok_or(VerifyError::Malformed("missing signature"))?;
-        let sig = B64URL.decode(sig).map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
-        let exp = p.exp.as_deref().ok_or(VerifyError::Malformed("missing expiry"))?;
+        let sig = p
+            .sig
+            .as_deref()
+            .ok_or(VerifyError::Malformed("missing signature"))?;
+        let sig = B64URL
+            .decode(sig)
+            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let exp = p
+            .exp
+            .as_deref()
+            .ok_or(VerifyError::Malformed("missing expiry"))?;
         let fields = Self::put_fields(
             &key,
             p.size.as_deref().unwrap_or_default(),
@@ -367,7 +398,8 @@ impl SignedUrlStore {
             return Err(VerifyError::BadSignature);
         }
         // Only values this store signed reach this point; they are still parsed defensively.
-        let exp = i64::try_from(parse_num(exp)?).map_err(|_| VerifyError::Malformed("bad expiry"))?;
+        let exp =
+            i64::try_from(parse_num(exp)?).map_err(|_| VerifyError::Malformed("bad expiry"))?;
         if now.unix_timestamp() >= exp {
             return Err(VerifyError::Expired);
         }
@@ -375,19 +407,31 @@ impl SignedUrlStore {
             (Some(size), None) => {
                 let size = parse_num(size)?;
                 if content_length != size {
-                    return Err(VerifyError::SizeMismatch { expected: size, actual: content_length });
+                    return Err(VerifyError::SizeMismatch {
+                        expected: size,
+                        actual: content_length,
+                    });
                 }
             }
             (None, Some(max)) => {
                 let max = parse_num(max)?;
                 if content_length > max {
-                    return Err(VerifyError::SizeMismatch { expected: max, actual: content_length });
+                    return Err(VerifyError::SizeMismatch {
+                        expected: max,
+                        actual: content_length,
+                    });
                 }
             }
             _ => return Err(VerifyError::Malformed("size binding")),
         }
         if let Some(bound) = p.ty.as_deref() {
-            let essence = |t: &str| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+            let essence = |t: &str| {
+                t.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            };
             if content_type.map(essence) != Some(essence(bound)) {
                 return Err(VerifyError::TypeMismatch);
             }
@@ -400,7 +444,14 @@ impl SignedUrlStore {
             Some(h) => Some(unhex::<16>(h).ok_or(VerifyError::Malformed("md5"))?),
             None => None,
         };
-        Ok(VerifiedPut { key, filename, size: content_length, content_type: p.ty, sha256, md5 })
+        Ok(VerifiedPut {
+            key,
+            filename,
+            size: content_length,
+            content_type: p.ty,
+            sha256,
+            md5,
+        })
     }
 
     /// Checks a GET URL's signature and expiry.
@@ -419,26 +470,37 @@ impl SignedUrlStore {
             }
         }
         let sig = sig.ok_or(VerifyError::Malformed("missing signature"))?;
-        let sig = B64URL.decode(sig.as_bytes()).map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let sig = B64URL
+            .decode(sig.as_bytes())
+            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
         let exp_s = exp.as_deref().unwrap_or_default();
         if exp.is_some() && exp_s.is_empty() {
             return Err(VerifyError::Malformed("empty expiry"));
         }
-        if !self.key.verify_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp_s.as_bytes()], &sig) {
+        if !self.key.verify_fields(
+            &[b"GET", VERSION.as_bytes(), key.as_bytes(), exp_s.as_bytes()],
+            &sig,
+        ) {
             return Err(VerifyError::BadSignature);
         }
         let expires = match exp {
             None => None,
             Some(e) => {
-                let secs = i64::try_from(parse_num(&e)?).map_err(|_| VerifyError::Malformed("bad expiry"))?;
-                let t = OffsetDateTime::from_unix_timestamp(secs).map_err(|_| VerifyError::Malformed("bad expiry"))?;
+                let secs = i64::try_from(parse_num(&e)?)
+                    .map_err(|_| VerifyError::Malformed("bad expiry"))?;
+                let t = OffsetDateTime::from_unix_timestamp(secs)
+                    .map_err(|_| VerifyError::Malformed("bad expiry"))?;
                 if now >= t {
                     return Err(VerifyError::Expired);
                 }
                 Some(t)
             }
         };
-        Ok(VerifiedGet { key, filename, expires })
+        Ok(VerifiedGet {
+            key,
+            filename,
+            expires,
+        })
     }
 
     /// The object key of a URL: the two percent-decoded segments below the base path, which
@@ -485,10 +547,15 @@ impl StorageBackend for SignedUrlStore {
             Some(s) => (s.to_string(), String::new()),
             None => (String::new(), grant.max_size().to_string()),
         };
-        let ty = grant.content_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
+        let ty = grant
+            .content_type()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default();
         let sha256 = grant.sha256().map(|d| hex(d)).unwrap_or_default();
         let md5 = grant.md5().map(|d| hex(d)).unwrap_or_default();
-        let sig = self.key.sign_fields(&Self::put_fields(key, &size, &max, &ty, &sha256, &md5, &exp));
+        let sig = self.key.sign_fields(&Self::put_fields(
+            key, &size, &max, &ty, &sha256, &md5, &exp,
+        ));
         {
             let mut q = put.query_pairs_mut();
             q.append_pair("v", VERSION);
@@ -554,28 +621,55 @@ mod tests {
     #[test]
     fn put_url_verifies_and_binds() {
         let s = store();
-        let t = s.issue_upload(&grant("my juliet.jpg", 23456, Some("image/jpeg"))).unwrap();
-        assert!(t.put_url.as_str().starts_with("https://files.example/up/abababab"));
+        let t = s
+            .issue_upload(&grant("my juliet.jpg", 23456, Some("image/jpeg")))
+            .unwrap();
+        assert!(t
+            .put_url
+            .as_str()
+            .starts_with("https://files.example/up/abababab"));
         assert!(t.put_url.path().ends_with("/my%20juliet.jpg"));
-        let v = s.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()).unwrap();
+        let v = s
+            .verify_put(&t.put_url, 23456, Some("image/jpeg"), now())
+            .unwrap();
         assert_eq!(v.filename, "my juliet.jpg");
         assert_eq!(v.key, format!("{}/my juliet.jpg", "ab".repeat(16)));
-        assert!(matches!(s.verify_put(&t.put_url, 23457, Some("image/jpeg"), now()), Err(VerifyError::SizeMismatch { .. })));
-        assert_eq!(s.verify_put(&t.put_url, 23456, Some("image/png"), now()), Err(VerifyError::TypeMismatch));
-        assert_eq!(s.verify_put(&t.put_url, 23456, None, now()), Err(VerifyError::TypeMismatch));
+        assert!(matches!(
+            s.verify_put(&t.put_url, 23457, Some("image/jpeg"), now()),
+            Err(VerifyError::SizeMismatch { .. })
+        ));
         assert_eq!(
-            s.verify_put(&t.put_url, 23456, Some("image/jpeg"), now() + Duration::seconds(300)),
+            s.verify_put(&t.put_url, 23456, Some("image/png"), now()),
+            Err(VerifyError::TypeMismatch)
+        );
+        assert_eq!(
+            s.verify_put(&t.put_url, 23456, None, now()),
+            Err(VerifyError::TypeMismatch)
+        );
+        assert_eq!(
+            s.verify_put(
+                &t.put_url,
+                23456,
+                Some("image/jpeg"),
+                now() + Duration::seconds(300)
+            ),
             Err(VerifyError::Expired)
         );
-        let other = SignedUrlStore::new("https://files.example/up/".parse().unwrap(), "x".repeat(32));
-        assert_eq!(other.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()), Err(VerifyError::BadSignature));
+        let other =
+            SignedUrlStore::new("https://files.example/up/".parse().unwrap(), "x".repeat(32));
+        assert_eq!(
+            other.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()),
+            Err(VerifyError::BadSignature)
+        );
     }
 
     #[test]
     fn get_url_verifies() {
         let s = store();
         let t = s.issue_upload(&grant("Отчёт.pdf", 1, None)).unwrap();
-        let g = s.verify_get(&t.get_url, now() + Duration::days(3650)).unwrap();
+        let g = s
+            .verify_get(&t.get_url, now() + Duration::days(3650))
+            .unwrap();
         assert_eq!(g.filename, "Отчёт.pdf");
         assert_eq!(g.expires, None);
         assert!(t.get_url.as_str().is_ascii());

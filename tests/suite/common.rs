@@ -17,27 +17,46 @@ pub fn now() -> OffsetDateTime {
 /// the stream header declares; it is added as `jabber:client` when the root has none.
 pub fn parse(xml: &str) -> Element {
     let xml = with_default_ns(xml);
-    xml.parse().unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{xml}"))
+    xml.parse()
+        .unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{xml}"))
 }
 
 pub fn with_default_ns(xml: &str) -> String {
     let xml = xml.trim_start();
-    let Some(start) = xml.find('<') else { return xml.to_owned() };
-    let end = xml[start..].find('>').map(|e| start + e).unwrap_or(xml.len());
+    let Some(start) = xml.find('<') else {
+        return xml.to_owned();
+    };
+    let end = xml[start..]
+        .find('>')
+        .map(|e| start + e)
+        .unwrap_or(xml.len());
     let head = &xml[start..end];
     if head.contains("xmlns=") || head.contains("xmlns =") {
         return xml.to_owned();
     }
-    let name_end = head.find(|c: char| c.is_whitespace() || c == '/').map(|i| start + i).unwrap_or(end);
-    format!("{} xmlns='jabber:client'{}", &xml[..name_end], &xml[name_end..])
+    let name_end = head
+        .find(|c: char| c.is_whitespace() || c == '/')
+        .map(|i| start + i)
+        .unwrap_or(end);
+    format!(
+        "{} xmlns='jabber:client'{}",
+        &xml[..name_end],
+        &xml[name_end..]
+    )
 }
 
 pub fn store() -> SignedUrlStore {
-    SignedUrlStore::new("https://files.montague.tld/up/".parse().unwrap(), *b"store key: 32 bytes of entropy!!")
+    SignedUrlStore::new(
+        "https://files.montague.tld/up/".parse().unwrap(),
+        *b"store key: 32 bytes of entropy!!",
+    )
 }
 
 pub fn config() -> ServiceConfig {
-    ServiceConfig::new("upload.montague.tld".parse().unwrap(), *b"service secret: 32 random bytes!")
+    ServiceConfig::new(
+        "upload.montague.tld".parse().unwrap(),
+        *b"service secret: 32 random bytes!",
+    )
 }
 
 pub fn service() -> SlotService<SignedUrlStore> {
@@ -46,7 +65,10 @@ pub fn service() -> SlotService<SignedUrlStore> {
 
 /// The defined condition of an error reply, with its type.
 pub fn error_of(reply: &Element) -> (String, String) {
-    let error = reply.children().find(|c| c.name() == "error").expect("an <error/>");
+    let error = reply
+        .children()
+        .find(|c| c.name() == "error")
+        .expect("an <error/>");
     let cond = error
         .children()
         .find(|c| c.has_ns(STANZAS) && c.name() != "text")

@@ -17,19 +17,42 @@ fn upload(svc: &SlotService<SignedUrlStore>, from: &str, attrs: &str) -> Element
     svc.handle(&parse(&xml), now()).expect("a reply")
 }
 
-fn download(svc: &SlotService<SignedUrlStore>, from: &str, fileid: &str, at: time::OffsetDateTime) -> Element {
+fn download(
+    svc: &SlotService<SignedUrlStore>,
+    from: &str,
+    fileid: &str,
+    at: time::OffsetDateTime,
+) -> Element {
     let mut q = Element::bare("query", "p1:http-file-transfer");
-    q.set_attr(minidom::rxml::Namespace::NONE, minidom::rxml::NcName::try_from("fileid").unwrap(), fileid.to_owned());
+    q.set_attr(
+        minidom::rxml::Namespace::NONE,
+        minidom::rxml::NcName::try_from("fileid").unwrap(),
+        fileid.to_owned(),
+    );
     let mut iq = Element::bare("iq", "jabber:client");
-    for (k, v) in [("type", "get"), ("id", "d1"), ("from", from), ("to", "montague.tld")] {
-        iq.set_attr(minidom::rxml::Namespace::NONE, minidom::rxml::NcName::try_from(k).unwrap(), v.to_owned());
+    for (k, v) in [
+        ("type", "get"),
+        ("id", "d1"),
+        ("from", from),
+        ("to", "montague.tld"),
+    ] {
+        iq.set_attr(
+            minidom::rxml::Namespace::NONE,
+            minidom::rxml::NcName::try_from(k).unwrap(),
+            v.to_owned(),
+        );
     }
     iq.append_child(q);
     svc.handle(&iq, at).expect("a reply")
 }
 
 fn upload_result(reply: &Element) -> xmpp_upload::stanza::file_transfer::UploadResult {
-    assert_eq!(reply.attr("type"), Some("result"), "{}", String::from(reply));
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(reply)
+    );
     match Query::parse(reply.children().next().unwrap()).unwrap() {
         Query::UploadResult(r) => r,
         other => panic!("{other:?}"),
@@ -37,7 +60,12 @@ fn upload_result(reply: &Element) -> xmpp_upload::stanza::file_transfer::UploadR
 }
 
 fn download_url(reply: &Element) -> url::Url {
-    assert_eq!(reply.attr("type"), Some("result"), "{}", String::from(reply));
+    assert_eq!(
+        reply.attr("type"),
+        Some("result"),
+        "{}",
+        String::from(reply)
+    );
     match Query::parse(reply.children().next().unwrap()).unwrap() {
         Query::DownloadResult(r) => r.download,
         other => panic!("{other:?}"),
@@ -47,13 +75,26 @@ fn download_url(reply: &Element) -> url::Url {
 #[test]
 fn upload_by_md5_binds_the_file_and_ids_resolve_to_fresh_short_urls() {
     let svc = service();
-    let r = upload_result(&upload(&svc, "romeo@montague.tld/garden", &format!("md5='{MD5_ABC}' filename='a.txt' size='3' content-type='text/plain'")));
+    let r = upload_result(&upload(
+        &svc,
+        "romeo@montague.tld/garden",
+        &format!("md5='{MD5_ABC}' filename='a.txt' size='3' content-type='text/plain'"),
+    ));
     let fileid = r.fileid.clone().unwrap();
-    assert!(r.headers.iter().any(|h| h.name == "Content-MD5" && h.value == MD5_ABC));
+    assert!(r
+        .headers
+        .iter()
+        .any(|h| h.name == "Content-MD5" && h.value == MD5_ABC));
     // The PUT URL accepts only that file: right MD5 header and body digest.
-    let v = svc.storage().verify_put(&r.upload, 3, Some("text/plain"), now()).unwrap();
+    let v = svc
+        .storage()
+        .verify_put(&r.upload, 3, Some("text/plain"), now())
+        .unwrap();
     v.check_content_md5(Some(MD5_ABC)).unwrap();
-    assert_eq!(v.check_content_md5(Some(&encode_md5(&[0; 16]))), Err(VerifyError::DigestMismatch));
+    assert_eq!(
+        v.check_content_md5(Some(&encode_md5(&[0; 16]))),
+        Err(VerifyError::DigestMismatch)
+    );
     assert_eq!(v.check_content_md5(None), Err(VerifyError::DigestMismatch));
     let mut body = v.body_check();
     body.update(b"abc").unwrap();
@@ -64,27 +105,57 @@ fn upload_by_md5_binds_the_file_and_ids_resolve_to_fresh_short_urls() {
 
     // Juliet (same server) resolves the ID: a URL valid for 300 s, fresh each time.
     let later = now() + Duration::days(3);
-    let url1 = download_url(&download(&svc, "juliet@montague.tld/balcony", &fileid, later));
+    let url1 = download_url(&download(
+        &svc,
+        "juliet@montague.tld/balcony",
+        &fileid,
+        later,
+    ));
     let got = svc.storage().verify_get(&url1, later).unwrap();
     assert_eq!(got.filename, "a.txt");
     assert_eq!(got.expires, Some(later + Duration::seconds(300)));
-    assert_eq!(svc.storage().verify_get(&url1, later + Duration::seconds(300)), Err(VerifyError::Expired));
+    assert_eq!(
+        svc.storage()
+            .verify_get(&url1, later + Duration::seconds(300)),
+        Err(VerifyError::Expired)
+    );
     assert_eq!(VerifyError::Expired.status(), 410);
-    let url2 = download_url(&download(&svc, "juliet@montague.tld/balcony", &fileid, later + Duration::seconds(301)));
+    let url2 = download_url(&download(
+        &svc,
+        "juliet@montague.tld/balcony",
+        &fileid,
+        later + Duration::seconds(301),
+    ));
     assert_ne!(url1, url2);
-    assert!(svc.storage().verify_get(&url2, later + Duration::seconds(301)).is_ok());
+    assert!(svc
+        .storage()
+        .verify_get(&url2, later + Duration::seconds(301))
+        .is_ok());
 
     // Another server's user is refused by the default access policy.
     let reply = download(&svc, "tybalt@capulet.tld/r", &fileid, later);
-    assert_eq!(error_of(&reply), ("auth".to_owned(), "forbidden".to_owned()));
+    assert_eq!(
+        error_of(&reply),
+        ("auth".to_owned(), "forbidden".to_owned())
+    );
 }
 
 #[test]
 fn md5_only_upload_is_capped_at_the_size_limit() {
     let svc = SlotService::new(config().max_file_size(1000), store());
-    let r = upload_result(&upload(&svc, "romeo@montague.tld/garden", &format!("md5='{MD5_ABC}'")));
-    assert!(svc.storage().verify_put(&r.upload, 1000, None, now()).is_ok());
-    assert!(matches!(svc.storage().verify_put(&r.upload, 1001, None, now()), Err(VerifyError::SizeMismatch { .. })));
+    let r = upload_result(&upload(
+        &svc,
+        "romeo@montague.tld/garden",
+        &format!("md5='{MD5_ABC}'"),
+    ));
+    assert!(svc
+        .storage()
+        .verify_put(&r.upload, 1000, None, now())
+        .is_ok());
+    assert!(matches!(
+        svc.storage().verify_put(&r.upload, 1001, None, now()),
+        Err(VerifyError::SizeMismatch { .. })
+    ));
 }
 
 #[test]
@@ -93,39 +164,78 @@ fn conversations_namespace_is_answered_in_kind() {
     let xml = format!("<iq xmlns='jabber:client' type='set' id='s3' from='romeo@montague.tld/g' to='montague.tld'><query xmlns='p1:s3filetransfer' md5='{MD5_ABC}'/></iq>");
     let reply = svc.handle(&parse(&xml), now()).unwrap();
     let q = reply.children().next().unwrap();
-    assert!(q.is("query", "p1:s3filetransfer"), "{}", String::from(&reply));
+    assert!(
+        q.is("query", "p1:s3filetransfer"),
+        "{}",
+        String::from(&reply)
+    );
     assert!(q.children().all(|c| c.has_ns("p1:s3filetransfer")));
 }
 
 #[test]
 fn rotated_secret_still_resolves_old_ids() {
     let old = SlotService::new(config(), store());
-    let fileid = upload_result(&upload(&old, "romeo@montague.tld/g", &format!("md5='{MD5_ABC}'"))).fileid.unwrap();
+    let fileid = upload_result(&upload(
+        &old,
+        "romeo@montague.tld/g",
+        &format!("md5='{MD5_ABC}'"),
+    ))
+    .fileid
+    .unwrap();
     let rotated = SlotService::new(
-        xmpp_upload::ServiceConfig::new("upload.montague.tld".parse().unwrap(), "a brand new secret of 32 bytes!!")
-            .previous_secret(*b"service secret: 32 random bytes!"),
+        xmpp_upload::ServiceConfig::new(
+            "upload.montague.tld".parse().unwrap(),
+            "a brand new secret of 32 bytes!!",
+        )
+        .previous_secret(*b"service secret: 32 random bytes!"),
         store(),
     );
-    assert!(rotated.download_url(&"juliet@montague.tld".parse().unwrap(), &fileid, now()).is_ok());
-    let fresh = SlotService::new(xmpp_upload::ServiceConfig::new("upload.montague.tld".parse().unwrap(), "a brand new secret of 32 bytes!!"), store());
-    assert_eq!(fresh.download_url(&"juliet@montague.tld".parse().unwrap(), &fileid, now()), Err(SlotError::UnknownFileId));
+    assert!(rotated
+        .download_url(&"juliet@montague.tld".parse().unwrap(), &fileid, now())
+        .is_ok());
+    let fresh = SlotService::new(
+        xmpp_upload::ServiceConfig::new(
+            "upload.montague.tld".parse().unwrap(),
+            "a brand new secret of 32 bytes!!",
+        ),
+        store(),
+    );
+    assert_eq!(
+        fresh.download_url(&"juliet@montague.tld".parse().unwrap(), &fileid, now()),
+        Err(SlotError::UnknownFileId)
+    );
 }
 
 #[test]
 fn file_ids_expire_when_configured() {
     let svc = SlotService::new(config().file_id_ttl(Duration::days(30)), store());
-    let fileid = upload_result(&upload(&svc, "romeo@montague.tld/g", &format!("md5='{MD5_ABC}'"))).fileid.unwrap();
+    let fileid = upload_result(&upload(
+        &svc,
+        "romeo@montague.tld/g",
+        &format!("md5='{MD5_ABC}'"),
+    ))
+    .fileid
+    .unwrap();
     let j = "juliet@montague.tld".parse().unwrap();
-    assert!(svc.download_url(&j, &fileid, now() + Duration::days(29)).is_ok());
-    assert_eq!(svc.download_url(&j, &fileid, now() + Duration::days(30)), Err(SlotError::ExpiredFileId));
+    assert!(svc
+        .download_url(&j, &fileid, now() + Duration::days(29))
+        .is_ok());
+    assert_eq!(
+        svc.download_url(&j, &fileid, now() + Duration::days(30)),
+        Err(SlotError::ExpiredFileId)
+    );
 }
 
 #[test]
 fn stable_get_links_resolve_to_fresh_storage_urls() {
-    let svc = SlotService::new(config().stable_get_base("https://montague.tld/files/".parse().unwrap()), store());
+    let svc = SlotService::new(
+        config().stable_get_base("https://montague.tld/files/".parse().unwrap()),
+        store(),
+    );
     let xml = "<iq xmlns='jabber:client' type='get' id='g' from='romeo@montague.tld/g' to='upload.montague.tld'><request xmlns='urn:xmpp:http:upload:0' filename='r.jpg' size='9'/></iq>";
     let reply = svc.handle(&parse(xml), now()).unwrap();
-    let slot = xmpp_upload::stanza::upload::Slot::try_from(reply.children().next().unwrap()).unwrap();
+    let slot =
+        xmpp_upload::stanza::upload::Slot::try_from(reply.children().next().unwrap()).unwrap();
     assert!(slot.get.as_str().starts_with("https://montague.tld/files/"));
     assert!(slot.get.path().ends_with("/r.jpg"));
     let in_a_year = now() + Duration::days(365);
@@ -134,8 +244,17 @@ fn stable_get_links_resolve_to_fresh_storage_urls() {
     assert_eq!(v.filename, "r.jpg");
     assert_eq!(v.expires, Some(in_a_year + Duration::seconds(300)));
     let mut forged = slot.get.clone();
-    forged.path_segments_mut().unwrap().pop().pop().push("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").push("r.jpg");
-    assert_eq!(svc.resolve_stable_get(&forged, in_a_year), Err(SlotError::UnknownFileId));
+    forged
+        .path_segments_mut()
+        .unwrap()
+        .pop()
+        .pop()
+        .push("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .push("r.jpg");
+    assert_eq!(
+        svc.resolve_stable_get(&forged, in_a_year),
+        Err(SlotError::UnknownFileId)
+    );
 }
 
 /// A tiny deterministic PRNG (xorshift64*), so failures reproduce.
@@ -157,7 +276,15 @@ fn ten_thousand_mutated_file_ids_never_resolve() {
     let svc = service();
     let juliet = "juliet@montague.tld".parse().unwrap();
     let ids: Vec<String> = (0..8)
-        .map(|i| upload_result(&upload(&svc, "romeo@montague.tld/g", &format!("md5='{MD5_ABC}' filename='f{i}.bin'"))).fileid.unwrap())
+        .map(|i| {
+            upload_result(&upload(
+                &svc,
+                "romeo@montague.tld/g",
+                &format!("md5='{MD5_ABC}' filename='f{i}.bin'"),
+            ))
+            .fileid
+            .unwrap()
+        })
         .collect();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.%";
@@ -190,7 +317,11 @@ fn ten_thousand_mutated_file_ids_never_resolve() {
                 format!("{}{}", &id[..cut], &other[cut..])
             }
             // Random bytes of a plausible length.
-            _ => b64.encode((0..rng.below(80)).map(|_| rng.next() as u8).collect::<Vec<u8>>()),
+            _ => b64.encode(
+                (0..rng.below(80))
+                    .map(|_| rng.next() as u8)
+                    .collect::<Vec<u8>>(),
+            ),
         };
         if ids.contains(&mutated) {
             continue;

@@ -21,11 +21,21 @@ enum Expect {
     /// Not for this service.
     Ignored,
     /// A slot in this namespace, for this size and type.
-    Slot { ns: &'static str, size: u64, ty: Option<&'static str> },
+    Slot {
+        ns: &'static str,
+        size: u64,
+        ty: Option<&'static str>,
+    },
     /// An error of this type and condition, with this payload element (name, ns) if any.
-    Error { ty: &'static str, cond: &'static str, payload: Option<(&'static str, &'static str)> },
+    Error {
+        ty: &'static str,
+        cond: &'static str,
+        payload: Option<(&'static str, &'static str)>,
+    },
     /// Some other result whose first child is (name, ns).
-    Result { child: Option<(&'static str, &'static str)> },
+    Result {
+        child: Option<(&'static str, &'static str)>,
+    },
 }
 use Expect::*;
 
@@ -33,7 +43,14 @@ fn table_service() -> SlotService<xmpp_upload::storage::signed::SignedUrlStore> 
     SlotService::new(
         config()
             .max_file_size(MAX)
-            .allowed_content_types(["image/*", "video/*", "audio/*", "text/plain", "application/pdf", "application/octet-stream"])
+            .allowed_content_types([
+                "image/*",
+                "video/*",
+                "audio/*",
+                "text/plain",
+                "application/pdf",
+                "application/octet-stream",
+            ])
             .daily_quota(600_000),
         store(),
     )
@@ -51,7 +68,11 @@ fn v0(attrs: &str) -> String {
 fn legacy(ns: &str, children: &str) -> String {
     get(&format!("<request xmlns='{ns}'>{children}</request>"))
 }
-const BAD: Expect = Error { ty: "modify", cond: "bad-request", payload: None };
+const BAD: Expect = Error {
+    ty: "modify",
+    cond: "bad-request",
+    payload: None,
+};
 
 fn rows() -> Vec<(&'static str, String, Expect)> {
     let long = "a".repeat(300);
@@ -150,31 +171,66 @@ fn stanza_table_through_handle() {
         }
         let reply = reply.unwrap();
         assert_eq!(reply.name(), "iq", "{name}");
-        assert_eq!(reply.ns(), stanza.ns(), "{name}: reply in the request's stanza namespace");
+        assert_eq!(
+            reply.ns(),
+            stanza.ns(),
+            "{name}: reply in the request's stanza namespace"
+        );
         assert_eq!(reply.attr("id"), stanza.attr("id"), "{name}: id kept");
-        assert_eq!(reply.attr("to"), stanza.attr("from"), "{name}: to = request's from");
-        assert_eq!(reply.attr("from"), Some(stanza.attr("to").unwrap_or("upload.montague.tld")), "{name}");
+        assert_eq!(
+            reply.attr("to"),
+            stanza.attr("from"),
+            "{name}: to = request's from"
+        );
+        assert_eq!(
+            reply.attr("from"),
+            Some(stanza.attr("to").unwrap_or("upload.montague.tld")),
+            "{name}"
+        );
         match expect {
             Ignored => unreachable!(),
             Slot { ns, size, ty } => {
-                assert_eq!(reply.attr("type"), Some("result"), "{name}: {}", String::from(&reply));
+                assert_eq!(
+                    reply.attr("type"),
+                    Some("result"),
+                    "{name}: {}",
+                    String::from(&reply)
+                );
                 let slot_el = reply.children().next().expect("a <slot/>");
                 assert!(slot_el.is("slot", ns), "{name}: slot in {ns}");
                 let slot = WireSlot::try_from(slot_el).unwrap();
                 check_put_url(name, &svc, &slot.put, size, ty);
-                assert!(slot.put.as_str().is_ascii() && slot.get.as_str().is_ascii(), "{name}");
+                assert!(
+                    slot.put.as_str().is_ascii() && slot.get.as_str().is_ascii(),
+                    "{name}"
+                );
                 assert_eq!(slot.put.scheme(), "https", "{name}");
                 slots += 1;
             }
             Error { ty, cond, payload } => {
-                assert_eq!(reply.attr("type"), Some("error"), "{name}: {}", String::from(&reply));
-                assert_eq!(error_of(&reply), (ty.to_owned(), cond.to_owned()), "{name}: {}", String::from(&reply));
+                assert_eq!(
+                    reply.attr("type"),
+                    Some("error"),
+                    "{name}: {}",
+                    String::from(&reply)
+                );
+                assert_eq!(
+                    error_of(&reply),
+                    (ty.to_owned(), cond.to_owned()),
+                    "{name}: {}",
+                    String::from(&reply)
+                );
                 let p = error_payload(&reply);
                 match payload {
                     None => assert!(p.is_none(), "{name}: unexpected payload"),
                     Some((pname, pns)) => {
                         let p = p.expect("an error payload");
-                        assert!(p.is(pname, pns), "{name}: payload <{}/> in {}", p.name(), p.ns());
+                        assert!(
+                            p.is(pname, pns),
+                            "{name}: payload <{}/> in {}",
+                            p.name(),
+                            p.ns()
+                        );
                         if pname == "file-too-large" {
                             let max = p.get_child("max-file-size", pns).expect("<max-file-size/>");
                             assert_eq!(max.text(), MAX.to_string(), "{name}");
@@ -183,7 +239,12 @@ fn stanza_table_through_handle() {
                 }
             }
             Result { child } => {
-                assert_eq!(reply.attr("type"), Some("result"), "{name}: {}", String::from(&reply));
+                assert_eq!(
+                    reply.attr("type"),
+                    Some("result"),
+                    "{name}: {}",
+                    String::from(&reply)
+                );
                 let first = reply.children().next();
                 match child {
                     None => assert!(first.is_none()),
@@ -205,18 +266,39 @@ fn check_put_url(
     ty: Option<&str>,
 ) {
     let store = svc.storage();
-    let ok = store.verify_put(put, size, ty, now()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let ok = store
+        .verify_put(put, size, ty, now())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(ok.size, size);
-    assert!(matches!(store.verify_put(put, size + 1, ty, now()), Err(VerifyError::SizeMismatch { .. })), "{name}");
+    assert!(
+        matches!(
+            store.verify_put(put, size + 1, ty, now()),
+            Err(VerifyError::SizeMismatch { .. })
+        ),
+        "{name}"
+    );
     if size > 0 {
-        assert!(matches!(store.verify_put(put, size - 1, ty, now()), Err(VerifyError::SizeMismatch { .. })), "{name}");
+        assert!(
+            matches!(
+                store.verify_put(put, size - 1, ty, now()),
+                Err(VerifyError::SizeMismatch { .. })
+            ),
+            "{name}"
+        );
     }
     if ty.is_some() {
-        assert_eq!(store.verify_put(put, size, Some("application/x-other"), now()), Err(VerifyError::TypeMismatch), "{name}");
+        assert_eq!(
+            store.verify_put(put, size, Some("application/x-other"), now()),
+            Err(VerifyError::TypeMismatch),
+            "{name}"
+        );
     }
     // Flip one character of the signature.
     let mut flipped = put.clone();
-    let q: Vec<(String, String)> = put.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let q: Vec<(String, String)> = put
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     flipped.query_pairs_mut().clear();
     for (k, v) in &q {
         let v = if k == "sig" {
@@ -228,59 +310,125 @@ fn check_put_url(
         };
         flipped.query_pairs_mut().append_pair(k, &v);
     }
-    assert_eq!(store.verify_put(&flipped, size, ty, now()), Err(VerifyError::BadSignature), "{name}");
+    assert_eq!(
+        store.verify_put(&flipped, size, ty, now()),
+        Err(VerifyError::BadSignature),
+        "{name}"
+    );
     // Another path: another file name under the same slot.
     let mut other = put.clone();
     other.path_segments_mut().unwrap().pop().push("other.jpg");
-    assert_eq!(store.verify_put(&other, size, ty, now()), Err(VerifyError::BadSignature), "{name}");
-    assert_eq!(store.verify_put(put, size, ty, now() + Duration::seconds(300)), Err(VerifyError::Expired), "{name}");
+    assert_eq!(
+        store.verify_put(&other, size, ty, now()),
+        Err(VerifyError::BadSignature),
+        "{name}"
+    );
+    assert_eq!(
+        store.verify_put(put, size, ty, now() + Duration::seconds(300)),
+        Err(VerifyError::Expired),
+        "{name}"
+    );
 }
 
 #[test]
 fn quota_refusal_carries_the_retry_stamp_in_the_request_dialect() {
     let svc = SlotService::new(config().daily_quota(100), store());
-    let first = svc.handle(&parse(&v0("filename='a' size='60'")), now()).unwrap();
+    let first = svc
+        .handle(&parse(&v0("filename='a' size='60'")), now())
+        .unwrap();
     assert_eq!(first.attr("type"), Some("result"));
     let later = now() + Duration::hours(1);
-    let second = svc.handle(&parse(&legacy(SIACS, "<filename>b</filename><size>60</size>")), later).unwrap();
-    assert_eq!(error_of(&second), ("wait".to_owned(), "resource-constraint".to_owned()));
+    let second = svc
+        .handle(
+            &parse(&legacy(SIACS, "<filename>b</filename><size>60</size>")),
+            later,
+        )
+        .unwrap();
+    assert_eq!(
+        error_of(&second),
+        ("wait".to_owned(), "resource-constraint".to_owned())
+    );
     let retry = error_payload(&second).expect("<retry/>");
     assert!(retry.is("retry", SIACS));
     assert_eq!(retry.attr("stamp"), Some("2017-12-04T23:42:05Z"));
     // After the window, the quota frees up.
     let next_day = now() + Duration::hours(24);
-    let third = svc.handle(&parse(&v0("filename='c' size='60'")), next_day).unwrap();
+    let third = svc
+        .handle(&parse(&v0("filename='c' size='60'")), next_day)
+        .unwrap();
     assert_eq!(third.attr("type"), Some("result"));
 }
 
 #[test]
 fn disabled_dialect_is_service_unavailable_and_not_advertised() {
     let svc = SlotService::new(config().dialects([Dialect::V0]), store());
-    let reply = svc.handle(&parse(&legacy(SIACS, "<filename>a</filename><size>1</size>")), now()).unwrap();
-    assert_eq!(error_of(&reply), ("cancel".to_owned(), "service-unavailable".to_owned()));
-    let info = svc.handle(&parse(&get("<query xmlns='http://jabber.org/protocol/disco#info'/>")), now()).unwrap();
-    let info = xmpp_upload::stanza::disco::ServiceInfo::parse(info.children().next().unwrap()).unwrap().unwrap();
+    let reply = svc
+        .handle(
+            &parse(&legacy(SIACS, "<filename>a</filename><size>1</size>")),
+            now(),
+        )
+        .unwrap();
+    assert_eq!(
+        error_of(&reply),
+        ("cancel".to_owned(), "service-unavailable".to_owned())
+    );
+    let info = svc
+        .handle(
+            &parse(&get(
+                "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+            )),
+            now(),
+        )
+        .unwrap();
+    let info = xmpp_upload::stanza::disco::ServiceInfo::parse(info.children().next().unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(info.dialects, vec![Dialect::V0]);
-    assert_eq!(info.max_file_size, Some(xmpp_upload::service::DEFAULT_MAX_FILE_SIZE));
+    assert_eq!(
+        info.max_file_size,
+        Some(xmpp_upload::service::DEFAULT_MAX_FILE_SIZE)
+    );
 }
 
 #[test]
 fn storage_failure_is_internal_server_error_without_details_and_refunds_quota() {
     // An http:// base on a public host is refused by the store: a storage failure.
-    let insecure = xmpp_upload::storage::signed::SignedUrlStore::new("http://files.montague.tld/".parse().unwrap(), "k");
+    let insecure = xmpp_upload::storage::signed::SignedUrlStore::new(
+        "http://files.montague.tld/".parse().unwrap(),
+        "k",
+    );
     let svc = SlotService::new(config().daily_quota(100), insecure);
-    let reply = svc.handle(&parse(&v0("filename='a' size='100'")), now()).unwrap();
-    assert_eq!(error_of(&reply), ("wait".to_owned(), "internal-server-error".to_owned()));
+    let reply = svc
+        .handle(&parse(&v0("filename='a' size='100'")), now())
+        .unwrap();
+    assert_eq!(
+        error_of(&reply),
+        ("wait".to_owned(), "internal-server-error".to_owned())
+    );
     let xml = String::from(&reply);
-    assert!(!xml.contains("http://files") && !xml.contains("https"), "{xml}");
+    assert!(
+        !xml.contains("http://files") && !xml.contains("https"),
+        "{xml}"
+    );
     // The failed request's charge was refunded: the full quota is still there.
     let ok = SlotService::new(config().daily_quota(100), store());
-    assert_eq!(ok.handle(&parse(&v0("filename='a' size='100'")), now()).unwrap().attr("type"), Some("result"));
+    assert_eq!(
+        ok.handle(&parse(&v0("filename='a' size='100'")), now())
+            .unwrap()
+            .attr("type"),
+        Some("result")
+    );
 }
 
 #[test]
 fn replies_never_leak_the_secrets() {
-    let svc: SlotService<_> = SlotService::new(ServiceConfig::new("upload.montague.tld".parse().unwrap(), "SERVICE-SECRET-XYZ"), xmpp_upload::storage::signed::SignedUrlStore::new("https://f.example/".parse().unwrap(), "STORE-KEY-XYZ"));
+    let svc: SlotService<_> = SlotService::new(
+        ServiceConfig::new("upload.montague.tld".parse().unwrap(), "SERVICE-SECRET-XYZ"),
+        xmpp_upload::storage::signed::SignedUrlStore::new(
+            "https://f.example/".parse().unwrap(),
+            "STORE-KEY-XYZ",
+        ),
+    );
     for (_, xml, _) in rows() {
         if let Some(r) = svc.handle(&parse(&xml), now()) {
             let s = String::from(&r);
@@ -288,7 +436,10 @@ fn replies_never_leak_the_secrets() {
         }
     }
     let dbg = format!("{svc:?}");
-    assert!(!dbg.contains("SECRET-XYZ") && !dbg.contains("KEY-XYZ"), "{dbg}");
+    assert!(
+        !dbg.contains("SECRET-XYZ") && !dbg.contains("KEY-XYZ"),
+        "{dbg}"
+    );
 }
 
 #[allow(dead_code)]

@@ -112,7 +112,10 @@ mod tests {
 
     #[test]
     fn header_values_trimmed_and_collapsed() {
-        assert_eq!(normalize_header_value("  text/plain;  charset=utf-8 \t"), "text/plain; charset=utf-8");
+        assert_eq!(
+            normalize_header_value("  text/plain;  charset=utf-8 \t"),
+            "text/plain; charset=utf-8"
+        );
         assert_eq!(normalize_header_value(""), "");
     }
 
@@ -123,6 +126,9 @@ mod tests {
         h.insert("Content-Type", "image/png");
         h.insert("content-length", "5");
         assert_eq!(h.names(), "content-length;content-type;host");
-        assert_eq!(h.canonical(), "content-length:5\ncontent-type:image/png\nhost:example.org\n");
+        assert_eq!(
+            h.canonical(),
+            "content-length:5\ncontent-type:image/png\nhost:example.org\n"
+        );
     }
 }

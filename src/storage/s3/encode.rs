@@ -6,10 +6,13 @@
 
 use percent_encoding::percent_decode_str;
 
-const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
-
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// The upper-case hex digit of a nibble (`n` < 16).
+fn upper_hex_digit(n: u8) -> char {
+    char::from_digit(u32::from(n), 16).map_or('0', |c| c.to_ascii_uppercase())
 }
 
 /// Appends `bytes`, percent-encoded as S3 wants, to `out` (`/` included: it becomes `%2F`).
@@ -19,8 +22,8 @@ pub(super) fn encode_into(out: &mut String, bytes: &[u8]) {
             out.push(char::from(b));
         } else {
             out.push('%');
-            out.push(char::from(UPPER_HEX[usize::from(b >> 4)]));
-            out.push(char::from(UPPER_HEX[usize::from(b & 0x0f)]));
+            out.push(upper_hex_digit(b >> 4));
+            out.push(upper_hex_digit(b & 0x0f));
         }
     }
 }

@@ -1,1 +1,556 @@
 //! S3 and S3-compatible stores: AWS SigV4 query presigning.
+//!
+//! [`S3Store`] turns a grant into presigned URLs (`X-Amz-Algorithm=AWS4-HMAC-SHA256`, payload
+//! `UNSIGNED-PAYLOAD`) that the store itself verifies: nothing is stored per slot and no HTTP
+//! request is made. The PUT URL signs `host` plus whatever the grant binds:
+//!
+//! | grant | signed header | the PUT must send |
+//! |---|---|---|
+//! | exact size | `content-length` | `Content-Length: N` |
+//! | content type | `content-type` | `Content-Type: …` (as requested) |
+//! | MD5 (`p1:http-file-transfer`) | `content-md5` | `Content-MD5: base64` |
+//! | SHA-256 (XEP-0300 `<hash/>`) | `x-amz-checksum-sha256` | `x-amz-checksum-sha256: base64` |
+//!
+//! The store refuses a PUT whose signed headers differ from what was signed (S3 answers 403),
+//! and S3 checks `Content-MD5` and `x-amz-checksum-sha256` against the body. The required
+//! headers are listed in [`UploadTarget::required_headers`]; XEP-0363 slot headers stay empty,
+//! as that protocol only allows `Authorization`, `Cookie` and `Expires` there.
+//!
+//! The implementation follows AWS's "Authenticating Requests: Using Query Parameters (AWS
+//! Signature Version 4)", one step per file: `canonical` (canonical request), `sign` (string
+//! to sign, signing key, signature), `encode` (S3's `UriEncode`).
+//!
+//! # Limits
+//! * `X-Amz-Expires` is 1 to [`MAX_EXPIRES_SECONDS`] (7 days): SigV4 cannot sign longer. Slot
+//!   GET URLs are capped at 7 days; download URLs are re-issued through file IDs.
+//! * A presigned PUT cannot cap the size of the body by itself: a grant with neither an exact
+//!   size nor an MD5 is refused with [`StorageError::Unsupported`].
+//! * Object keys are 1 to 1024 bytes of any Unicode, without `.` or `..` segments (URL
+//!   normalisation would remove them).
+
+use core::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use time::{Duration, OffsetDateTime};
+use url::Url;
+
+use self::canonical::{canonical_query, canonical_request, normalize_header_value, SignedHeaders};
+use self::encode::{canonical_prefix, encode_into, push_key_path};
+use self::sign::{
+    root_key, scope, signature, signing_key, string_to_sign, KeyCache, Timestamp, ALGORITHM,
+};
+use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
+use crate::crypto::SecretKey;
+
+mod canonical;
+mod encode;
+mod sign;
+#[cfg(test)]
+mod tests;
+
+/// The longest lifetime SigV4 can sign: 7 days, in seconds (`X-Amz-Expires`).
+pub const MAX_EXPIRES_SECONDS: u64 = 604_800;
+
+/// [`MAX_EXPIRES_SECONDS`] as a duration.
+const MAX_EXPIRES: Duration = Duration::seconds(604_800);
+
+/// The longest object key S3 accepts, in bytes of UTF-8.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// Where the store is and who signs for it.
+///
+/// `Debug` prints the endpoint, bucket, region and access key ID, never the secret access key
+/// or the session token.
+#[derive(Clone)]
+pub struct S3Config {
+    /// The service endpoint, for example `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:9000` (plain http only on loopback unless
+    /// [`S3Store::allow_insecure_http`]). A path (`https://host/prefix`) is kept in front of
+    /// every object path; user info, query and fragment are refused.
+    pub endpoint: Url,
+    /// The bucket. With virtual-hosted style it must be a DNS name (3 to 63 characters of
+    /// `a-z`, `0-9`, `-` and `.`).
+    pub bucket: String,
+    /// The signing region (`us-east-1`, or whatever an S3-compatible store expects).
+    pub region: String,
+    /// The access key ID, public: it appears in every URL (`X-Amz-Credential`).
+    pub access_key_id: String,
+    /// The secret access key. It never leaves the signer.
+    pub secret_access_key: String,
+    /// The STS session token of temporary credentials. It travels in every URL as
+    /// `X-Amz-Security-Token` (signed, as S3 requires).
+    pub session_token: Option<String>,
+    /// `true`: `endpoint/bucket/key`; `false`: `bucket.endpoint-host/key` (virtual-hosted).
+    pub path_style: bool,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &redacted_endpoint(&self.endpoint))
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The endpoint without any user info, for `Debug`.
+fn redacted_endpoint(endpoint: &Url) -> String {
+    let mut url = endpoint.clone();
+    // Both fail only for URLs that cannot have user info, which then have none to hide.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// What a presigned PUT binds besides the key. Each bound value becomes a signed header that
+/// the PUT must send with exactly that value ([`S3Store::presign_put`] returns them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutBinding<'a> {
+    /// The exact body length (`Content-Length`). Without it (or an MD5) the store accepts a
+    /// body of any size.
+    pub content_length: Option<u64>,
+    /// The content type (`Content-Type`), visible ASCII.
+    pub content_type: Option<&'a str>,
+    /// The MD5 of the body (`Content-MD5`, RFC 1864 base64).
+    pub content_md5: Option<[u8; 16]>,
+    /// The SHA-256 of the body (`x-amz-checksum-sha256`, base64).
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// The checked, canonical form of the configuration's URL parts.
+#[derive(Debug, Clone)]
+struct Base {
+    /// `http` or `https`.
+    scheme: String,
+    /// The `Host` header value: `[bucket.]host[:port]`, port only when not the default.
+    host: String,
+    /// The encoded path in front of the key: endpoint prefix, plus `/bucket` in path style.
+    prefix: String,
+}
+
+/// One presigned request with its intermediate values (the URL is the result; the rest is
+/// kept for the step-by-step tests).
+#[derive(Debug)]
+struct Presigned {
+    url: Url,
+    #[cfg_attr(not(test), allow(dead_code))]
+    canonical_request: String,
+    #[cfg_attr(not(test), allow(dead_code))]
+    string_to_sign: String,
+    #[cfg_attr(not(test), allow(dead_code))]
+    signature: String,
+}
+
+/// An S3 (or S3-compatible) bucket as a [`StorageBackend`]: SigV4 presigned PUT and GET URLs.
+///
+/// It is `Send + Sync` and cheap to share: the only mutable state is the cached signing key of
+/// the current day. `Debug` prints the endpoint, bucket, region and access key ID only.
+///
+/// Configuration errors (plain http off loopback, a bucket that is no DNS name in
+/// virtual-hosted style, …) are reported by [`S3Store::validate`] and by every call.
+///
+/// # Example
+/// AWS's documented presigning example, then a PUT slot for a 1 KiB JPEG:
+/// ```
+/// use time::{Duration, OffsetDateTime};
+/// use url::Url;
+/// use xmpp_upload::storage::s3::{PutBinding, S3Config, S3Store};
+///
+/// let store = S3Store::new(S3Config {
+///     endpoint: Url::parse("https://s3.amazonaws.com")?,
+///     bucket: "examplebucket".into(),
+///     region: "us-east-1".into(),
+///     access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+///     secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+///     session_token: None,
+///     path_style: false,
+/// });
+/// store.validate()?;
+/// let now = OffsetDateTime::from_unix_timestamp(1_369_353_600)?; // 2013-05-24T00:00:00Z
+///
+/// let get = store.presign_get("test.txt", now, Duration::days(1))?;
+/// assert_eq!(get.host_str(), Some("examplebucket.s3.amazonaws.com"));
+/// assert!(get.as_str().ends_with(
+///     "&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+/// ));
+///
+/// let binding = PutBinding {
+///     content_length: Some(1024),
+///     content_type: Some("image/jpeg"),
+///     ..PutBinding::default()
+/// };
+/// let (put, headers) = store.presign_put("uploads/photo.jpg", now, Duration::minutes(5), &binding)?;
+/// assert_eq!(put.path(), "/uploads/photo.jpg");
+/// assert!(put.as_str().contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"));
+/// assert_eq!(headers, [
+///     ("Content-Length".to_owned(), "1024".to_owned()),
+///     ("Content-Type".to_owned(), "image/jpeg".to_owned()),
+/// ]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct S3Store {
+    endpoint: Url,
+    bucket: String,
+    region: String,
+    access_key_id: String,
+    session_token: Option<String>,
+    path_style: bool,
+    allow_insecure_http: bool,
+    /// `"AWS4" + secret access key`.
+    root: SecretKey,
+    base: Result<Base, StorageError>,
+    keys: KeyCache,
+}
+
+impl fmt::Debug for S3Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Store")
+            .field("endpoint", &redacted_endpoint(&self.endpoint))
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Store {
+    /// A store for one bucket. The configuration is checked here, and a problem is returned by
+    /// [`S3Store::validate`] and by every presign call.
+    #[must_use]
+    pub fn new(config: S3Config) -> Self {
+        let S3Config {
+            endpoint,
+            bucket,
+            region,
+            access_key_id,
+            secret_access_key,
+            session_token,
+            path_style,
+        } = config;
+        let mut store = Self {
+            root: root_key(&secret_access_key),
+            endpoint,
+            bucket,
+            region,
+            access_key_id,
+            session_token,
+            path_style,
+            allow_insecure_http: false,
+            base: Err(StorageError::InvalidBaseUrl),
+            keys: KeyCache::default(),
+        };
+        store.base = store.prepare();
+        store
+    }
+
+    /// Allows a plain `http` endpoint on a non-loopback host (a store on a private network).
+    /// Presigned URLs are bearer credentials: anyone on the path can read them and replay them
+    /// until they expire.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self.base = self.prepare();
+        self
+    }
+
+    /// Whether the configuration can sign at all: the error every presign call would return.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        self.base.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    /// A presigned GET URL for `key`, valid from `now` for `expires_in` (whole seconds,
+    /// 1 to [`MAX_EXPIRES_SECONDS`]).
+    ///
+    /// # Errors
+    /// [`StorageError::ExpiryTooLong`] beyond 7 days, [`StorageError::InvalidExpiry`] below one
+    /// second or for a time that cannot be formatted, [`StorageError::InvalidKey`] for an
+    /// empty, too long or dot-segment key, and the configuration errors of
+    /// [`S3Store::validate`].
+    #[must_use = "the URL is the only result"]
+    pub fn presign_get(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+    ) -> Result<Url, StorageError> {
+        self.presign("GET", key, now, expires_in, SignedHeaders::default())
+            .map(|p| p.url)
+    }
+
+    /// A presigned PUT URL for `key` that binds what `binding` gives, and the headers the PUT
+    /// must send with exactly these values (`Content-Length`, `Content-Type`, `Content-MD5`,
+    /// `x-amz-checksum-sha256`, in that order, as bound).
+    ///
+    /// Without `content_length` or `content_md5` the store accepts a body of any size: bind
+    /// at least one of them when the size matters ([`StorageBackend::issue_upload`] does).
+    ///
+    /// # Errors
+    /// Those of [`S3Store::presign_get`], and [`StorageError::Unsupported`] for a content type
+    /// that is empty or not visible ASCII.
+    pub fn presign_put(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+        binding: &PutBinding<'_>,
+    ) -> Result<(Url, Vec<(String, String)>), StorageError> {
+        let (headers, required) = put_headers(binding)?;
+        let presigned = self.presign("PUT", key, now, expires_in, headers)?;
+        Ok((presigned.url, required))
+    }
+
+    /// Checks the configuration and computes its canonical URL parts.
+    fn prepare(&self) -> Result<Base, StorageError> {
+        let endpoint = &self.endpoint;
+        check_base(endpoint, self.allow_insecure_http)?;
+        if !endpoint.username().is_empty()
+            || endpoint.password().is_some()
+            || endpoint.query().is_some()
+            || endpoint.fragment().is_some()
+        {
+            return Err(StorageError::InvalidBaseUrl);
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(StorageError::Unsupported(
+                "S3 region must be letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if self.access_key_id.is_empty()
+            || !self
+                .access_key_id
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/')
+        {
+            return Err(StorageError::Unsupported(
+                "S3 access key ID must be visible ASCII without `/`",
+            ));
+        }
+        let host = endpoint.host_str().ok_or(StorageError::InvalidBaseUrl)?;
+        let port = endpoint.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let mut prefix = canonical_prefix(endpoint.path());
+        let host = if self.path_style {
+            let b = self.bucket.as_str();
+            if b.is_empty() || b == "." || b == ".." || b.contains('/') {
+                return Err(StorageError::InvalidBaseUrl);
+            }
+            prefix.push('/');
+            encode_into(&mut prefix, b.as_bytes());
+            format!("{host}{port}")
+        } else {
+            if !matches!(endpoint.host(), Some(url::Host::Domain(_)))
+                || !is_dns_bucket(&self.bucket)
+            {
+                return Err(StorageError::InvalidBaseUrl);
+            }
+            format!("{}.{host}{port}", self.bucket)
+        };
+        Ok(Base {
+            scheme: endpoint.scheme().to_owned(),
+            host,
+            prefix,
+        })
+    }
+
+    /// Signs one request: canonical request, string to sign, signature, URL.
+    fn presign(
+        &self,
+        method: &str,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+        mut headers: SignedHeaders,
+    ) -> Result<Presigned, StorageError> {
+        let base = self.base.as_ref().map_err(Clone::clone)?;
+        check_key(key)?;
+        let expires = expires_seconds(expires_in)?;
+        now.checked_add(expires_in)
+            .ok_or(StorageError::InvalidExpiry)?;
+        let ts = Timestamp::new(now)?;
+
+        let mut path = base.prefix.clone();
+        push_key_path(&mut path, key);
+        headers.insert("host", &base.host);
+
+        let scope = scope(&ts.date, &self.region);
+        let credential = format!("{}/{scope}", self.access_key_id);
+        let expires = expires.to_string();
+        let signed_headers = headers.names();
+        let mut params: Vec<(&str, &str)> = vec![
+            ("X-Amz-Algorithm", ALGORITHM),
+            ("X-Amz-Credential", &credential),
+            ("X-Amz-Date", &ts.amz_date),
+            ("X-Amz-Expires", &expires),
+            ("X-Amz-SignedHeaders", &signed_headers),
+        ];
+        // S3 signs the session token: it is part of the canonical query string.
+        if let Some(token) = &self.session_token {
+            params.push(("X-Amz-Security-Token", token));
+        }
+        let query = canonical_query(&params);
+
+        let canonical_request = canonical_request(method, &path, &query, &headers);
+        let string_to_sign = string_to_sign(&ts.amz_date, &scope, &canonical_request);
+        let signing_key = self
+            .keys
+            .get(ts.day, || signing_key(&self.root, &ts.date, &self.region));
+        let signature = signature(&signing_key, &string_to_sign);
+
+        let text = format!(
+            "{}://{}{path}?{query}&X-Amz-Signature={signature}",
+            base.scheme, base.host
+        );
+        let url = Url::parse(&text).map_err(|_| StorageError::InvalidBaseUrl)?;
+        // The URL must carry exactly the signed path, or the store would compute another one.
+        if url.path() != path {
+            return Err(StorageError::InvalidKey(
+                "the key does not survive URL normalisation",
+            ));
+        }
+        Ok(Presigned {
+            url,
+            canonical_request,
+            string_to_sign,
+            signature,
+        })
+    }
+}
+
+impl StorageBackend for S3Store {
+    /// A presigned PUT for [`UploadGrant::key`] valid until [`UploadGrant::put_expires`],
+    /// binding the grant's size, content type, MD5 and SHA-256; and a presigned GET valid until
+    /// [`UploadGrant::get_expires`], capped at 7 days.
+    fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
+        if grant.size().is_none() && grant.md5().is_none() {
+            return Err(StorageError::Unsupported(
+                "an S3 presigned PUT needs an exact size or an MD5 to limit the upload",
+            ));
+        }
+        let now = grant.now();
+        let binding = PutBinding {
+            content_length: grant.size(),
+            content_type: grant.content_type().map(|t| t.as_str()),
+            content_md5: grant.md5().copied(),
+            // XEP-0363 clients cannot be told to send `x-amz-checksum-sha256`: bind the hash
+            // only where the required headers reach the client (p1 results list them).
+            sha256: grant
+                .sha256()
+                .copied()
+                .filter(|_| grant.client_sends_required_headers()),
+        };
+        let (put_url, required) =
+            self.presign_put(grant.key(), now, grant.put_expires() - now, &binding)?;
+        let get_url = self.presign_get(grant.key(), now, capped(grant.get_expires(), now))?;
+        let mut target = UploadTarget::new(put_url, get_url, grant.key());
+        for (name, value) in &required {
+            target = target.with_required_header(name, value);
+        }
+        Ok(target)
+    }
+
+    /// A presigned GET for [`DownloadGrant::key`] valid until [`DownloadGrant::expires`],
+    /// capped at 7 days.
+    fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
+        self.presign_get(
+            grant.key(),
+            grant.now(),
+            capped(Some(grant.expires()), grant.now()),
+        )
+    }
+}
+
+/// The lifetime until `expires`, at most 7 days (`None`: 7 days).
+fn capped(expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Duration {
+    match expires {
+        Some(t) => (t - now).min(MAX_EXPIRES),
+        None => MAX_EXPIRES,
+    }
+}
+
+/// The signed headers and the required headers of a PUT binding.
+fn put_headers(
+    binding: &PutBinding<'_>,
+) -> Result<(SignedHeaders, Vec<(String, String)>), StorageError> {
+    let mut headers = SignedHeaders::default();
+    let mut required = Vec::new();
+    let mut bind = |signed: &str, name: &str, value: String| {
+        headers.insert(signed, &value);
+        required.push((name.to_owned(), value));
+    };
+    if let Some(len) = binding.content_length {
+        bind("content-length", "Content-Length", len.to_string());
+    }
+    if let Some(ct) = binding.content_type {
+        let value = normalize_header_value(ct);
+        if value.is_empty()
+            || !ct
+                .bytes()
+                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        {
+            return Err(StorageError::Unsupported(
+                "the content type is not a valid HTTP header value",
+            ));
+        }
+        bind("content-type", "Content-Type", value);
+    }
+    if let Some(md5) = &binding.content_md5 {
+        bind("content-md5", "Content-MD5", BASE64.encode(md5));
+    }
+    if let Some(sha256) = &binding.sha256 {
+        bind(
+            "x-amz-checksum-sha256",
+            "x-amz-checksum-sha256",
+            BASE64.encode(sha256),
+        );
+    }
+    Ok((headers, required))
+}
+
+/// `X-Amz-Expires` in whole seconds (truncated, so the URL never outlives the request).
+fn expires_seconds(expires_in: Duration) -> Result<u64, StorageError> {
+    let seconds =
+        u64::try_from(expires_in.whole_seconds()).map_err(|_| StorageError::InvalidExpiry)?;
+    if seconds == 0 {
+        return Err(StorageError::InvalidExpiry);
+    }
+    if seconds > MAX_EXPIRES_SECONDS {
+        return Err(StorageError::ExpiryTooLong {
+            max_seconds: MAX_EXPIRES_SECONDS,
+        });
+    }
+    Ok(seconds)
+}
+
+/// Keys S3 can store and a URL can carry unchanged.
+fn check_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() {
+        return Err(StorageError::InvalidKey("empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StorageError::InvalidKey("longer than 1024 bytes"));
+    }
+    if key.split('/').any(|s| s == "." || s == "..") {
+        return Err(StorageError::InvalidKey("`.` or `..` path segment"));
+    }
+    Ok(())
+}
+
+/// A bucket name usable as a DNS label prefix (virtual-hosted style): 3 to 63 characters of
+/// `a-z`, `0-9`, `-` and `.`, starting and ending with a letter or digit, no empty label.
+fn is_dns_bucket(bucket: &str) -> bool {
+    let b = bucket.as_bytes();
+    let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+        && edge(b.first())
+        && edge(b.last())
+        && !bucket.contains("..")
+}

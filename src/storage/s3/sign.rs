@@ -40,15 +40,25 @@ impl Timestamp {
     /// The timestamp of `now`, converted to UTC and truncated to the second. Fails for years
     /// outside 0..=9999, which the four-digit format cannot carry.
     pub(super) fn new(now: OffsetDateTime) -> Result<Self, StorageError> {
-        let utc = now.checked_to_offset(UtcOffset::UTC).ok_or(StorageError::InvalidExpiry)?;
+        let utc = now
+            .checked_to_offset(UtcOffset::UTC)
+            .ok_or(StorageError::InvalidExpiry)?;
         let year = utc.year();
         if !(0..=9999).contains(&year) {
             return Err(StorageError::InvalidExpiry);
         }
         let date = format!("{year:04}{:02}{:02}", u8::from(utc.month()), utc.day());
-        let amz_date =
-            format!("{date}T{:02}{:02}{:02}Z", utc.hour(), utc.minute(), utc.second());
-        Ok(Self { day: utc.date(), date, amz_date })
+        let amz_date = format!(
+            "{date}T{:02}{:02}{:02}Z",
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        );
+        Ok(Self {
+            day: utc.date(),
+            date,
+            amz_date,
+        })
     }
 }
 
@@ -59,7 +69,10 @@ pub(super) fn scope(date: &str, region: &str) -> String {
 
 /// The string to sign for a canonical request.
 pub(super) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", hex(&sha256(canonical_request.as_bytes())))
+    format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex(&sha256(canonical_request.as_bytes()))
+    )
 }
 
 /// The long-term key `"AWS4" + secret`, the root of the derivation.
@@ -89,6 +102,12 @@ pub(super) fn signature(key: &SecretKey, string_to_sign: &str) -> String {
 #[derive(Default)]
 pub(super) struct KeyCache {
     slot: Mutex<Option<(Date, SecretKey)>>,
+}
+
+impl core::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("KeyCache(<redacted>)")
+    }
 }
 
 impl KeyCache {

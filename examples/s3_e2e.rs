@@ -1,0 +1,434 @@
+//! End-to-end check of `storage::s3` against a real S3 server that verifies SigV4 (s3s-fs).
+//!
+//! Run by `ci/s3_e2e.sh`, which starts s3s-fs on loopback and sets:
+//! `S3_E2E_ENDPOINT` (`http://127.0.0.1:PORT`), `S3_E2E_BUCKET`, `S3_E2E_ACCESS_KEY`,
+//! `S3_E2E_SECRET_KEY` (and optionally `S3_E2E_REGION`, default `us-east-1`).
+//!
+//! What it shows, each against the server's real answer:
+//! 1. a presigned URL with one signature character flipped gets 403;
+//! 2. a body of another length than the signed `Content-Length` is refused;
+//! 3. another `Content-MD5` than the bound one is refused (and, under its own key, so is
+//!    another body of the same length under the bound MD5: 400 BadDigest);
+//! 4. another `Content-Type` than the bound one is refused;
+//! 5. an expired URL (signed with `now` in the past) is refused;
+//! 6. none of the refused PUTs stored anything (presigned GET: 404);
+//! 7. the declared bytes with the required headers get 200, and a presigned GET returns them;
+//! 8. a SHA-256-bound PUT (`x-amz-checksum-sha256`) with the right body gets 200, with another
+//!    checksum header 403.
+//!
+//! It exits non-zero on the first failure.
+
+use std::process::ExitCode;
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use time::{Duration, OffsetDateTime};
+use url::Url;
+use xmpp_upload::stanza::file_transfer::{DownloadRequest, Query, UploadRequest};
+use xmpp_upload::stanza::iq::{request, IqType};
+use xmpp_upload::storage::s3::{PutBinding, S3Config, S3Store};
+use xmpp_upload::{ServiceConfig, SlotService};
+
+/// A server answer: status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+fn send(
+    method: &str,
+    url: &Url,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<Answer, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .build();
+    let mut request = agent.request_url(method, url);
+    for (name, value) in headers {
+        // ureq computes Content-Length from the body it sends: the real length always goes out.
+        if !name.eq_ignore_ascii_case("content-length") {
+            request = request.set(name, value);
+        }
+    }
+    let response = match if method == "GET" {
+        request.call()
+    } else {
+        request.send_bytes(body)
+    } {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("{method} failed: {e}")),
+    };
+    let status = response.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
+        .map_err(|e| e.to_string())?;
+    Ok(Answer { status, body })
+}
+
+/// The first 200 bytes of a body, for messages (s3s-fs answers XML errors).
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(200)]).replace('\n', " ")
+}
+
+/// The URL with one character of `X-Amz-Signature` changed.
+fn tamper(url: &Url) -> Url {
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(n, v)| {
+            let mut v = v.into_owned();
+            if n == "X-Amz-Signature" {
+                let flipped = if v.starts_with('0') { "1" } else { "0" };
+                v.replace_range(0..1, flipped);
+            }
+            (n.into_owned(), v)
+        })
+        .collect();
+    let mut out = url.clone();
+    out.query_pairs_mut().clear().extend_pairs(pairs);
+    out
+}
+
+struct Checks {
+    failures: usize,
+}
+
+impl Checks {
+    fn expect(
+        &mut self,
+        what: &str,
+        answer: Result<Answer, String>,
+        ok: impl Fn(u16) -> bool,
+        want: &str,
+    ) {
+        match answer {
+            Ok(a) if ok(a.status) => println!("ok   {what}: {}", a.status),
+            Ok(a) => {
+                self.failures += 1;
+                println!(
+                    "FAIL {what}: got {}, want {want} ({})",
+                    a.status,
+                    snippet(&a.body)
+                );
+            }
+            Err(e) => {
+                self.failures += 1;
+                println!("FAIL {what}: {e}");
+            }
+        }
+    }
+}
+
+fn refused(status: u16) -> bool {
+    (400..500).contains(&status)
+}
+
+fn env(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(0) => {
+            println!("s3_e2e: all checks passed");
+            ExitCode::SUCCESS
+        }
+        Ok(n) => {
+            println!("s3_e2e: {n} check(s) failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            println!("s3_e2e: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<usize, String> {
+    let endpoint =
+        Url::parse(&env("S3_E2E_ENDPOINT", "http://127.0.0.1:8014")).map_err(|e| e.to_string())?;
+    let store = S3Store::new(S3Config {
+        endpoint,
+        bucket: env("S3_E2E_BUCKET", "xmpp-upload-e2e"),
+        region: env("S3_E2E_REGION", "us-east-1"),
+        access_key_id: env("S3_E2E_ACCESS_KEY", "AK"),
+        secret_access_key: env("S3_E2E_SECRET_KEY", "SK"),
+        session_token: None,
+        path_style: true,
+    });
+    store.validate().map_err(|e| e.to_string())?;
+    println!("s3_e2e: {store:?}");
+
+    // Slots come from the slot service, as a component would issue them: a
+    // p1:http-file-transfer upload by MD5 (with name, size and type), then a download IQ
+    // resolving the file ID to a presigned GET.
+    let service = SlotService::new(
+        ServiceConfig::new(
+            "upload.localhost".parse().map_err(|e| format!("{e}"))?,
+            *b"s3 e2e service secret, 32 bytes.",
+        )
+        .allow_domains(["localhost"]),
+        store,
+    );
+    let store = service.storage();
+    let now = OffsetDateTime::now_utc();
+    let body = "Привет from xmpp-upload's S3 end-to-end test 😀\n"
+        .repeat(20)
+        .into_bytes();
+    let md5: [u8; 16] = Md5::digest(&body).into();
+    let len = u64::try_from(body.len()).map_err(|e| e.to_string())?;
+    let name = "Фото отпуск (1)+&=.txt";
+    let (put, headers, fileid) = p1_upload(&service, md5, name, len, now)?;
+    let get = p1_download(&service, &fileid, now)?;
+    let key = put.path().trim_start_matches('/').to_owned();
+    let put_ttl = Duration::minutes(5);
+    let binding = PutBinding {
+        content_length: Some(len),
+        content_type: Some("text/plain; charset=utf-8"),
+        content_md5: Some(md5),
+        sha256: None,
+    };
+    println!("s3_e2e: PUT {} with {headers:?}", put.path());
+
+    let base64 = |b: &[u8]| -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    let mut same_length = body.clone();
+    if let Some(first) = same_length.first_mut() {
+        *first ^= 0x20;
+    }
+    let with = |name: &str, value: String| -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(n, v)| {
+                if n == name {
+                    (n.clone(), value.clone())
+                } else {
+                    (n.clone(), v.clone())
+                }
+            })
+            .collect()
+    };
+    let mut checks = Checks { failures: 0 };
+
+    // 1. Tampered signature.
+    checks.expect(
+        "PUT, one signature character flipped",
+        send("PUT", &tamper(&put), &headers, &body),
+        |s| s == 403,
+        "403",
+    );
+    // 2. Another length (ureq sends the true Content-Length of the longer body).
+    let mut longer = body.clone();
+    longer.push(b'!');
+    checks.expect(
+        "PUT, body one byte longer than signed",
+        send("PUT", &put, &headers, &longer),
+        refused,
+        "4xx",
+    );
+    checks.expect(
+        "PUT, body one byte shorter",
+        send("PUT", &put, &headers, &body[1..]),
+        refused,
+        "4xx",
+    );
+    // 3. Another MD5 in the header: signature mismatch. (Another body under the bound MD5 is
+    //    checked under its own key in 9.: s3s-fs answers 400 but keeps that body.)
+    let other_md5: [u8; 16] = Md5::digest(b"another file").into();
+    checks.expect(
+        "PUT, other Content-MD5 header",
+        send("PUT", &put, &with("Content-MD5", base64(&other_md5)), &body),
+        refused,
+        "4xx",
+    );
+    // 4. Another content type.
+    checks.expect(
+        "PUT, other Content-Type",
+        send(
+            "PUT",
+            &put,
+            &with("Content-Type", "text/html".into()),
+            &body,
+        ),
+        refused,
+        "4xx",
+    );
+    // 5. Expired: issued by the service an hour ago (PUT URLs live five minutes).
+    let (old_put, _, _) = p1_upload(&service, md5, name, len, now - Duration::hours(1))?;
+    checks.expect(
+        "PUT, URL expired 55 minutes ago",
+        send("PUT", &old_put, &headers, &body),
+        refused,
+        "4xx",
+    );
+    // 6. Nothing was stored.
+    checks.expect(
+        "GET before any accepted PUT",
+        send("GET", &get, &[], &[]),
+        |s| s == 404,
+        "404",
+    );
+    checks.expect(
+        "GET, one signature character flipped",
+        send("GET", &tamper(&get), &[], &[]),
+        |s| s == 403,
+        "403",
+    );
+
+    // 7. The declared bytes with the required headers, then a presigned GET.
+    checks.expect(
+        "PUT, declared body and required headers",
+        send("PUT", &put, &headers, &body),
+        |s| s == 200,
+        "200",
+    );
+    match send("GET", &get, &[], &[]) {
+        Ok(a) if a.status == 200 && a.body == body => {
+            println!("ok   GET returns the same {} bytes", body.len())
+        }
+        Ok(a) => {
+            checks.failures += 1;
+            println!(
+                "FAIL GET after PUT: {} with {} bytes ({})",
+                a.status,
+                a.body.len(),
+                snippet(&a.body)
+            );
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL GET after PUT: {e}");
+        }
+    }
+    let expired_get = p1_download(&service, &fileid, now - Duration::hours(2))?;
+    checks.expect(
+        "GET, download URL resolved two hours ago (lives 300 s)",
+        send("GET", &expired_get, &[], &[]),
+        refused,
+        "4xx",
+    );
+
+    // 8. SHA-256 binding (XEP-0300 hash): the right body is accepted.
+    let sha: [u8; 32] = Sha256::digest(&body).into();
+    let key2 = format!("{key}.sha256");
+    let binding2 = PutBinding {
+        content_length: Some(len),
+        content_type: None,
+        content_md5: None,
+        sha256: Some(sha),
+    };
+    let (put2, headers2) = store
+        .presign_put(&key2, now, put_ttl, &binding2)
+        .map_err(|e| e.to_string())?;
+    let wrong_sha = headers2
+        .iter()
+        .map(|(n, v)| {
+            if n == "x-amz-checksum-sha256" {
+                (n.clone(), base64(&[0u8; 32]))
+            } else {
+                (n.clone(), v.clone())
+            }
+        })
+        .collect::<Vec<_>>();
+    checks.expect(
+        "PUT, other x-amz-checksum-sha256 header",
+        send("PUT", &put2, &wrong_sha, &body),
+        refused,
+        "4xx",
+    );
+    checks.expect(
+        "PUT, declared body with its SHA-256",
+        send("PUT", &put2, &headers2, &body),
+        |s| s == 200,
+        "200",
+    );
+    // Informational: whether the server checks the checksum against the body itself.
+    if let Ok(a) = send("PUT", &put2, &headers2, &same_length) {
+        println!(
+            "info PUT, other body under the bound SHA-256: {} (S3 answers 400 BadDigest)",
+            a.status
+        );
+    }
+
+    // 9. Another body of the same length under the bound MD5: the server must refuse it.
+    let key3 = format!("{key}.md5");
+    let (put3, headers3) = store
+        .presign_put(&key3, now, put_ttl, &binding)
+        .map_err(|e| e.to_string())?;
+    checks.expect(
+        "PUT, other body (same length) under the bound MD5",
+        send("PUT", &put3, &headers3, &same_length),
+        refused,
+        "4xx",
+    );
+    let get3 = store
+        .presign_get(&key3, now, Duration::hours(1))
+        .map_err(|e| e.to_string())?;
+    if let Ok(a) = send("GET", &get3, &[], &[]) {
+        println!(
+            "info GET after that refused PUT: {} (S3 stores nothing; s3s-fs 0.14.1 keeps the body)",
+            a.status
+        );
+    }
+
+    Ok(checks.failures)
+}
+
+/// Sends a p1:http-file-transfer upload IQ through the service: (PUT URL, headers, file ID).
+fn p1_upload(
+    service: &SlotService<S3Store>,
+    md5: [u8; 16],
+    name: &str,
+    len: u64,
+    at: OffsetDateTime,
+) -> Result<(Url, Vec<(String, String)>, String), String> {
+    let query = UploadRequest::new(md5).with_file(name, len, Some("text/plain; charset=utf-8"));
+    let reply = ask(service, IqType::Set, query.to_element(), at)?;
+    match Query::parse(reply.children().next().ok_or("empty reply")?).map_err(|e| e.to_string())? {
+        Query::UploadResult(r) => Ok((
+            r.upload,
+            r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            r.fileid.ok_or("no file ID")?,
+        )),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Resolves a file ID through the service to a fresh presigned GET URL.
+fn p1_download(
+    service: &SlotService<S3Store>,
+    fileid: &str,
+    at: OffsetDateTime,
+) -> Result<Url, String> {
+    let query = DownloadRequest {
+        fileid: fileid.to_owned(),
+    };
+    let reply = ask(service, IqType::Get, query.to_element(), at)?;
+    match Query::parse(reply.children().next().ok_or("empty reply")?).map_err(|e| e.to_string())? {
+        Query::DownloadResult(r) => Ok(r.download),
+        other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+fn ask(
+    service: &SlotService<S3Store>,
+    type_: IqType,
+    payload: minidom::Element,
+    at: OffsetDateTime,
+) -> Result<minidom::Element, String> {
+    let mut iq = request(type_, "e2e", "upload.localhost", payload);
+    let from = minidom::rxml::NcName::try_from("from").map_err(|e| e.to_string())?;
+    iq.set_attr(
+        minidom::rxml::Namespace::NONE,
+        from,
+        "romeo@localhost/e2e".to_owned(),
+    );
+    let reply = service.handle(&iq, at).ok_or("no reply")?;
+    if reply.attr("type") != Some("result") {
+        return Err(format!("error reply: {}", String::from(&reply)));
+    }
+    Ok(reply)
+}

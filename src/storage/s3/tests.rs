@@ -1,0 +1,674 @@
+//! S3 presigning tests. The first group follows AWS's example in "Authenticating Requests:
+//! Using Query Parameters (AWS Signature Version 4)" (S3 API reference), one test per step.
+
+use time::{Duration, OffsetDateTime};
+use url::Url;
+
+use super::sign::{root_key, signing_key, Timestamp};
+use super::*;
+use crate::checked::{ContentType, FileName};
+use crate::crypto::hex;
+
+const AKID: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// 2013-05-24T00:00:00Z.
+const T0: i64 = 1_369_353_600;
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
+fn config(endpoint: &str, bucket: &str, path_style: bool) -> S3Config {
+    S3Config {
+        endpoint: Url::parse(endpoint).unwrap(),
+        bucket: bucket.into(),
+        region: "us-east-1".into(),
+        access_key_id: AKID.into(),
+        secret_access_key: SECRET.into(),
+        session_token: None,
+        path_style,
+    }
+}
+
+fn aws_store() -> S3Store {
+    S3Store::new(config("https://s3.amazonaws.com", "examplebucket", false))
+}
+
+fn aws_example() -> Presigned {
+    aws_store()
+        .presign(
+            "GET",
+            "test.txt",
+            at(T0),
+            Duration::seconds(86_400),
+            SignedHeaders::default(),
+        )
+        .unwrap()
+}
+
+// ---- AWS documented example, step by step ----------------------------------------------------
+
+#[test]
+fn aws_example_canonical_request() {
+    assert_eq!(
+        aws_example().canonical_request,
+        "GET\n\
+         /test.txt\n\
+         X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\n\
+         host:examplebucket.s3.amazonaws.com\n\
+         \n\
+         host\n\
+         UNSIGNED-PAYLOAD"
+    );
+}
+
+#[test]
+fn aws_example_string_to_sign() {
+    assert_eq!(
+        aws_example().string_to_sign,
+        "AWS4-HMAC-SHA256\n\
+         20130524T000000Z\n\
+         20130524/us-east-1/s3/aws4_request\n\
+         3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04"
+    );
+}
+
+#[test]
+fn aws_example_signing_key() {
+    // AWS gives only the formula for this step; the value was computed independently with
+    // `openssl dgst -sha256 -mac HMAC` chained four times, and it yields AWS's signature.
+    let key = signing_key(&root_key(SECRET), "20130524", "us-east-1");
+    assert_eq!(
+        hex(&key.sign(&[b"AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04"])),
+        "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    );
+    // kSigning itself, as bytes: HMAC(kSigning, "") pins it without exposing a getter.
+    let expected = crate::crypto::SecretKey::new(
+        crate::crypto::unhex::<32>(
+            "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378",
+        )
+        .unwrap()
+        .to_vec(),
+    );
+    assert_eq!(key.sign(&[b""]), expected.sign(&[b""]));
+}
+
+#[test]
+fn aws_example_signature() {
+    assert_eq!(
+        aws_example().signature,
+        "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    );
+}
+
+#[test]
+fn aws_example_url() {
+    assert_eq!(
+        aws_store().presign_get("test.txt", at(T0), Duration::days(1)).unwrap().as_str(),
+        "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+    );
+}
+
+// ---- timestamps, keys, URL shapes -------------------------------------------------------------
+
+#[test]
+fn timestamp_is_utc_and_truncated() {
+    let t = at(T0 + 3600 * 23 + 59 * 60 + 59) + Duration::milliseconds(999);
+    let t = t.to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
+    let ts = Timestamp::new(t).unwrap();
+    assert_eq!(ts.date, "20130524");
+    assert_eq!(ts.amz_date, "20130524T235959Z");
+    assert!(Timestamp::new(at(-62_200_000_000)).is_err()); // year < 0
+}
+
+#[test]
+fn signing_key_cached_per_day() {
+    let store = aws_store();
+    assert_eq!(store.keys.cached_day(), None);
+    let a = store
+        .presign_get("test.txt", at(T0), Duration::days(1))
+        .unwrap();
+    assert_eq!(store.keys.cached_day(), Some(at(T0).date()));
+    // Same day from the cache: same result as a fresh store.
+    let b = store
+        .presign_get("x", at(T0 + 3600), Duration::days(1))
+        .unwrap();
+    assert_eq!(
+        b,
+        aws_store()
+            .presign_get("x", at(T0 + 3600), Duration::days(1))
+            .unwrap()
+    );
+    // Next day: a new key, and the URL matches a fresh store's.
+    let c = store
+        .presign_get("test.txt", at(T0 + 86_400), Duration::days(1))
+        .unwrap();
+    assert_eq!(store.keys.cached_day(), Some(at(T0 + 86_400).date()));
+    assert_eq!(
+        c,
+        aws_store()
+            .presign_get("test.txt", at(T0 + 86_400), Duration::days(1))
+            .unwrap()
+    );
+    assert_ne!(a, c);
+}
+
+#[test]
+fn unicode_and_reserved_keys_are_encoded_per_segment() {
+    let store = aws_store();
+    let key = "ab12cd/Фото отпуск (1)+&=?#%.jpg";
+    let p = store
+        .presign(
+            "GET",
+            key,
+            at(T0),
+            Duration::days(1),
+            SignedHeaders::default(),
+        )
+        .unwrap();
+    let path = "/ab12cd/%D0%A4%D0%BE%D1%82%D0%BE%20%D0%BE%D1%82%D0%BF%D1%83%D1%81%D0%BA%20%281%29%2B%26%3D%3F%23%25.jpg";
+    assert_eq!(p.url.path(), path);
+    assert!(p.canonical_request.starts_with(&format!("GET\n{path}\n")));
+    // The path decodes back to the key.
+    let decoded = percent_encoding::percent_decode_str(p.url.path())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(decoded, format!("/{key}"));
+    // Emoji, `~`, and an empty segment.
+    let u = store
+        .presign_get("a//b~c/😀", at(T0), Duration::days(1))
+        .unwrap();
+    assert_eq!(u.path(), "/a//b~c/%F0%9F%98%80");
+}
+
+#[test]
+fn bad_keys_are_refused() {
+    let store = aws_store();
+    let d = Duration::days(1);
+    for key in ["", ".", "..", "a/./b", "a/../b", "a/.."] {
+        assert!(
+            matches!(
+                store.presign_get(key, at(T0), d),
+                Err(StorageError::InvalidKey(_))
+            ),
+            "{key:?}"
+        );
+    }
+    assert!(matches!(
+        store.presign_get(&"k".repeat(1025), at(T0), d),
+        Err(StorageError::InvalidKey(_))
+    ));
+    assert!(store.presign_get(&"k".repeat(1024), at(T0), d).is_ok());
+    assert!(store.presign_get("...", at(T0), d).is_ok());
+}
+
+#[test]
+fn path_style_with_port_and_prefix() {
+    let store = S3Store::new(config("http://127.0.0.1:9000/s3/", "my_bucket", true));
+    let p = store
+        .presign(
+            "GET",
+            "k y",
+            at(T0),
+            Duration::hours(1),
+            SignedHeaders::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        p.url.as_str().split('?').next(),
+        Some("http://127.0.0.1:9000/s3/my_bucket/k%20y")
+    );
+    assert!(p.canonical_request.contains("\nhost:127.0.0.1:9000\n"));
+    // Default port is not part of the host header.
+    let store = S3Store::new(config("https://minio.example:443", "b", true));
+    let p = store
+        .presign(
+            "GET",
+            "k",
+            at(T0),
+            Duration::hours(1),
+            SignedHeaders::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        p.url.as_str().split('?').next(),
+        Some("https://minio.example/b/k")
+    );
+    assert!(p.canonical_request.contains("\nhost:minio.example\n"));
+}
+
+#[test]
+fn virtual_hosted_style() {
+    let store = S3Store::new(config(
+        "https://s3.eu-west-1.amazonaws.com:8443/base",
+        "my.bucket-1",
+        false,
+    ));
+    let p = store
+        .presign(
+            "GET",
+            "a/b",
+            at(T0),
+            Duration::hours(1),
+            SignedHeaders::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        p.url.as_str().split('?').next(),
+        Some("https://my.bucket-1.s3.eu-west-1.amazonaws.com:8443/base/a/b")
+    );
+    assert!(p
+        .canonical_request
+        .contains("\nhost:my.bucket-1.s3.eu-west-1.amazonaws.com:8443\n"));
+    // Not a DNS name, or an IP endpoint: refused.
+    for (endpoint, bucket) in [
+        ("https://s3.example", "My_Bucket"),
+        ("https://s3.example", "ab"),
+        ("https://s3.example", "-abc"),
+        ("https://s3.example", "a..bc"),
+        ("https://127.0.0.1:9000", "bucket"),
+        ("https://[::1]:9000", "bucket"),
+    ] {
+        let store = S3Store::new(config(endpoint, bucket, false));
+        assert_eq!(
+            store.validate(),
+            Err(StorageError::InvalidBaseUrl),
+            "{endpoint} {bucket}"
+        );
+        assert_eq!(
+            store.presign_get("k", at(T0), Duration::hours(1)),
+            Err(StorageError::InvalidBaseUrl)
+        );
+    }
+}
+
+#[test]
+fn endpoint_rules() {
+    let cases: [(&str, Result<(), StorageError>); 7] = [
+        ("https://s3.example", Ok(())),
+        ("http://localhost:9000", Ok(())),
+        ("http://[::1]:9000", Ok(())),
+        ("http://s3.example", Err(StorageError::InsecureBaseUrl)),
+        ("ftp://s3.example", Err(StorageError::InsecureBaseUrl)),
+        (
+            "https://user:pw@s3.example",
+            Err(StorageError::InvalidBaseUrl),
+        ),
+        ("https://s3.example/?x=1", Err(StorageError::InvalidBaseUrl)),
+    ];
+    for (endpoint, expected) in cases {
+        assert_eq!(
+            S3Store::new(config(endpoint, "bucket", true)).validate(),
+            expected,
+            "{endpoint}"
+        );
+    }
+    let store =
+        S3Store::new(config("http://s3.internal:9000", "bucket", true)).allow_insecure_http(true);
+    assert_eq!(store.validate(), Ok(()));
+    assert!(store
+        .presign_get("k", at(T0), Duration::hours(1))
+        .unwrap()
+        .as_str()
+        .starts_with("http://s3.internal:9000/bucket/k?"));
+    let store = store.allow_insecure_http(false);
+    assert_eq!(store.validate(), Err(StorageError::InsecureBaseUrl));
+
+    let mut c = config("https://s3.example", "bucket", true);
+    c.region = "us east".into();
+    assert!(matches!(
+        S3Store::new(c).validate(),
+        Err(StorageError::Unsupported(_))
+    ));
+    let mut c = config("https://s3.example", "bucket", true);
+    c.access_key_id = "a/b".into();
+    assert!(matches!(
+        S3Store::new(c).validate(),
+        Err(StorageError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn session_token_is_signed_in_the_query() {
+    let mut c = config("https://s3.amazonaws.com", "examplebucket", false);
+    c.session_token = Some("FQoGZXIvYXdzE+/token==".into());
+    let store = S3Store::new(c);
+    let p = store
+        .presign(
+            "GET",
+            "test.txt",
+            at(T0),
+            Duration::days(1),
+            SignedHeaders::default(),
+        )
+        .unwrap();
+    let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-Security-Token=FQoGZXIvYXdzE%2B%2Ftoken%3D%3D&X-Amz-SignedHeaders=host";
+    assert_eq!(p.canonical_request.lines().nth(2), Some(query));
+    assert_eq!(
+        p.url.query(),
+        Some(format!("{query}&X-Amz-Signature={}", p.signature).as_str())
+    );
+    assert_ne!(p.signature, aws_example().signature);
+    assert!(!format!("{store:?}").contains("token"));
+}
+
+#[test]
+fn expiry_limits() {
+    let store = aws_store();
+    let get = |d: Duration| store.presign_get("k", at(T0), d);
+    assert!(get(Duration::seconds(1)).is_ok());
+    assert!(get(Duration::seconds(604_800)).is_ok());
+    assert!(
+        get(Duration::seconds(604_800) + Duration::milliseconds(999))
+            .unwrap()
+            .as_str()
+            .contains("X-Amz-Expires=604800&")
+    );
+    assert_eq!(
+        get(Duration::seconds(604_801)),
+        Err(StorageError::ExpiryTooLong {
+            max_seconds: 604_800
+        })
+    );
+    assert_eq!(
+        get(Duration::MAX),
+        Err(StorageError::ExpiryTooLong {
+            max_seconds: 604_800
+        })
+    );
+    assert_eq!(
+        get(Duration::milliseconds(999)),
+        Err(StorageError::InvalidExpiry)
+    );
+    assert_eq!(get(Duration::ZERO), Err(StorageError::InvalidExpiry));
+    assert_eq!(get(Duration::seconds(-5)), Err(StorageError::InvalidExpiry));
+    assert_eq!(get(Duration::MIN), Err(StorageError::InvalidExpiry));
+    assert_eq!(MAX_EXPIRES.whole_seconds(), MAX_EXPIRES_SECONDS as i64);
+    // Extreme times: no panic; a negative year or an expiry past year 9999 is refused.
+    let last = OffsetDateTime::new_utc(time::Date::MAX, time::Time::from_hms(23, 59, 0).unwrap());
+    assert!(store.presign_get("k", last, Duration::seconds(59)).is_ok());
+    assert_eq!(
+        store.presign_get("k", last, Duration::seconds(61)),
+        Err(StorageError::InvalidExpiry)
+    );
+    let first = OffsetDateTime::new_utc(time::Date::MIN, time::Time::MIDNIGHT);
+    assert_eq!(
+        store.presign_get("k", first, Duration::seconds(60)),
+        Err(StorageError::InvalidExpiry)
+    );
+    let odd_offset = last
+        .checked_to_offset(time::UtcOffset::from_hms(-12, 0, 0).unwrap())
+        .unwrap();
+    assert!(store
+        .presign_get("k", odd_offset, Duration::seconds(1))
+        .is_ok());
+}
+
+#[test]
+fn put_binds_headers() {
+    let store = aws_store();
+    let binding = PutBinding {
+        content_length: Some(23_026),
+        content_type: Some("image/jpeg;  charset=binary "),
+        content_md5: Some([
+            0xa8, 0xde, 0x3c, 0x20, 0xd2, 0xac, 0x99, 0x0c, 0x8f, 0x31, 0x99, 0x07, 0xb3, 0x40,
+            0xd6, 0xa2,
+        ]),
+        sha256: Some([0u8; 32]),
+    };
+    let (headers, required) = put_headers(&binding).unwrap();
+    assert_eq!(
+        headers.names(),
+        "content-length;content-md5;content-type;x-amz-checksum-sha256"
+    );
+    assert_eq!(
+        required,
+        [
+            ("Content-Length".to_owned(), "23026".to_owned()),
+            (
+                "Content-Type".to_owned(),
+                "image/jpeg; charset=binary".to_owned()
+            ),
+            (
+                "Content-MD5".to_owned(),
+                "qN48INKsmQyPMZkHs0DWog==".to_owned()
+            ),
+            (
+                "x-amz-checksum-sha256".to_owned(),
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned()
+            ),
+        ]
+    );
+    let p = store
+        .presign("PUT", "f.jpg", at(T0), Duration::minutes(5), headers)
+        .unwrap();
+    assert!(p.canonical_request.starts_with("PUT\n/f.jpg\n"));
+    assert!(p.canonical_request.ends_with(
+        "\ncontent-length:23026\ncontent-md5:qN48INKsmQyPMZkHs0DWog==\ncontent-type:image/jpeg; charset=binary\nhost:examplebucket.s3.amazonaws.com\nx-amz-checksum-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\ncontent-length;content-md5;content-type;host;x-amz-checksum-sha256\nUNSIGNED-PAYLOAD"
+    ));
+    assert!(p.url.as_str().contains("X-Amz-SignedHeaders=content-length%3Bcontent-md5%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256&"));
+
+    for bad in ["", "  ", "text/plain\r\nX-Evil: 1", "text/plä"] {
+        let b = PutBinding {
+            content_type: Some(bad),
+            ..PutBinding::default()
+        };
+        assert!(
+            matches!(
+                store.presign_put("k", at(T0), Duration::minutes(5), &b),
+                Err(StorageError::Unsupported(_))
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+// ---- StorageBackend ---------------------------------------------------------------------------
+
+fn grant(
+    size: Option<u64>,
+    md5: Option<[u8; 16]>,
+    get_expires: Option<OffsetDateTime>,
+) -> UploadGrant {
+    UploadGrant::new(
+        [0x11; 16],
+        FileName::new("Фото.jpg").unwrap(),
+        size,
+        10_000_000,
+        Some(ContentType::new("image/jpeg").unwrap()),
+        None,
+        md5,
+        "alice@example.org".parse().unwrap(),
+        at(T0),
+        at(T0 + 300),
+        get_expires,
+    )
+}
+
+fn query_param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+#[test]
+fn issue_upload_presigns_put_and_get() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true));
+    let target = store.issue_upload(&grant(Some(5), None, None)).unwrap();
+    let key = format!("{}/Фото.jpg", "11".repeat(16));
+    assert_eq!(target.object_key, key);
+    assert_eq!(
+        target.put_url.path(),
+        format!("/uploads/{}/%D0%A4%D0%BE%D1%82%D0%BE.jpg", "11".repeat(16))
+    );
+    assert_eq!(target.get_url.path(), target.put_url.path());
+    assert_eq!(
+        query_param(&target.put_url, "X-Amz-Expires").as_deref(),
+        Some("300")
+    );
+    assert_eq!(
+        query_param(&target.put_url, "X-Amz-SignedHeaders").as_deref(),
+        Some("content-length;content-type;host")
+    );
+    assert_eq!(
+        query_param(&target.get_url, "X-Amz-Expires").as_deref(),
+        Some("604800")
+    );
+    assert_eq!(
+        query_param(&target.get_url, "X-Amz-SignedHeaders").as_deref(),
+        Some("host")
+    );
+    assert!(target.slot_headers.is_empty());
+    let required: Vec<_> = target
+        .required_headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect();
+    assert_eq!(
+        required,
+        [("Content-Length", "5"), ("Content-Type", "image/jpeg")]
+    );
+    // The PUT equals presign_put with the same binding.
+    let binding = PutBinding {
+        content_length: Some(5),
+        content_type: Some("image/jpeg"),
+        ..PutBinding::default()
+    };
+    assert_eq!(
+        store
+            .presign_put(&key, at(T0), Duration::seconds(300), &binding)
+            .unwrap()
+            .0,
+        target.put_url
+    );
+
+    // GET lifetime: as the grant says, capped at 7 days.
+    let t = store
+        .issue_upload(&grant(Some(5), None, Some(at(T0 + 3600))))
+        .unwrap();
+    assert_eq!(
+        query_param(&t.get_url, "X-Amz-Expires").as_deref(),
+        Some("3600")
+    );
+    let t = store
+        .issue_upload(&grant(Some(5), None, Some(at(T0 + 30 * 86_400))))
+        .unwrap();
+    assert_eq!(
+        query_param(&t.get_url, "X-Amz-Expires").as_deref(),
+        Some("604800")
+    );
+    assert_eq!(
+        store.issue_upload(&grant(Some(5), None, Some(at(T0)))),
+        Err(StorageError::InvalidExpiry)
+    );
+}
+
+#[test]
+fn issue_upload_needs_size_or_md5() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true));
+    assert!(matches!(
+        store.issue_upload(&grant(None, None, None)),
+        Err(StorageError::Unsupported(_))
+    ));
+    let t = store
+        .issue_upload(&grant(None, Some([0xab; 16]), None))
+        .unwrap();
+    assert_eq!(
+        query_param(&t.put_url, "X-Amz-SignedHeaders").as_deref(),
+        Some("content-md5;content-type;host")
+    );
+    assert!(t
+        .required_headers
+        .iter()
+        .any(|h| h.name == "Content-MD5" && h.value == "q6urq6urq6urq6urq6urqw=="));
+}
+
+#[test]
+fn issue_download_presigns_get() {
+    let store = aws_store();
+    let url = store
+        .issue_download(&DownloadGrant::new(
+            "test.txt".into(),
+            at(T0),
+            at(T0 + 86_400),
+        ))
+        .unwrap();
+    assert_eq!(
+        url,
+        aws_store()
+            .presign_get("test.txt", at(T0), Duration::days(1))
+            .unwrap()
+    );
+    let url = store
+        .issue_download(&DownloadGrant::new(
+            "k".into(),
+            at(T0),
+            at(T0 + 90 * 86_400),
+        ))
+        .unwrap();
+    assert_eq!(
+        query_param(&url, "X-Amz-Expires").as_deref(),
+        Some("604800")
+    );
+    assert_eq!(
+        store.issue_download(&DownloadGrant::new("k".into(), at(T0), at(T0 - 1))),
+        Err(StorageError::InvalidExpiry)
+    );
+}
+
+// ---- secrets ----------------------------------------------------------------------------------
+
+#[test]
+fn debug_redacts_secrets() {
+    let mut c = config("https://user:hunter2@s3.example/", "bucket", true);
+    c.session_token = Some("SESSIONTOKEN".into());
+    let config_debug = format!("{c:?}");
+    let store = S3Store::new(c);
+    for text in [config_debug, format!("{store:?}")] {
+        assert!(
+            text.contains("s3.example")
+                && text.contains("bucket")
+                && text.contains("us-east-1")
+                && text.contains(AKID),
+            "{text}"
+        );
+        for secret in [SECRET, "SESSIONTOKEN", "hunter2", "AWS4"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
+    let url = aws_store()
+        .presign_get("test.txt", at(T0), Duration::days(1))
+        .unwrap();
+    assert!(!url.as_str().contains(SECRET) && !url.as_str().contains("wJalrXUtnFEMI"));
+    // Errors carry no configuration at all.
+    let err = format!(
+        "{:?} {}",
+        StorageError::InvalidBaseUrl,
+        StorageError::InvalidBaseUrl
+    );
+    assert!(!err.contains(SECRET));
+}
+
+#[test]
+fn store_is_send_and_sync() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<S3Store>();
+    let store = std::sync::Arc::new(aws_store());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let s = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                s.presign_get("test.txt", at(T0 + i * 86_400), Duration::days(1))
+                    .unwrap()
+            })
+        })
+        .collect();
+    for (i, h) in (0..).zip(handles) {
+        assert_eq!(
+            h.join().unwrap(),
+            aws_store()
+                .presign_get("test.txt", at(T0 + i * 86_400), Duration::days(1))
+                .unwrap()
+        );
+    }
+}
