@@ -42,6 +42,12 @@ pub struct FileName(String);
 impl FileName {
     /// Checks a file name.
     pub fn new(name: &str) -> Result<Self, FileNameError> {
+        Self::check(name)?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// Checks a file name without keeping it.
+    pub fn check(name: &str) -> Result<(), FileNameError> {
         if name.is_empty() {
             return Err(FileNameError::Empty);
         }
@@ -60,7 +66,7 @@ impl FileName {
         if name == "." || name == ".." {
             return Err(FileNameError::DotName);
         }
-        Ok(Self(name.to_owned()))
+        Ok(())
     }
 
     /// The name.

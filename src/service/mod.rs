@@ -345,8 +345,6 @@ impl From<FileIdError> for SlotError {
 pub struct IssuedSlot {
     /// The slot to send back.
     pub slot: Slot,
-    /// The file ID naming the stored object.
-    pub file_id: String,
     /// The backend's target (PUT URL, required headers, object key).
     pub target: UploadTarget,
 }
@@ -564,7 +562,7 @@ impl<S: StorageBackend> SlotService<S> {
                 let download = issued.slot.get.clone();
                 Ok(UploadResult {
                     upload: issued.target.put_url,
-                    fileid: Some(issued.file_id),
+                    fileid: Some(self.file_id(&issued.target.object_key, now)),
                     download: Some(download),
                     headers: issued.target.required_headers,
                 }
@@ -711,9 +709,12 @@ impl<S: StorageBackend> SlotService<S> {
                 return Err(SlotError::Storage(e));
             }
         };
-        let file_id = self.file_ids.seal(&target.object_key, now);
         let get = match &c.stable_get_base {
-            Some(base) => match stable_url(base, &file_id, grant.filename().as_str()) {
+            Some(base) => match stable_url(
+                base,
+                &self.file_id(&target.object_key, now),
+                grant.filename().as_str(),
+            ) {
                 Some(u) => u,
                 None => {
                     c.ledger.refund(&bare, charge, now);
@@ -724,11 +725,15 @@ impl<S: StorageBackend> SlotService<S> {
         };
         let mut slot = Slot::new(target.put_url.clone(), get);
         slot.headers = target.slot_headers.clone();
-        Ok(IssuedSlot {
-            slot,
-            file_id,
-            target,
-        })
+        Ok(IssuedSlot { slot, target })
+    }
+
+    /// The file ID naming a stored object (as [`UploadTarget::object_key`] gives it): opaque,
+    /// authenticated with the service secret, resolvable by any node holding it. Sealed only
+    /// on demand, as XEP-0363 slots without stable links do not need one.
+    #[must_use]
+    pub fn file_id(&self, object_key: &str, now: OffsetDateTime) -> String {
+        self.file_ids.seal(object_key, now)
     }
 
     /// Resolves a file ID for `requester` to a fresh download URL, valid for the configured

@@ -75,9 +75,10 @@ pub trait QuotaLedger: Send + Sync + fmt::Debug {
     fn refund(&self, user: &BareJid, bytes: u64, now: OffsetDateTime);
 }
 
-/// A thread-safe in-memory [`QuotaLedger`]: per-user and global logs of `(time, bytes)`
-/// within the window, behind one mutex so the two limits are checked together. Cost per
-/// charge is independent of the number of users (one hash lookup plus amortised pruning).
+/// A thread-safe in-memory [`QuotaLedger`]: per-user logs of `(time, bytes)` within the
+/// window and one service-wide log in time order, behind one mutex so both limits are checked
+/// together. Expiry is driven by the service-wide log, so each charge does O(1) amortised work
+/// whatever the number of users, and users whose window has passed are forgotten.
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     state: Mutex<State>,
@@ -86,8 +87,9 @@ pub struct MemoryLedger {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<BareJid, Log>,
-    global: Log,
-    charges: u64,
+    /// Every recorded charge in time order, with its user: drives expiry.
+    all: VecDeque<(OffsetDateTime, u64, BareJid)>,
+    all_total: u64,
 }
 
 #[derive(Debug, Default)]
@@ -107,21 +109,23 @@ impl Log {
         }
     }
 
-    /// Whether `bytes` more fit under `limit`; if not, when they will.
-    fn check(
-        &self,
+    /// Whether `bytes` more fit under `limit`; if not, when they will, given the entries in
+    /// time order.
+    fn check<'a>(
+        total: u64,
+        entries: impl Iterator<Item = (OffsetDateTime, u64)> + 'a,
         bytes: u64,
         limit: u64,
         window: Duration,
     ) -> Result<(), Option<OffsetDateTime>> {
-        if self.total.checked_add(bytes).is_some_and(|t| t <= limit) {
+        if total.checked_add(bytes).is_some_and(|t| t <= limit) {
             return Ok(());
         }
         if bytes > limit {
             return Err(None);
         }
-        let mut remaining = self.total;
-        for &(t, b) in &self.entries {
+        let mut remaining = total;
+        for (t, b) in entries {
             remaining = remaining.saturating_sub(b);
             if remaining.checked_add(bytes).is_some_and(|r| r <= limit) {
                 return Err(t.checked_add(window));
@@ -129,20 +133,26 @@ impl Log {
         }
         Err(None)
     }
+}
 
-    fn push(&mut self, now: OffsetDateTime, bytes: u64) {
-        self.entries.push_back((now, bytes));
-        self.total = self.total.saturating_add(bytes);
-    }
-
-    fn remove(&mut self, now: OffsetDateTime, bytes: u64) {
-        if let Some(i) = self
-            .entries
-            .iter()
-            .rposition(|&(t, b)| t == now && b == bytes)
-        {
-            self.entries.remove(i);
-            self.total = self.total.saturating_sub(bytes);
+impl State {
+    /// Drops every charge at or before `cutoff`, from the service-wide log and its user's log.
+    fn expire(&mut self, cutoff: OffsetDateTime) {
+        while let Some((t, b, _)) = self.all.front() {
+            if *t > cutoff {
+                break;
+            }
+            let b = *b;
+            let Some((_, _, user)) = self.all.pop_front() else {
+                break;
+            };
+            self.all_total = self.all_total.saturating_sub(b);
+            if let Some(log) = self.users.get_mut(&user) {
+                log.prune(cutoff);
+                if log.entries.is_empty() {
+                    self.users.remove(&user);
+                }
+            }
         }
     }
 }
@@ -168,6 +178,12 @@ impl MemoryLedger {
                 .sum()
         })
     }
+
+    /// The number of users with charges still in the window (memory follows active users).
+    #[must_use]
+    pub fn active_users(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.users.len())
+    }
 }
 
 impl QuotaLedger for MemoryLedger {
@@ -181,24 +197,23 @@ impl QuotaLedger for MemoryLedger {
         if limits.per_user.is_none() && limits.global.is_none() {
             return Ok(());
         }
-        // A poisoned lock means a panic elsewhere mid-update; the logs are still consistent
-        // (each update is a push or pop with its total), so keep serving.
+        // A poisoned lock means a panic elsewhere mid-update; every update keeps the logs
+        // consistent step by step, so keep serving.
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let cutoff = now.checked_sub(limits.window).unwrap_or(now);
-        state.charges = state.charges.wrapping_add(1);
-        if state.charges % 4096 == 0 {
-            // Forget users whose window has passed, so memory follows active users only.
-            state.users.retain(|_, log| {
-                log.prune(cutoff);
-                !log.entries.is_empty()
-            });
+        state.expire(cutoff);
+        if let Some(log) = state.users.get_mut(user) {
+            // Charges made with an earlier `now` than later ones may sit behind them in the
+            // service-wide log; the user's own log is pruned by time as well.
+            log.prune(cutoff);
         }
         if let Some(limit) = limits.global {
-            state.global.prune(cutoff);
-            if let Err(retry_at) = state.global.check(bytes, limit, limits.window) {
+            let entries = state.all.iter().map(|(t, b, _)| (*t, *b));
+            if let Err(retry_at) = Log::check(state.all_total, entries, bytes, limit, limits.window)
+            {
                 return Err(QuotaExceeded {
                     scope: QuotaScope::Global,
                     retry_at,
@@ -206,19 +221,26 @@ impl QuotaLedger for MemoryLedger {
             }
         }
         if let Some(limit) = limits.per_user {
-            let log = state.users.entry(user.clone()).or_default();
-            log.prune(cutoff);
-            if let Err(retry_at) = log.check(bytes, limit, limits.window) {
+            if let Some(log) = state.users.get(user) {
+                let entries = log.entries.iter().copied();
+                if let Err(retry_at) = Log::check(log.total, entries, bytes, limit, limits.window) {
+                    return Err(QuotaExceeded {
+                        scope: QuotaScope::User,
+                        retry_at,
+                    });
+                }
+            } else if bytes > limit {
                 return Err(QuotaExceeded {
                     scope: QuotaScope::User,
-                    retry_at,
+                    retry_at: None,
                 });
             }
-            log.push(now, bytes);
         }
-        if limits.global.is_some() {
-            state.global.push(now, bytes);
-        }
+        let log = state.users.entry(user.clone()).or_default();
+        log.entries.push_back((now, bytes));
+        log.total = log.total.saturating_add(bytes);
+        state.all.push_back((now, bytes, user.clone()));
+        state.all_total = state.all_total.saturating_add(bytes);
         Ok(())
     }
 
@@ -227,10 +249,28 @@ impl QuotaLedger for MemoryLedger {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(i) = state
+            .all
+            .iter()
+            .rposition(|(t, b, u)| *t == now && *b == bytes && u == user)
+        else {
+            return;
+        };
+        state.all.remove(i);
+        state.all_total = state.all_total.saturating_sub(bytes);
         if let Some(log) = state.users.get_mut(user) {
-            log.remove(now, bytes);
+            if let Some(j) = log
+                .entries
+                .iter()
+                .rposition(|&(t, b)| t == now && b == bytes)
+            {
+                log.entries.remove(j);
+                log.total = log.total.saturating_sub(bytes);
+            }
+            if log.entries.is_empty() {
+                state.users.remove(user);
+            }
         }
-        state.global.remove(now, bytes);
     }
 }
 
@@ -269,5 +309,25 @@ mod tests {
         );
         l.refund(&a, 10, t(0));
         l.charge(&b, 1, t(1), &lim).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn expired_users_are_forgotten() {
+        let l = MemoryLedger::new();
+        let lim = QuotaLimits::daily(Some(10), None);
+        let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        for i in 0..100 {
+            let u: BareJid = format!("u{i}@b.c").parse().unwrap();
+            l.charge(&u, 1, t0, &lim).unwrap();
+        }
+        assert_eq!(l.active_users(), 100);
+        let later = t0 + Duration::DAY + Duration::SECOND;
+        l.charge(&"z@b.c".parse().unwrap(), 1, later, &lim).unwrap();
+        assert_eq!(l.active_users(), 1);
     }
 }

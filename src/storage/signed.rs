@@ -14,8 +14,10 @@
 //! different URLs sign the same bytes, and verification compares tags in constant time.
 
 use core::fmt;
+use std::borrow::Cow;
 
 use base64::Engine as _;
+use hmac::Mac as _;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -28,6 +30,12 @@ use crate::stanza::file_transfer::encode_md5;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const VERSION: &str = "1";
+/// Path segment encoding: everything but RFC 3986 unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Issues HMAC-signed PUT/GET URLs under a base URL and verifies them.
 ///
@@ -41,6 +49,8 @@ const VERSION: &str = "1";
 pub struct SignedUrlStore {
     base: Url,
     base_segments: Vec<String>,
+    /// The base URL without query or fragment, ending in `/`.
+    base_prefix: String,
     key: SecretKey,
     allow_http: bool,
 }
@@ -214,40 +224,72 @@ impl VerifyError {
     }
 }
 
-/// The parameters of a signed URL's query.
+/// The parameters of a signed URL's query, borrowed from the URL where no decoding is needed.
 #[derive(Default)]
-struct Params {
-    v: Option<String>,
-    size: Option<String>,
-    max: Option<String>,
-    ty: Option<String>,
-    sha256: Option<String>,
-    md5: Option<String>,
-    exp: Option<String>,
-    sig: Option<String>,
+struct Params<'a> {
+    v: Option<Cow<'a, str>>,
+    size: Option<Cow<'a, str>>,
+    max: Option<Cow<'a, str>>,
+    ty: Option<Cow<'a, str>>,
+    sha256: Option<Cow<'a, str>>,
+    md5: Option<Cow<'a, str>>,
+    exp: Option<Cow<'a, str>>,
+    sig: Option<Cow<'a, str>>,
 }
 
-impl Params {
-    fn parse(url: &Url) -> Result<Self, VerifyError> {
+impl<'a> Params<'a> {
+    /// Parses `name=value&…` strictly: known names only, each at most once, no empty pairs.
+    fn parse(query: &'a str, get_only: bool) -> Result<Self, VerifyError> {
         let mut p = Params::default();
-        for (name, value) in url.query_pairs() {
-            let slot = match name.as_ref() {
-                "v" => &mut p.v,
-                "size" => &mut p.size,
-                "max" => &mut p.max,
-                "type" => &mut p.ty,
-                "sha256" => &mut p.sha256,
-                "md5" => &mut p.md5,
+        if query.is_empty() {
+            return Ok(p);
+        }
+        for pair in query.split('&') {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or(VerifyError::Malformed("query parameter without value"))?;
+            let slot = match name {
                 "exp" => &mut p.exp,
                 "sig" => &mut p.sig,
+                "v" if !get_only => &mut p.v,
+                "size" if !get_only => &mut p.size,
+                "max" if !get_only => &mut p.max,
+                "type" if !get_only => &mut p.ty,
+                "sha256" if !get_only => &mut p.sha256,
+                "md5" if !get_only => &mut p.md5,
                 _ => return Err(VerifyError::Malformed("unknown query parameter")),
             };
-            if slot.replace(value.into_owned()).is_some() {
+            if slot.replace(form_decode(value)?).is_some() {
                 return Err(VerifyError::Malformed("repeated query parameter"));
             }
         }
         Ok(p)
     }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` value (`+` is a space), borrowing when
+/// there is nothing to decode.
+fn form_decode(v: &str) -> Result<Cow<'_, str>, VerifyError> {
+    if !v.contains(['%', '+']) {
+        return Ok(Cow::Borrowed(v));
+    }
+    let spaced = v.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|c| Cow::Owned(c.into_owned()))
+        .map_err(|_| VerifyError::Malformed("query value is not UTF-8"))
+}
+
+/// Decodes a base64url signature into 32 bytes.
+fn decode_sig(sig: &str) -> Result<[u8; 32], VerifyError> {
+    let mut out = [0u8; 32];
+    // A 32-byte signature is 43 characters; anything else cannot be one.
+    if sig.len() != 43 || B64URL.decode_slice(sig, &mut out) != Ok(32) {
+        return Err(VerifyError::Malformed(
+            "signature is not 32 bytes of base64url",
+        ));
+    }
+    Ok(out)
 }
 
 /// Parses a decimal that this store wrote (no sign, no leading zeros beyond "0").
@@ -269,9 +311,17 @@ impl SignedUrlStore {
             .path_segments()
             .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
+        let mut prefix = base_url.clone();
+        prefix.set_query(None);
+        prefix.set_fragment(None);
+        let mut base_prefix = prefix.to_string();
+        if !base_prefix.ends_with('/') {
+            base_prefix.push('/');
+        }
         Self {
             base: base_url,
             base_segments,
+            base_prefix,
             key: SecretKey::new(key),
             allow_http: false,
         }
@@ -291,21 +341,26 @@ impl SignedUrlStore {
         &self.base
     }
 
-    fn object_url(&self, key: &str) -> Result<Url, StorageError> {
+    /// `{base}/{id}/{name}?` as a string, each segment percent-encoded (everything but RFC 3986
+    /// unreserved characters), ready for the query: the URL is parsed once, at the end.
+    fn object_url_prefix(&self, key: &str) -> Result<String, StorageError> {
         check_base(&self.base, self.allow_http)?;
-        let mut url = self.base.clone();
-        url.set_query(None);
-        url.set_fragment(None);
-        {
-            let mut segs = url
-                .path_segments_mut()
-                .map_err(|()| StorageError::InvalidBaseUrl)?;
-            segs.pop_if_empty();
-            for s in key.split('/') {
-                segs.push(s);
+        let mut out = String::with_capacity(self.base_prefix.len() + key.len() * 3 + 160);
+        out.push_str(&self.base_prefix);
+        for (i, seg) in key.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
             }
+            out.extend(percent_encoding::utf8_percent_encode(seg, SEGMENT));
         }
-        Ok(url)
+        out.push('?');
+        Ok(out)
+    }
+
+    fn finish_url(mut url: String, sig: &[u8; 32]) -> Result<Url, StorageError> {
+        url.push_str("sig=");
+        url.push_str(&B64URL.encode(sig));
+        Url::parse(&url).map_err(|_| StorageError::InvalidBaseUrl)
     }
 
     /// Issues a signed GET URL for `key`, valid until `expires` (`None`: no expiry).
@@ -315,21 +370,19 @@ impl SignedUrlStore {
         expires: Option<OffsetDateTime>,
     ) -> Result<Url, StorageError> {
         split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
-        let mut url = self.object_url(key)?;
+        let mut url = self.object_url_prefix(key)?;
         let exp = expires
             .map(|t| t.unix_timestamp().to_string())
             .unwrap_or_default();
         let sig =
             self.key
                 .sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp.as_bytes()]);
-        {
-            let mut q = url.query_pairs_mut();
-            if !exp.is_empty() {
-                q.append_pair("exp", &exp);
-            }
-            q.append_pair("sig", &B64URL.encode(sig));
+        if !exp.is_empty() {
+            url.push_str("exp=");
+            url.push_str(&exp);
+            url.push('&');
         }
-        Ok(url)
+        Self::finish_url(url, &sig)
     }
 
     fn put_fields<'a>(
@@ -369,32 +422,32 @@ impl SignedUrlStore {
         content_type: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<VerifiedPut, VerifyError> {
-        let (key, filename) = self.key_of(url)?;
-        let p = Params::parse(url)?;
+        let (id, name) = self.key_of(url)?;
+        let p = Params::parse(url.query().unwrap_or_default(), false)?;
         if p.v.as_deref() != Some(VERSION) {
             return Err(VerifyError::Malformed("missing or unknown version"));
         }
-        let sig = p
-            .sig
-            .as_deref()
-            .ok_or(VerifyError::Malformed("missing signature"))?;
-        let sig = B64URL
-            .decode(sig)
-            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
+        let sig = decode_sig(
+            p.sig
+                .as_deref()
+                .ok_or(VerifyError::Malformed("missing signature"))?,
+        )?;
         let exp = p
             .exp
             .as_deref()
             .ok_or(VerifyError::Malformed("missing expiry"))?;
-        let fields = Self::put_fields(
-            &key,
-            p.size.as_deref().unwrap_or_default(),
-            p.max.as_deref().unwrap_or_default(),
-            p.ty.as_deref().unwrap_or_default(),
-            p.sha256.as_deref().unwrap_or_default(),
-            p.md5.as_deref().unwrap_or_default(),
-            exp,
-        );
-        if !self.key.verify_fields(&fields, &sig) {
+        let mut mac = self.key.mac();
+        feed(&mut mac, b"PUT");
+        feed(&mut mac, VERSION.as_bytes());
+        feed_key(&mut mac, id, &name);
+        for f in [&p.size, &p.max, &p.ty, &p.sha256, &p.md5]
+            .map(|f| field(f))
+            .into_iter()
+            .chain([exp.as_bytes()])
+        {
+            feed(&mut mac, f);
+        }
+        if mac.verify_slice(&sig).is_err() {
             return Err(VerifyError::BadSignature);
         }
         // Only values this store signed reach this point; they are still parsed defensively.
@@ -425,14 +478,7 @@ impl SignedUrlStore {
             _ => return Err(VerifyError::Malformed("size binding")),
         }
         if let Some(bound) = p.ty.as_deref() {
-            let essence = |t: &str| {
-                t.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .to_ascii_lowercase()
-            };
-            if content_type.map(essence) != Some(essence(bound)) {
+            if !content_type.is_some_and(|c| essence(c).eq_ignore_ascii_case(essence(bound))) {
                 return Err(VerifyError::TypeMismatch);
             }
         }
@@ -445,10 +491,10 @@ impl SignedUrlStore {
             None => None,
         };
         Ok(VerifiedPut {
-            key,
-            filename,
+            key: format!("{id}/{name}"),
+            filename: name.into_owned(),
             size: content_length,
-            content_type: p.ty,
+            content_type: p.ty.map(Cow::into_owned),
             sha256,
             md5,
         })
@@ -456,37 +502,29 @@ impl SignedUrlStore {
 
     /// Checks a GET URL's signature and expiry.
     pub fn verify_get(&self, url: &Url, now: OffsetDateTime) -> Result<VerifiedGet, VerifyError> {
-        let (key, filename) = self.key_of(url)?;
-        let mut exp = None;
-        let mut sig = None;
-        for (name, value) in url.query_pairs() {
-            let slot = match name.as_ref() {
-                "exp" => &mut exp,
-                "sig" => &mut sig,
-                _ => return Err(VerifyError::Malformed("unknown query parameter")),
-            };
-            if slot.replace(value).is_some() {
-                return Err(VerifyError::Malformed("repeated query parameter"));
-            }
-        }
-        let sig = sig.ok_or(VerifyError::Malformed("missing signature"))?;
-        let sig = B64URL
-            .decode(sig.as_bytes())
-            .map_err(|_| VerifyError::Malformed("signature is not base64url"))?;
-        let exp_s = exp.as_deref().unwrap_or_default();
-        if exp.is_some() && exp_s.is_empty() {
+        let (id, name) = self.key_of(url)?;
+        let p = Params::parse(url.query().unwrap_or_default(), true)?;
+        let sig = decode_sig(
+            p.sig
+                .as_deref()
+                .ok_or(VerifyError::Malformed("missing signature"))?,
+        )?;
+        let exp_s = p.exp.as_deref().unwrap_or_default();
+        if p.exp.is_some() && exp_s.is_empty() {
             return Err(VerifyError::Malformed("empty expiry"));
         }
-        if !self.key.verify_fields(
-            &[b"GET", VERSION.as_bytes(), key.as_bytes(), exp_s.as_bytes()],
-            &sig,
-        ) {
+        let mut mac = self.key.mac();
+        feed(&mut mac, b"GET");
+        feed(&mut mac, VERSION.as_bytes());
+        feed_key(&mut mac, id, &name);
+        feed(&mut mac, exp_s.as_bytes());
+        if mac.verify_slice(&sig).is_err() {
             return Err(VerifyError::BadSignature);
         }
-        let expires = match exp {
+        let expires = match p.exp.as_deref() {
             None => None,
             Some(e) => {
-                let secs = i64::try_from(parse_num(&e)?)
+                let secs = i64::try_from(parse_num(e)?)
                     .map_err(|_| VerifyError::Malformed("bad expiry"))?;
                 let t = OffsetDateTime::from_unix_timestamp(secs)
                     .map_err(|_| VerifyError::Malformed("bad expiry"))?;
@@ -497,15 +535,15 @@ impl SignedUrlStore {
             }
         };
         Ok(VerifiedGet {
-            key,
-            filename,
+            key: format!("{id}/{name}"),
+            filename: name.into_owned(),
             expires,
         })
     }
 
-    /// The object key of a URL: the two percent-decoded segments below the base path, which
-    /// must be a 32-hex-digit slot ID and a valid file name.
-    fn key_of(&self, url: &Url) -> Result<(String, String), VerifyError> {
+    /// The object key of a URL: the slot ID (32 lower-case hex digits) and the
+    /// percent-decoded file name below the base path; the name must be a valid file name.
+    fn key_of<'u>(&self, url: &'u Url) -> Result<(&'u str, Cow<'u, str>), VerifyError> {
         let mut segs = url.path_segments().ok_or(VerifyError::NotUnderBase)?;
         for base in &self.base_segments {
             if segs.next() != Some(base.as_str()) {
@@ -515,19 +553,42 @@ impl SignedUrlStore {
         let (Some(id), Some(name), None) = (segs.next(), segs.next(), segs.next()) else {
             return Err(VerifyError::Malformed("path is not {slot id}/{file name}"));
         };
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| VerifyError::Malformed("path is not UTF-8"))
-        };
-        let (id, name) = (decode(id)?, decode(name)?);
-        if unhex::<16>(&id).is_none() || id.bytes().any(|b| b.is_ascii_uppercase()) {
+        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(VerifyError::Malformed("slot id"));
         }
-        FileName::new(&name).map_err(|_| VerifyError::Malformed("file name"))?;
-        Ok((format!("{id}/{name}"), name))
+        let name = percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .map_err(|_| VerifyError::Malformed("path is not UTF-8"))?;
+        FileName::check(&name).map_err(|_| VerifyError::Malformed("file name"))?;
+        Ok((id, name))
     }
+}
+
+/// A parameter's bytes, empty when absent.
+fn field<'a>(f: &'a Option<Cow<'_, str>>) -> &'a [u8] {
+    f.as_deref().unwrap_or_default().as_bytes()
+}
+
+/// The `type/subtype` of a content type.
+fn essence(t: &str) -> &str {
+    t.split(';').next().unwrap_or_default().trim()
+}
+
+/// Feeds one length-prefixed field, as [`SecretKey::sign_fields`] does.
+fn feed(mac: &mut crate::crypto::HmacSha256, field: &[u8]) {
+    use hmac::Mac as _;
+    mac.update(&(field.len() as u64).to_be_bytes());
+    mac.update(field);
+}
+
+/// Feeds the key field `{id}/{name}` without building it.
+fn feed_key(mac: &mut crate::crypto::HmacSha256, id: &str, name: &str) {
+    use hmac::Mac as _;
+    let len = id.len() + 1 + name.len();
+    mac.update(&(len as u64).to_be_bytes());
+    mac.update(id.as_bytes());
+    mac.update(b"/");
+    mac.update(name.as_bytes());
 }
 
 /// Splits `{32 hex}/{file name}`.
@@ -541,37 +602,37 @@ fn split_key(key: &str) -> Option<(&str, &str)> {
 impl StorageBackend for SignedUrlStore {
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
         let key = grant.key();
-        let mut put = self.object_url(key)?;
+        let mut put = self.object_url_prefix(key)?;
         let exp = grant.put_expires().unix_timestamp().to_string();
         let (size, max) = match grant.size() {
             Some(s) => (s.to_string(), String::new()),
             None => (String::new(), grant.max_size().to_string()),
         };
-        let ty = grant
-            .content_type()
-            .map(|t| t.as_str().to_owned())
-            .unwrap_or_default();
+        let ty = grant.content_type().map(|t| t.as_str()).unwrap_or_default();
         let sha256 = grant.sha256().map(|d| hex(d)).unwrap_or_default();
         let md5 = grant.md5().map(|d| hex(d)).unwrap_or_default();
-        let sig = self.key.sign_fields(&Self::put_fields(
-            key, &size, &max, &ty, &sha256, &md5, &exp,
-        ));
-        {
-            let mut q = put.query_pairs_mut();
-            q.append_pair("v", VERSION);
-            if !size.is_empty() {
-                q.append_pair("size", &size);
-            } else {
-                q.append_pair("max", &max);
+        let sig = self
+            .key
+            .sign_fields(&Self::put_fields(key, &size, &max, ty, &sha256, &md5, &exp));
+        put.push_str("v=");
+        put.push_str(VERSION);
+        for (name, value) in [
+            ("size", size.as_str()),
+            ("max", &max),
+            ("type", ty),
+            ("sha256", &sha256),
+            ("md5", &md5),
+            ("exp", &exp),
+        ] {
+            if !value.is_empty() {
+                put.push('&');
+                put.push_str(name);
+                put.push('=');
+                put.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
             }
-            for (name, value) in [("type", &ty), ("sha256", &sha256), ("md5", &md5)] {
-                if !value.is_empty() {
-                    q.append_pair(name, value);
-                }
-            }
-            q.append_pair("exp", &exp);
-            q.append_pair("sig", &B64URL.encode(sig));
         }
+        put.push('&');
+        let put = Self::finish_url(put, &sig)?;
         let get = self.sign_get(key, grant.get_expires())?;
         let mut target = UploadTarget::new(put, get, key);
         if let Some(t) = grant.content_type() {
