@@ -30,6 +30,9 @@ use crate::stanza::file_transfer::encode_md5;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const VERSION: &str = "1";
+/// Query value encoding: everything but RFC 3986 unreserved characters and `/`, so common
+/// values (`image/jpeg`) need no decoding when verified.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
 /// Path segment encoding: everything but RFC 3986 unreserved characters.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
@@ -491,7 +494,7 @@ impl SignedUrlStore {
             None => None,
         };
         Ok(VerifiedPut {
-            key: format!("{id}/{name}"),
+            key: join_key(id, &name),
             filename: name.into_owned(),
             size: content_length,
             content_type: p.ty.map(Cow::into_owned),
@@ -535,7 +538,7 @@ impl SignedUrlStore {
             }
         };
         Ok(VerifiedGet {
-            key: format!("{id}/{name}"),
+            key: join_key(id, &name),
             filename: name.into_owned(),
             expires,
         })
@@ -562,6 +565,15 @@ impl SignedUrlStore {
         FileName::check(&name).map_err(|_| VerifyError::Malformed("file name"))?;
         Ok((id, name))
     }
+}
+
+/// `{id}/{name}`.
+fn join_key(id: &str, name: &str) -> String {
+    let mut key = String::with_capacity(id.len() + 1 + name.len());
+    key.push_str(id);
+    key.push('/');
+    key.push_str(name);
+    key
 }
 
 /// A parameter's bytes, empty when absent.
@@ -628,7 +640,7 @@ impl StorageBackend for SignedUrlStore {
                 put.push('&');
                 put.push_str(name);
                 put.push('=');
-                put.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+                put.extend(percent_encoding::utf8_percent_encode(value, QUERY_VALUE));
             }
         }
         put.push('&');
