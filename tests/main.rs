@@ -6,6 +6,8 @@ mod common;
 mod file_id;
 #[path = "suite/fixtures.rs"]
 mod fixtures;
+#[path = "suite/forgery.rs"]
+mod forgery;
 #[path = "suite/malformed.rs"]
 mod malformed;
 #[path = "suite/service_table.rs"]
