@@ -377,6 +377,9 @@ fn run() -> Result<usize, String> {
     Ok(checks.failures)
 }
 
+/// PUT URL, the headers it needs, and the file ID.
+type Issued = (Url, Vec<(String, String)>, String);
+
 /// Sends a p1:http-file-transfer upload IQ through the service: (PUT URL, headers, file ID).
 fn p1_upload(
     service: &SlotService<S3Store>,
@@ -384,7 +387,7 @@ fn p1_upload(
     name: &str,
     len: u64,
     at: OffsetDateTime,
-) -> Result<(Url, Vec<(String, String)>, String), String> {
+) -> Result<Issued, String> {
     let query = UploadRequest::new(md5).with_file(name, len, Some("text/plain; charset=utf-8"));
     let reply = ask(service, IqType::Set, query.to_element(), at)?;
     match Query::parse(reply.children().next().ok_or("empty reply")?).map_err(|e| e.to_string())? {

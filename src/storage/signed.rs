@@ -444,7 +444,7 @@ impl SignedUrlStore {
         feed(&mut mac, VERSION.as_bytes());
         feed_key(&mut mac, id, &name);
         for f in [&p.size, &p.max, &p.ty, &p.sha256, &p.md5]
-            .map(|f| field(f))
+            .map(field)
             .into_iter()
             .chain([exp.as_bytes()])
         {

@@ -80,8 +80,8 @@ def find(elem, local):
     return None
 
 
-async def http(session, method, url, data=None, headers=None):
-    async with session.request(method, url, data=data, headers=headers or {}) as r:
+async def http(session, method, url, data=None, headers=None, expect100=False):
+    async with session.request(method, url, data=data, headers=headers or {}, expect100=expect100) as r:
         body = await r.read()
         return r.status, r.headers, body
 
@@ -150,6 +150,20 @@ async def upload_checks(x, args, check, session):
     slot_iq = await x.plugin["xep_0363"].request_slot(upload, "short.bin", 1000, "application/octet-stream", timeout=IQ_TIMEOUT)
     status, _, _ = await http(session, "PUT", slot_iq["http_upload_slot"]["put"]["url"], os.urandom(999), {"Content-Type": "application/octet-stream"})
     check(status == 413, f"999 bytes to a 1000-byte slot: {status} (expected 413)")
+    status, _, _ = await http(session, "PUT", slot_iq["http_upload_slot"]["put"]["url"], os.urandom(1001), {"Content-Type": "application/octet-stream"}, expect100=True)
+    check(status == 413, f"1001 bytes with Expect: 100-continue: {status} (expected 413, before the body)")
+
+    section("a larger file with Expect: 100-continue")
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    slot_iq = await x.plugin["xep_0363"].request_slot(upload, "big.bin", len(data), "application/octet-stream", timeout=IQ_TIMEOUT)
+    slot = slot_iq["http_upload_slot"]
+    status, _, _ = await http(session, "PUT", slot["put"]["url"], data, {"Content-Type": "application/octet-stream"}, expect100=True)
+    check(status == 201, f"PUT of {len(data)} bytes: {status}")
+    status, headers, body = await http(session, "GET", slot["get"]["url"])
+    check(status == 200 and body == data, f"GET: {status}, same bytes: {body == data}")
+    check(headers.get("Content-Disposition", "").startswith("attachment"), "application/octet-stream is served as an attachment")
+    status, _, _ = await http(session, "PUT", slot["put"]["url"], data, {"Content-Type": "application/octet-stream"})
+    check(status == 409, f"the same PUT again: {status} (expected 409)")
 
     section("p1:http-file-transfer: upload IQ with md5, PUT with Content-MD5, download IQ, GET")
     data = os.urandom(77_777)
@@ -168,6 +182,57 @@ async def upload_checks(x, args, check, session):
         if check(d is not None and d.get("download"), "download result with a URL"):
             status, _, body = await http(session, "GET", d.get("download"))
             check(status == 200 and body == data, f"GET: {status}, same bytes: {body == data}")
+
+
+async def answers_again(x, upload, tries=20):
+    """Whether the component answers disco#info, retrying while it reconnects."""
+    for _ in range(tries):
+        try:
+            await x.plugin["xep_0030"].get_info(jid=upload, timeout=2, cached=False)
+            return True
+        except (IqError, IqTimeout):
+            await asyncio.sleep(0.25)
+    return False
+
+
+async def resilience_checks(x, args, check):
+    upload = JID(args.upload)
+    section("resilience: stanzas the component's XMPP library cannot parse")
+    # tokio-xmpp 6 ends its stream on such a stanza; the component must come back by itself.
+    m = x.make_message(mto=upload, mbody="hello")
+    m.xml.set("type", "bogus")
+    m.send()
+    await asyncio.sleep(0.3)
+    check(await answers_again(x, upload), "a <message type='bogus'/> from a user: the service answers again")
+    try:
+        await x.raw_iq(upload, "get", "<ping xmlns='urn:xmpp:ping'/>")
+        check(True, "an XEP-0199 ping is answered")
+    except (IqError, IqTimeout) as e:
+        check(False, f"an XEP-0199 ping: {e!r}")
+    iq = x.make_iq(ito=upload, itype="get")
+    iq.xml.append(ET.fromstring("<query xmlns='jabber:iq:version'/>"))
+    try:
+        await iq.send(timeout=5)
+        check(False, "an unknown IQ payload must get an error")
+    except IqError as e:
+        check(e.iq["error"]["condition"] == "service-unavailable", f"an unknown IQ payload: {e.iq['error']['condition']}")
+    except IqTimeout:
+        check(False, "an unknown IQ payload: no answer")
+
+
+async def quick_checks(x, args, check, session):
+    """After a restart of Prosody: the component is back and an upload works."""
+    upload = JID(args.upload)
+    section("after a Prosody restart: the component reconnected")
+    check(await answers_again(x, upload), "disco#info answered")
+    data = os.urandom(3000)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "after-restart.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        get_url = await x.plugin["xep_0363"].upload_file(path, domain=upload, timeout=IQ_TIMEOUT)
+    status, _, body = await http(session, "GET", get_url)
+    check(status == 200 and body == data, f"upload_file and GET: {status}, same bytes: {body == data}")
 
 
 async def reference_checks(x, args, check, session):
@@ -228,9 +293,13 @@ async def main(args):
     print(f"logged in as {x.boundjid}", flush=True)
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            await upload_checks(x, args, check, session)
-            await reference_checks(x, args, check, session)
-        if args.bench > 0:
+            if args.quick:
+                await quick_checks(x, args, check, session)
+            else:
+                await upload_checks(x, args, check, session)
+                await reference_checks(x, args, check, session)
+                await resilience_checks(x, args, check)
+        if args.bench > 0 and not args.quick:
             section(f"benchmark: {args.bench} sequential slot requests (round trips) per service, in 5 alternating blocks")
             ours, prosody = await bench(x, [args.upload, args.share], args.bench)
             print(f"  xmpp-upload component ({args.upload}): {ours:.0f} requests/s", flush=True)
@@ -262,6 +331,7 @@ if __name__ == "__main__":
     p.add_argument("--base-url", required=True)
     p.add_argument("--max-file-size", type=int, required=True)
     p.add_argument("--bench", type=int, default=500)
+    p.add_argument("--quick", action="store_true", help="only check that the component answers and an upload works")
     p.add_argument("--debug", action="store_true")
     a = p.parse_args()
     logging.basicConfig(level=logging.DEBUG if a.debug else logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
