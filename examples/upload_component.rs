@@ -35,8 +35,6 @@ use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Component, Stanza};
 use url::Url;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
-use xmpp_upload::stanza::error as stanza_error;
 use xmpp_upload::stanza::iq::{Iq, IqType};
 use xmpp_upload::storage::signed::SignedUrlStore;
 use xmpp_upload::{ServiceConfig, SlotService};
@@ -424,12 +422,7 @@ fn other_iq(request: &Element, me: &str) -> Option<Element> {
     if iq.type_ == IqType::Get && iq.payload.is_some_and(|p| p.is("ping", "urn:xmpp:ping")) {
         return Some(iq.result(Some(me), None));
     }
-    let error = stanza_error::plain(
-        ErrorType::Cancel,
-        DefinedCondition::ServiceUnavailable,
-        "not served by this upload service",
-    );
-    Some(iq.error(Some(me), None, error))
+    xmpp_upload::stanza::iq::service_unavailable(request)
 }
 
 /// One log line for a handled stanza: requester (bare JID), what was asked, the answer and

@@ -1,11 +1,18 @@
 //! File IDs: opaque, unforgeable names for stored files that any node holding the service
 //! secret can resolve, without shared state.
 //!
-//! A file ID is the base64url (no padding) of
-//! `version (1 byte) ‖ issued-at (8 bytes, big-endian Unix seconds) ‖ object key (UTF-8) ‖ tag (16 bytes)`,
-//! where the tag is a 128-bit HMAC-SHA256 over everything before it, keyed with a key derived
-//! from the service secret for this purpose only. Changing any bit makes the tag fail. IDs
-//! made under a previous secret still resolve while that secret is configured as previous.
+//! A file ID is the base64url (no padding) of `version (1 byte) ‖ tag (16 bytes) ‖ ciphertext`,
+//! a deterministic authenticated encryption in the SIV style built from HMAC-SHA256 alone:
+//!
+//! * the plaintext is `issued-at (8 bytes, big-endian Unix seconds) ‖ object key (UTF-8)`;
+//! * `tag = HMAC(k_mac, version ‖ plaintext)`, truncated to 128 bits;
+//! * `ciphertext = plaintext XOR HMAC(k_enc, tag ‖ counter)` blocks (a keystream in counter
+//!   mode, unique per tag).
+//!
+//! `k_mac` and `k_enc` are derived from the service secret for this purpose only. Changing any
+//! bit makes the tag fail, and the object key (slot ID, file name) cannot be read out of the
+//! ID. IDs made under a previous secret still resolve while that secret is configured as
+//! previous.
 
 use base64::Engine as _;
 use time::OffsetDateTime;
@@ -13,7 +20,7 @@ use time::OffsetDateTime;
 use crate::crypto::{ct_eq, SecretKey};
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const TAG_LEN: usize = 16;
 /// Longest accepted file ID, in characters (object keys are short; this bounds the work a
 /// hostile ID can cause).
@@ -41,29 +48,64 @@ pub struct ResolvedFileId {
     pub issued: OffsetDateTime,
 }
 
+#[derive(Debug, Clone)]
+struct Keys {
+    mac: SecretKey,
+    enc: SecretKey,
+}
+
+impl Keys {
+    fn new(secret: &SecretKey) -> Self {
+        Self {
+            mac: secret.derive("file-id mac"),
+            enc: secret.derive("file-id enc"),
+        }
+    }
+
+    fn tag(&self, plaintext: &[u8]) -> [u8; TAG_LEN] {
+        let full = self.mac.sign(&[&[VERSION], plaintext]);
+        let mut tag = [0u8; TAG_LEN];
+        tag.copy_from_slice(full.get(..TAG_LEN).unwrap_or(&[0; TAG_LEN]));
+        tag
+    }
+
+    /// XORs `data` with the keystream for `tag`.
+    fn apply_stream(&self, tag: &[u8], data: &mut [u8]) {
+        for (counter, chunk) in (0u32..).zip(data.chunks_mut(32)) {
+            let block = self.enc.sign(&[tag, &counter.to_be_bytes()]);
+            for (d, k) in chunk.iter_mut().zip(block) {
+                *d ^= k;
+            }
+        }
+    }
+}
+
 /// Seals and opens file IDs with the current secret and any previous ones.
 #[derive(Debug, Clone)]
 pub(crate) struct FileIdSealer {
-    current: SecretKey,
-    previous: Vec<SecretKey>,
+    current: Keys,
+    previous: Vec<Keys>,
 }
 
 impl FileIdSealer {
     pub(crate) fn new(current: &SecretKey, previous: &[SecretKey]) -> Self {
         Self {
-            current: current.derive("file-id"),
-            previous: previous.iter().map(|k| k.derive("file-id")).collect(),
+            current: Keys::new(current),
+            previous: previous.iter().map(Keys::new).collect(),
         }
     }
 
     pub(crate) fn seal(&self, key: &str, issued: OffsetDateTime) -> String {
-        let mut buf = Vec::with_capacity(1 + 8 + key.len() + TAG_LEN);
-        buf.push(VERSION);
-        buf.extend_from_slice(&issued.unix_timestamp().to_be_bytes());
-        buf.extend_from_slice(key.as_bytes());
-        let tag = self.current.sign(&[&buf]);
-        buf.extend_from_slice(tag.get(..TAG_LEN).unwrap_or(&tag));
-        B64URL.encode(buf)
+        let mut plaintext = Vec::with_capacity(8 + key.len());
+        plaintext.extend_from_slice(&issued.unix_timestamp().to_be_bytes());
+        plaintext.extend_from_slice(key.as_bytes());
+        let tag = self.current.tag(&plaintext);
+        self.current.apply_stream(&tag, &mut plaintext);
+        let mut out = Vec::with_capacity(1 + TAG_LEN + plaintext.len());
+        out.push(VERSION);
+        out.extend_from_slice(&tag);
+        out.extend_from_slice(&plaintext);
+        B64URL.encode(out)
     }
 
     /// Opens an ID; `lifetime` bounds its age when set.
@@ -77,24 +119,27 @@ impl FileIdSealer {
             return Err(FileIdError::Unknown);
         }
         let buf = B64URL.decode(id).map_err(|_| FileIdError::Unknown)?;
-        if buf.len() < 1 + 8 + 1 + TAG_LEN || buf.first() != Some(&VERSION) {
+        if buf.len() < 1 + TAG_LEN + 8 + 1 || buf.first() != Some(&VERSION) {
             return Err(FileIdError::Unknown);
         }
-        let (body, tag) = buf.split_at(buf.len() - TAG_LEN);
-        let genuine = std::iter::once(&self.current)
+        let tag = buf.get(1..1 + TAG_LEN).ok_or(FileIdError::Unknown)?;
+        let ciphertext = buf.get(1 + TAG_LEN..).ok_or(FileIdError::Unknown)?;
+        let plaintext = std::iter::once(&self.current)
             .chain(&self.previous)
-            .any(|k| ct_eq(k.sign(&[body]).get(..TAG_LEN).unwrap_or_default(), tag));
-        if !genuine {
-            return Err(FileIdError::Unknown);
-        }
-        let secs = body
-            .get(1..9)
+            .find_map(|keys| {
+                let mut p = ciphertext.to_vec();
+                keys.apply_stream(tag, &mut p);
+                ct_eq(&keys.tag(&p), tag).then_some(p)
+            })
+            .ok_or(FileIdError::Unknown)?;
+        let secs = plaintext
+            .get(..8)
             .and_then(|b| <[u8; 8]>::try_from(b).ok())
             .map(i64::from_be_bytes)
             .ok_or(FileIdError::Unknown)?;
         let issued = OffsetDateTime::from_unix_timestamp(secs).map_err(|_| FileIdError::Unknown)?;
-        let key = body
-            .get(9..)
+        let key = plaintext
+            .get(8..)
             .and_then(|k| std::str::from_utf8(k).ok())
             .ok_or(FileIdError::Unknown)?
             .to_owned();
@@ -134,6 +179,21 @@ mod tests {
                 Some(time::Duration::days(1))
             ),
             Err(FileIdError::Expired)
+        );
+    }
+
+    #[test]
+    fn the_key_cannot_be_read_out_of_the_id() {
+        let s = FileIdSealer::new(&SecretKey::new("k"), &[]);
+        let id = s.seal("0123abcd/secret-name.jpg", now());
+        let raw = B64URL.decode(&id).unwrap();
+        assert!(!raw.windows(11).any(|w| w == b"secret-name"));
+        assert!(!id.contains("secret"));
+        // Deterministic: the same key and time give the same ID (no randomness needed).
+        assert_eq!(s.seal("0123abcd/secret-name.jpg", now()), id);
+        assert_ne!(
+            s.seal("0123abcd/secret-name.jpg", now() + time::Duration::SECOND),
+            id
         );
     }
 

@@ -139,3 +139,32 @@ pub fn request(type_: IqType, id: &str, to: &str, payload: Element) -> Element {
     iq.append_child(payload);
     iq
 }
+
+/// The RFC 6120 answer to an IQ `get`/`set` nobody handles: `cancel`/`service-unavailable`,
+/// in the request's stanza namespace. `None` for anything else (IQ results and errors must
+/// never be answered; messages and presences are not IQs).
+///
+/// A component calls this for stanzas [`SlotService::handle`](crate::SlotService::handle)
+/// returns `None` for and that it does not serve otherwise.
+///
+/// ```
+/// use xmpp_upload::stanza::iq::service_unavailable;
+/// let ping: minidom::Element = "<iq xmlns='jabber:component:accept' type='get' id='p' \
+///     from='a@b.c/d' to='upload.b.c'><ping xmlns='urn:xmpp:ping'/></iq>".parse()?;
+/// let reply = service_unavailable(&ping).expect("IQ gets are answered");
+/// assert_eq!((reply.attr("type"), reply.attr("to")), (Some("error"), Some("a@b.c/d")));
+/// # Ok::<(), minidom::Error>(())
+/// ```
+#[must_use]
+pub fn service_unavailable(stanza: &Element) -> Option<Element> {
+    let iq = Iq::parse(stanza)?.ok()?;
+    if !matches!(iq.type_, IqType::Get | IqType::Set) {
+        return None;
+    }
+    let error = super::error::plain(
+        xmpp_parsers::stanza_error::ErrorType::Cancel,
+        xmpp_parsers::stanza_error::DefinedCondition::ServiceUnavailable,
+        "This service does not handle this request",
+    );
+    Some(iq.error(None, None, error))
+}
