@@ -8,6 +8,10 @@ mod file_id;
 mod fixtures;
 #[path = "suite/forgery.rs"]
 mod forgery;
+#[path = "suite/http_e2e.rs"]
+mod http_e2e;
+#[path = "../examples/support/http_store.rs"]
+mod http_store;
 #[path = "suite/malformed.rs"]
 mod malformed;
 #[path = "suite/service_table.rs"]
