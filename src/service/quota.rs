@@ -2,6 +2,7 @@
 
 use core::fmt;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 
 use jid::BareJid;
@@ -79,16 +80,39 @@ pub trait QuotaLedger: Send + Sync + fmt::Debug {
 /// window and one service-wide log in time order, behind one mutex so both limits are checked
 /// together. Expiry is driven by the service-wide log, so each charge does O(1) amortised work
 /// whatever the number of users, and users whose window has passed are forgotten.
+///
+/// Users are keyed by a 64-bit keyed hash (SipHash with a per-ledger random key) of their bare
+/// JID, so a charge allocates nothing and touches one table slot; two JIDs would share a quota
+/// only on a hash collision (about n²/2⁶⁵ for n active users).
 #[derive(Debug, Default)]
 pub struct MemoryLedger {
     state: Mutex<State>,
+    keys: RandomState,
+}
+
+/// The user keys are already hashes: the table uses them as they are.
+#[derive(Debug, Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<BareJid, Log>,
+    users: HashMap<u64, Log, BuildHasherDefault<IdentityHasher>>,
     /// Every recorded charge in time order, with its user: drives expiry.
-    all: VecDeque<(OffsetDateTime, u64, BareJid)>,
+    all: VecDeque<(OffsetDateTime, u64, u64)>,
     all_total: u64,
 }
 
@@ -164,13 +188,18 @@ impl MemoryLedger {
         Self::default()
     }
 
+    fn key(&self, user: &BareJid) -> u64 {
+        self.keys.hash_one(user.as_str())
+    }
+
     /// Bytes charged to `user` within the window ending at `now`.
     #[must_use]
     pub fn used(&self, user: &BareJid, now: OffsetDateTime, window: Duration) -> u64 {
+        let user = self.key(user);
         let Ok(state) = self.state.lock() else {
             return 0;
         };
-        state.users.get(user).map_or(0, |log| {
+        state.users.get(&user).map_or(0, |log| {
             log.entries
                 .iter()
                 .filter(|(t, _)| *t > now - window)
@@ -197,6 +226,7 @@ impl QuotaLedger for MemoryLedger {
         if limits.per_user.is_none() && limits.global.is_none() {
             return Ok(());
         }
+        let user = &self.key(user);
         // A poisoned lock means a panic elsewhere mid-update; every update keeps the logs
         // consistent step by step, so keep serving.
         let mut state = self
@@ -236,15 +266,16 @@ impl QuotaLedger for MemoryLedger {
                 });
             }
         }
-        let log = state.users.entry(user.clone()).or_default();
+        let log = state.users.entry(*user).or_default();
         log.entries.push_back((now, bytes));
         log.total = log.total.saturating_add(bytes);
-        state.all.push_back((now, bytes, user.clone()));
+        state.all.push_back((now, bytes, *user));
         state.all_total = state.all_total.saturating_add(bytes);
         Ok(())
     }
 
     fn refund(&self, user: &BareJid, bytes: u64, now: OffsetDateTime) {
+        let user = &self.key(user);
         let mut state = self
             .state
             .lock()
