@@ -444,3 +444,12 @@ fn replies_never_leak_the_secrets() {
 
 #[allow(dead_code)]
 fn _element_is_used(_: Element) {}
+
+#[test]
+fn service_and_backends_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SlotService<xmpp_upload::storage::signed::SignedUrlStore>>();
+    assert_send_sync::<SlotService<xmpp_upload::storage::external::ExternalStore>>();
+    assert_send_sync::<SlotService<xmpp_upload::storage::s3::S3Store>>();
+    assert_send_sync::<SlotService<Box<dyn xmpp_upload::StorageBackend>>>();
+}
