@@ -202,7 +202,7 @@ impl MemoryLedger {
         state.users.get(&user).map_or(0, |log| {
             log.entries
                 .iter()
-                .filter(|(t, _)| *t > now - window)
+                .filter(|(t, _)| now.checked_sub(window).is_none_or(|cutoff| *t > cutoff))
                 .map(|(_, b)| *b)
                 .sum()
         })
