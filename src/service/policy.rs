@@ -63,12 +63,28 @@ impl AllowDomains {
     }
 
     /// The default for a service JID: its own domain and its parent domain
-    /// (`upload.example.org` → `upload.example.org`, `example.org`).
+    /// (`upload.example.org` → `upload.example.org`, `example.org`); a service at
+    /// `example.org` allows `example.org` only, never a top-level domain.
+    ///
+    /// ```
+    /// use xmpp_upload::service::AllowDomains;
+    /// assert_eq!(AllowDomains::for_service(&"upload.example.org".parse()?).domains(), ["upload.example.org", "example.org"]);
+    /// assert_eq!(AllowDomains::for_service(&"example.org".parse()?).domains(), ["example.org"]);
+    /// assert_eq!(AllowDomains::for_service(&"upload.localhost".parse()?).domains(), ["upload.localhost", "localhost"]);
+    /// # Ok::<(), jid::Error>(())
+    /// ```
     #[must_use]
     pub fn for_service(service: &Jid) -> Self {
         let d = service.domain().as_str();
         let mut domains = vec![d.to_owned()];
-        if let Some((_, parent)) = d.split_once('.') {
+        // The parent only when it is itself a host name of two or more labels (or
+        // `localhost`), so that a service at `example.org` never opens itself to all of
+        // `org`, nor an IP literal to a part of its address.
+        let is_ip = d.parse::<std::net::IpAddr>().is_ok() || d.starts_with('[');
+        if let Some((_, parent)) = d
+            .split_once('.')
+            .filter(|(_, p)| (p.contains('.') || *p == "localhost") && !is_ip)
+        {
             domains.push(parent.to_owned());
         }
         Self::new(domains)
