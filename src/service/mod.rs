@@ -586,6 +586,9 @@ impl<S: StorageBackend> SlotService<S> {
     /// Checks an XEP-0363 request from `requester` and issues a slot: the typed core of
     /// [`SlotService::handle`], for hosts that parse stanzas themselves. `iq_id` feeds the
     /// slot ID derivation (any string unique per request will do).
+    ///
+    /// An XEP-0363 1.2.0 `ephemeral` purpose with `expire-before` caps the GET URL's lifetime
+    /// at that time; other purposes are served as `message`.
     pub fn request_slot(
         &self,
         requester: &Jid,
