@@ -453,3 +453,29 @@ fn service_and_backends_are_send_and_sync() {
     assert_send_sync::<SlotService<xmpp_upload::storage::s3::S3Store>>();
     assert_send_sync::<SlotService<Box<dyn xmpp_upload::StorageBackend>>>();
 }
+
+#[test]
+fn ephemeral_purpose_caps_the_get_url() {
+    let svc = service();
+    let xml = format!("<iq xmlns='jabber:client' from='romeo@montague.tld/g' id='e' to='upload.montague.tld' type='get'><request xmlns='{V0}' filename='story.mp4' size='5' content-type='video/mp4'><ephemeral xmlns='urn:xmpp:http:upload:purpose:0' expire-before='2017-12-04T23:42:05Z'/></request></iq>");
+    let reply = svc.handle(&parse(&xml), now()).unwrap();
+    let slot = WireSlot::try_from(reply.children().next().unwrap()).unwrap();
+    let store = svc.storage();
+    assert!(store
+        .verify_get(&slot.get, now() + Duration::hours(23))
+        .is_ok());
+    assert_eq!(
+        store
+            .verify_get(&slot.get, now() + Duration::hours(24))
+            .map(|_| ()),
+        Err(VerifyError::Expired)
+    );
+    // Without a purpose the GET URL does not expire.
+    let plain = svc
+        .handle(&parse(&v0("filename='a.jpg' size='5'")), now())
+        .unwrap();
+    let slot = WireSlot::try_from(plain.children().next().unwrap()).unwrap();
+    assert!(store
+        .verify_get(&slot.get, now() + Duration::days(3650))
+        .is_ok());
+}
