@@ -435,8 +435,8 @@ impl<S: StorageBackend> SlotService<S> {
         let iq = match Iq::parse(stanza)? {
             Ok(iq) => iq,
             Err(e) => {
-                // An IQ with a missing or unknown type: answer bad-request unless it could be
-                // a reply (which must never be answered).
+                // An IQ with a missing or unknown type cannot be a result or error (those are
+                // never answered): RFC 6120 §8.2.3 wants bad-request.
                 let echo = Iq {
                     ns: stanza_ns(stanza),
                     id: stanza.attr("id"),
