@@ -269,7 +269,3 @@ fn racing_charges_never_exceed_the_user_or_global_cap() {
         "user {user}, all {all}"
     );
 }
-
-#[allow(dead_code)]
-fn _unused(_: QuotaLedger2) {}
-type QuotaLedger2 = Box<dyn QuotaLedger>;

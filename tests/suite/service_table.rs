@@ -2,7 +2,6 @@
 //! every dialect, and hostile input. Each row asserts the reply's type, condition and payload;
 //! every slot's PUT URL is then checked against `verify_put`.
 
-use minidom::Element;
 use time::Duration;
 use xmpp_upload::stanza::upload::Slot as WireSlot;
 use xmpp_upload::stanza::Dialect;
@@ -441,9 +440,6 @@ fn replies_never_leak_the_secrets() {
         "{dbg}"
     );
 }
-
-#[allow(dead_code)]
-fn _element_is_used(_: Element) {}
 
 #[test]
 fn service_and_backends_are_send_and_sync() {
