@@ -13,6 +13,7 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone)]
 pub(crate) struct SecretKey {
     keyed: HmacSha256,
+    len: usize,
 }
 
 impl SecretKey {
@@ -23,7 +24,15 @@ impl SecretKey {
             Ok(mac) => mac,
             Err(_) => HmacSha256::new(&Default::default()),
         };
-        Self { keyed }
+        Self {
+            keyed,
+            len: bytes.len(),
+        }
+    }
+
+    /// The length of the key material, in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// A fresh MAC keyed with this secret.

@@ -214,13 +214,6 @@ impl ExternalStore {
     /// Checks the configuration before issuing anything.
     fn check(&self) -> Result<(), StorageError> {
         check_base(&self.base, self.allow_http)?;
-        if !self.base.username().is_empty()
-            || self.base.password().is_some()
-            || self.base.query().is_some()
-            || self.base.fragment().is_some()
-        {
-            return Err(StorageError::InvalidBaseUrl);
-        }
         if self.empty_secret {
             return Err(StorageError::Unsupported("an empty shared secret"));
         }
@@ -282,6 +275,11 @@ impl fmt::Debug for ExternalStore {
 }
 
 impl StorageBackend for ExternalStore {
+    fn validate(&self) -> Result<(), StorageError> {
+        self.check()?;
+        super::check_key_len(self.key.len())
+    }
+
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
         let size = grant.size().ok_or(StorageError::Unsupported(
             "uploads without a declared size (the external server checks it)",
@@ -949,17 +947,27 @@ mod tests {
                 .unwrap_err(),
             StorageError::InsecureBaseUrl
         );
-        for bad in [
-            "data:text/plain,x",
-            "https://user:pw@up.example/",
-            "https://up.example/?a=b",
-            "https://up.example/#frag",
+        for (bad, err) in [
+            ("data:text/plain,x", StorageError::InvalidBaseUrl),
+            (
+                "https://user:pw@up.example/",
+                StorageError::BaseUrlCredentials,
+            ),
+            (
+                "https://up.example/?a=b",
+                StorageError::BaseUrlQueryOrFragment,
+            ),
+            (
+                "https://up.example/#frag",
+                StorageError::BaseUrlQueryOrFragment,
+            ),
         ] {
             assert_eq!(
                 store(bad, Scheme::V1).issue_upload(&g).unwrap_err(),
-                StorageError::InvalidBaseUrl,
+                err,
                 "{bad}"
             );
+            assert_eq!(store(bad, Scheme::V1).validate().unwrap_err(), err, "{bad}");
         }
         let empty = ExternalStore::new(Url::parse("https://up.example/").unwrap(), "", Scheme::V1);
         assert!(matches!(

@@ -43,6 +43,15 @@ pub trait StorageBackend: Send + Sync + fmt::Debug {
 
     /// Issues a download URL for a stored object.
     fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError>;
+
+    /// Checks the backend's configuration once, before it serves anything:
+    /// [`SlotService::try_new`](crate::SlotService::try_new) calls it and refuses a backend
+    /// that returns an error. The default accepts everything; the built-in backends refuse
+    /// keys shorter than [`MIN_KEY_LEN`], base URLs with credentials, a query or a fragment,
+    /// and (S3) settings the store would refuse.
+    fn validate(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 impl<T: StorageBackend + ?Sized> StorageBackend for Box<T> {
@@ -52,6 +61,9 @@ impl<T: StorageBackend + ?Sized> StorageBackend for Box<T> {
     fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
         (**self).issue_download(grant)
     }
+    fn validate(&self) -> Result<(), StorageError> {
+        (**self).validate()
+    }
 }
 
 impl<T: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<T> {
@@ -60,6 +72,9 @@ impl<T: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<T> {
     }
     fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
         (**self).issue_download(grant)
+    }
+    fn validate(&self) -> Result<(), StorageError> {
+        (**self).validate()
     }
 }
 
@@ -314,9 +329,103 @@ pub enum StorageError {
     /// The backend cannot honour what the grant requires.
     #[error("unsupported by this backend: {0}")]
     Unsupported(&'static str),
-    /// A failure in a host-provided backend (the text must not contain secrets).
-    #[error("storage backend failure: {0}")]
-    Backend(String),
+    /// A key or secret is shorter than [`MIN_KEY_LEN`] bytes: URLs signed with it could be
+    /// forged.
+    #[error("the key is {len} bytes long; at least {min} are required")]
+    KeyTooShort {
+        /// The length given.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// The base URL carries a user name or password: it would be printed in every URL.
+    #[error("the base URL carries credentials (user:password@); remove them")]
+    BaseUrlCredentials,
+    /// The base URL carries a query or a fragment, which signed URLs cannot keep.
+    #[error("the base URL has a query or a fragment; remove it")]
+    BaseUrlQueryOrFragment,
+    /// An S3 setting the store would refuse; the text names the setting and the rule.
+    #[error("invalid S3 configuration: {0}")]
+    InvalidS3Config(&'static str),
+    /// A failure in a host-provided backend. `Display` says only that; the cause is reachable
+    /// through [`std::error::Error::source`] for the host's logs and never reaches a stanza.
+    #[error("storage backend failure")]
+    Backend(#[source] HostError),
+}
+
+/// The shortest key or secret the built-in backends and the service accept, in bytes.
+pub const MIN_KEY_LEN: usize = 16;
+
+/// A failure in host code (a database, a host-provided backend), kept as the
+/// [`source`](std::error::Error::source) of this crate's errors so the host can log it.
+///
+/// Cheap to clone (shared). Two values are equal only when they share the same cause.
+///
+/// ```
+/// use xmpp_upload::storage::{HostError, StorageError};
+/// let cause = std::io::Error::other("connection refused");
+/// let err = StorageError::Backend(HostError::new(cause));
+/// assert_eq!(err.to_string(), "storage backend failure");
+/// let source = std::error::Error::source(&err).expect("the cause is kept");
+/// assert_eq!(source.to_string(), "connection refused");
+/// ```
+#[derive(Clone)]
+pub struct HostError(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl HostError {
+    /// Wraps a host error.
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(cause))
+    }
+
+    /// The host's error.
+    #[must_use]
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl From<Box<dyn std::error::Error + Send + Sync + 'static>> for HostError {
+    fn from(cause: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        Self(std::sync::Arc::from(cause))
+    }
+}
+
+impl fmt::Debug for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for HostError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for HostError {}
+
+/// Checks a key's length against [`MIN_KEY_LEN`].
+pub(crate) fn check_key_len(len: usize) -> Result<(), StorageError> {
+    if len < MIN_KEY_LEN {
+        return Err(StorageError::KeyTooShort {
+            len,
+            min: MIN_KEY_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// Whether a URL's host is loopback, where plain http cannot be intercepted.
@@ -331,10 +440,17 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// Checks a backend's base URL: https, or http on loopback, or http when allowed.
+/// Checks a backend's base URL: hierarchical, https (or http on loopback, or http when
+/// allowed), without credentials, query or fragment.
 pub(crate) fn check_base(url: &Url, allow_http: bool) -> Result<(), StorageError> {
     if url.cannot_be_a_base() {
         return Err(StorageError::InvalidBaseUrl);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(StorageError::BaseUrlCredentials);
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(StorageError::BaseUrlQueryOrFragment);
     }
     match url.scheme() {
         "https" => Ok(()),

@@ -612,6 +612,11 @@ fn split_key(key: &str) -> Option<(&str, &str)> {
 }
 
 impl StorageBackend for SignedUrlStore {
+    fn validate(&self) -> Result<(), StorageError> {
+        super::check_key_len(self.key.len())?;
+        check_base(&self.base, self.allow_http)
+    }
+
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
         let key = grant.key();
         let mut put = self.object_url_prefix(key)?;

@@ -201,6 +201,7 @@ pub struct S3Store {
     allow_insecure_http: bool,
     /// `"AWS4" + secret access key`.
     root: SecretKey,
+    secret_empty: bool,
     base: Result<Base, StorageError>,
     keys: KeyCache,
 }
@@ -232,6 +233,7 @@ impl S3Store {
         } = config;
         let mut store = Self {
             root: root_key(&secret_access_key),
+            secret_empty: secret_access_key.is_empty(),
             endpoint,
             bucket,
             region,
@@ -306,21 +308,14 @@ impl S3Store {
     fn prepare(&self) -> Result<Base, StorageError> {
         let endpoint = &self.endpoint;
         check_base(endpoint, self.allow_insecure_http)?;
-        if !endpoint.username().is_empty()
-            || endpoint.password().is_some()
-            || endpoint.query().is_some()
-            || endpoint.fragment().is_some()
-        {
-            return Err(StorageError::InvalidBaseUrl);
-        }
         if self.region.is_empty()
             || !self
                 .region
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         {
-            return Err(StorageError::Unsupported(
-                "S3 region must be letters, digits, `-`, `_` or `.`",
+            return Err(StorageError::InvalidS3Config(
+                "region: letters, digits, `-`, `_` or `.`, not empty",
             ));
         }
         if self.access_key_id.is_empty()
@@ -329,26 +324,29 @@ impl S3Store {
                 .bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'/')
         {
-            return Err(StorageError::Unsupported(
-                "S3 access key ID must be visible ASCII without `/`",
+            return Err(StorageError::InvalidS3Config(
+                "access key ID: visible ASCII without `/`, not empty",
             ));
         }
+        if self.secret_empty {
+            return Err(StorageError::InvalidS3Config(
+                "secret access key: must not be empty",
+            ));
+        }
+        bucket_rule(&self.bucket).map_err(StorageError::InvalidS3Config)?;
         let host = endpoint.host_str().ok_or(StorageError::InvalidBaseUrl)?;
         let port = endpoint.port().map(|p| format!(":{p}")).unwrap_or_default();
         let mut prefix = canonical_prefix(endpoint.path());
         let host = if self.path_style {
             let b = self.bucket.as_str();
-            if b.is_empty() || b == "." || b == ".." || b.contains('/') {
-                return Err(StorageError::InvalidBaseUrl);
-            }
             prefix.push('/');
             encode_into(&mut prefix, b.as_bytes());
             format!("{host}{port}")
         } else {
-            if !matches!(endpoint.host(), Some(url::Host::Domain(_)))
-                || !is_dns_bucket(&self.bucket)
-            {
-                return Err(StorageError::InvalidBaseUrl);
+            if !matches!(endpoint.host(), Some(url::Host::Domain(_))) {
+                return Err(StorageError::InvalidS3Config(
+                    "endpoint: virtual-hosted style needs a domain name, not an IP address (use path style)",
+                ));
             }
             format!("{}.{host}{port}", self.bucket)
         };
@@ -424,6 +422,10 @@ impl S3Store {
 }
 
 impl StorageBackend for S3Store {
+    fn validate(&self) -> Result<(), StorageError> {
+        S3Store::validate(self)
+    }
+
     /// A presigned PUT for [`UploadGrant::key`] valid until [`UploadGrant::put_expires`],
     /// binding the grant's size, content type, MD5 and SHA-256; and a presigned GET valid until
     /// [`UploadGrant::get_expires`], capped at 7 days.
@@ -544,13 +546,30 @@ fn check_key(key: &str) -> Result<(), StorageError> {
 
 /// A bucket name usable as a DNS label prefix (virtual-hosted style): 3 to 63 characters of
 /// `a-z`, `0-9`, `-` and `.`, starting and ending with a letter or digit, no empty label.
-fn is_dns_bucket(bucket: &str) -> bool {
+/// S3's bucket naming rules (AWS "Bucket naming rules", general purpose buckets): 3 to 63
+/// characters of lowercase letters, digits, `-` and `.`, starting and ending with a letter or
+/// digit, no `..`, not an IPv4 address. The same rules hold in path style: S3-compatible
+/// stores (MinIO, Ceph RGW) enforce them too.
+fn bucket_rule(bucket: &str) -> Result<(), &'static str> {
     let b = bucket.as_bytes();
     let edge = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
-        && edge(b.first())
-        && edge(b.last())
-        && !bucket.contains("..")
+    if !(3..=63).contains(&b.len()) {
+        return Err("bucket: 3 to 63 characters");
+    }
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    {
+        return Err("bucket: only lowercase letters, digits, `-` and `.`");
+    }
+    if !edge(b.first()) || !edge(b.last()) {
+        return Err("bucket: must start and end with a lowercase letter or digit");
+    }
+    if bucket.contains("..") {
+        return Err("bucket: no two adjacent dots");
+    }
+    if bucket.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Err("bucket: must not look like an IPv4 address");
+    }
+    Ok(())
 }

@@ -204,7 +204,7 @@ fn bad_keys_are_refused() {
 
 #[test]
 fn path_style_with_port_and_prefix() {
-    let store = S3Store::new(config("http://127.0.0.1:9000/s3/", "my_bucket", true));
+    let store = S3Store::new(config("http://127.0.0.1:9000/s3/", "my-bucket", true));
     let p = store
         .presign(
             "GET",
@@ -216,11 +216,11 @@ fn path_style_with_port_and_prefix() {
         .unwrap();
     assert_eq!(
         p.url.as_str().split('?').next(),
-        Some("http://127.0.0.1:9000/s3/my_bucket/k%20y")
+        Some("http://127.0.0.1:9000/s3/my-bucket/k%20y")
     );
     assert!(p.canonical_request.contains("\nhost:127.0.0.1:9000\n"));
     // Default port is not part of the host header.
-    let store = S3Store::new(config("https://minio.example:443", "b", true));
+    let store = S3Store::new(config("https://minio.example:443", "bkt", true));
     let p = store
         .presign(
             "GET",
@@ -232,7 +232,7 @@ fn path_style_with_port_and_prefix() {
         .unwrap();
     assert_eq!(
         p.url.as_str().split('?').next(),
-        Some("https://minio.example/b/k")
+        Some("https://minio.example/bkt/k")
     );
     assert!(p.canonical_request.contains("\nhost:minio.example\n"));
 }
@@ -260,26 +260,46 @@ fn virtual_hosted_style() {
     assert!(p
         .canonical_request
         .contains("\nhost:my.bucket-1.s3.eu-west-1.amazonaws.com:8443\n"));
-    // Not a DNS name, or an IP endpoint: refused.
-    for (endpoint, bucket) in [
-        ("https://s3.example", "My_Bucket"),
-        ("https://s3.example", "ab"),
-        ("https://s3.example", "-abc"),
-        ("https://s3.example", "a..bc"),
-        ("https://127.0.0.1:9000", "bucket"),
-        ("https://[::1]:9000", "bucket"),
+    // Not a valid bucket name, or an IP endpoint: refused, each naming the problem.
+    for (endpoint, bucket, problem) in [
+        ("https://s3.example", "My_Bucket", "bucket: only lowercase"),
+        (
+            "https://s3.example",
+            "Chat_Uploads",
+            "bucket: only lowercase",
+        ),
+        ("https://s3.example", "ab", "bucket: 3 to 63"),
+        ("https://s3.example", "-abc", "bucket: must start and end"),
+        (
+            "https://s3.example",
+            "a..bc",
+            "bucket: no two adjacent dots",
+        ),
+        (
+            "https://s3.example",
+            "192.168.5.4",
+            "bucket: must not look like an IPv4",
+        ),
+        (
+            "https://127.0.0.1:9000",
+            "bucket",
+            "endpoint: virtual-hosted",
+        ),
+        ("https://[::1]:9000", "bucket", "endpoint: virtual-hosted"),
     ] {
         let store = S3Store::new(config(endpoint, bucket, false));
-        assert_eq!(
-            store.validate(),
-            Err(StorageError::InvalidBaseUrl),
-            "{endpoint} {bucket}"
+        let err = store.validate().unwrap_err();
+        assert!(
+            matches!(err, StorageError::InvalidS3Config(p) if p.starts_with(problem)),
+            "{endpoint} {bucket}: {err}"
         );
-        assert_eq!(
-            store.presign_get("k", at(T0), Duration::hours(1)),
-            Err(StorageError::InvalidBaseUrl)
-        );
+        assert_eq!(store.presign_get("k", at(T0), Duration::hours(1)), Err(err));
     }
+    // Path style does not relax the naming rules (S3-compatible stores apply them too).
+    assert!(matches!(
+        S3Store::new(config("https://s3.example", "Chat_Uploads", true)).validate(),
+        Err(StorageError::InvalidS3Config(_))
+    ));
 }
 
 #[test]
@@ -292,9 +312,12 @@ fn endpoint_rules() {
         ("ftp://s3.example", Err(StorageError::InsecureBaseUrl)),
         (
             "https://user:pw@s3.example",
-            Err(StorageError::InvalidBaseUrl),
+            Err(StorageError::BaseUrlCredentials),
         ),
-        ("https://s3.example/?x=1", Err(StorageError::InvalidBaseUrl)),
+        (
+            "https://s3.example/?x=1",
+            Err(StorageError::BaseUrlQueryOrFragment),
+        ),
     ];
     for (endpoint, expected) in cases {
         assert_eq!(
@@ -318,13 +341,13 @@ fn endpoint_rules() {
     c.region = "us east".into();
     assert!(matches!(
         S3Store::new(c).validate(),
-        Err(StorageError::Unsupported(_))
+        Err(StorageError::InvalidS3Config(p)) if p.starts_with("region")
     ));
     let mut c = config("https://s3.example", "bucket", true);
     c.access_key_id = "a/b".into();
     assert!(matches!(
         S3Store::new(c).validate(),
-        Err(StorageError::Unsupported(_))
+        Err(StorageError::InvalidS3Config(p)) if p.starts_with("access key ID")
     ));
 }
 
