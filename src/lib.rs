@@ -75,5 +75,5 @@ pub mod stanza;
 pub mod storage;
 mod xml;
 
-pub use service::{ServiceConfig, SlotError, SlotService};
+pub use service::{ConfigError, ServiceConfig, SlotError, SlotService};
 pub use storage::StorageBackend;

@@ -6,33 +6,77 @@
 //!
 //! | step | refusal | error |
 //! |---|---|---|
-//! | 1. IQ type and payload | [`SlotError::Malformed`], [`SlotError::WrongIqType`] | `modify`/`bad-request` |
+//! | 1. IQ type and payload (depth and size capped) | [`SlotError::Malformed`], [`SlotError::WrongIqType`], [`SlotError::PayloadTooComplex`] | `modify`/`bad-request` |
 //! | 2. access ([`AccessPolicy`]) | [`SlotError::Forbidden`] | `auth`/`forbidden` |
 //! | 3. file name ([`FileName`]) | [`SlotError::BadFileName`] | `modify`/`bad-request` |
 //! | 4. size (`max_file_size`) | [`SlotError::TooLarge`] | `modify`/`not-acceptable` + `<file-too-large>` |
 //! | 5. content type (syntax, allow-list) | [`SlotError::BadContentType`], [`SlotError::ContentTypeNotAllowed`] | `modify`/`bad-request`, `modify`/`not-acceptable` |
-//! | 6. quota ([`QuotaLedger`]) | [`SlotError::QuotaExceeded`] | `wait`/`resource-constraint` + `<retry stamp>` |
-//! | 7. storage ([`StorageBackend`]) | [`SlotError::Storage`] | `wait`/`internal-server-error` (no detail) |
+//! | 6. storage ([`StorageBackend`]) issues the URLs (pure) | [`SlotError::Storage`] | `wait`/`internal-server-error` (no detail) |
+//! | 7. quota ([`QuotaLedger`], or the host's own store) | [`SlotError::QuotaExceeded`], [`SlotError::QuotaUnavailable`] | `wait`/`resource-constraint` + `<retry stamp>`, `wait`/`internal-server-error` |
 //!
-//! A quota charge is refunded when the storage step fails, so a refusal leaves nothing behind.
+//! Issuing is pure, so the quota is charged last and a refusal leaves nothing to undo.
+//!
+//! ## Three ways to call it
+//! * [`SlotService::handle`]: stanza in, reply out, quotas on the configured [`QuotaLedger`].
+//! * [`SlotService::process`]: the same, plus the [`Outcome`] to log (issued, refused and
+//!   why, resolved, not for this service).
+//! * [`SlotService::begin`] and [`PendingCharge::complete`]: the two-phase path for hosts
+//!   whose quota store is asynchronous (a database): the first call runs every check and
+//!   issues the URLs, the host charges its store however it likes, the second call gives
+//!   the reply. No `block_on`, no `spawn_blocking`.
+//!
+//! ```
+//! use xmpp_upload::service::{Begin, ChargeError, QuotaExceeded, QuotaScope};
+//! use xmpp_upload::{ServiceConfig, SlotService, storage::signed::SignedUrlStore};
+//! # let now = time::macros::datetime!(2024-05-01 12:00 UTC);
+//! let config = ServiceConfig::new("upload.montague.tld".parse()?, *b"32 bytes of host secret.........")
+//!     .daily_quota(10 * 1024 * 1024);
+//! let store = SignedUrlStore::new("https://files.montague.tld/".parse()?, *b"32 bytes of storage key.........");
+//! let service = SlotService::try_new(config, store)?;
+//!
+//! let request: minidom::Element = "<iq xmlns='jabber:client' type='get' id='u1' \
+//!     from='romeo@montague.tld/garden' to='upload.montague.tld'>\
+//!     <request xmlns='urn:xmpp:http:upload:0' filename='a.jpg' size='23456'/></iq>".parse()?;
+//! let answer = match service.begin(&request, now) {
+//!     Begin::Done(answer) => answer,
+//!     Begin::Charge(pending) => {
+//!         let c = pending.charge();
+//!         assert_eq!((c.user.as_str(), c.bytes), ("romeo@montague.tld", 23456));
+//!         // The host's own store (a database, awaited in an async task) says no:
+//!         let retry = now + time::Duration::hours(3);
+//!         pending.complete(Err(QuotaExceeded::new(QuotaScope::User, Some(retry)).into()))
+//!     }
+//! };
+//! let reply = answer.reply.expect("a reply");
+//! assert_eq!(reply.attr("type"), Some("error"));
+//! assert!(String::from(&reply).contains("<retry xmlns='urn:xmpp:http:upload:0' stamp='2024-05-01T15:00:00Z'/>"));
+//! println!("{}", answer.outcome); // "refused romeo@montague.tld/garden (urn:xmpp:http:upload:0): quota reached"
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use core::fmt;
 
 use jid::{BareJid, Jid};
 use minidom::Element;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 use url::Url;
-use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
+mod config;
+mod error;
+mod outcome;
 mod policy;
 mod quota;
 
+pub use config::{ConfigError, ServiceConfig, DEFAULT_MAX_FILE_SIZE, DEFAULT_MIN_CHARGE};
+pub use error::SlotError;
+pub use outcome::{Answer, Begin, Charge, IssuedInfo, Outcome, PendingCharge, Protocol};
 pub use policy::{AccessPolicy, AllowDomains, FileInfo};
-pub use quota::{MemoryLedger, QuotaExceeded, QuotaLedger, QuotaLimits, QuotaScope};
+pub use quota::{ChargeError, MemoryLedger, QuotaExceeded, QuotaLedger, QuotaLimits, QuotaScope};
 
-use crate::checked::{ContentType, ContentTypeError, FileName, FileNameError};
+use crate::checked::{ContentType, FileName};
 use crate::crypto::SecretKey;
-use crate::file_id::{FileIdError, FileIdSealer, ResolvedFileId};
+use crate::file_id::{FileIdSealer, ResolvedFileId};
 use crate::ns;
 use crate::stanza::disco::ServiceInfo;
 use crate::stanza::error as stanza_error;
@@ -42,302 +86,13 @@ use crate::stanza::upload::{Purpose, Slot, SlotRequest};
 use crate::stanza::{Dialect, ParseError};
 use crate::storage::{DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
 
-/// The default size limit: 100 MiB.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 * 1024 * 1024;
+/// The deepest upload payload accepted, in element levels below the IQ. The deepest
+/// legitimate payload (a legacy request's `<filename/>` text) has 2; anything deeper is
+/// refused with `bad-request` before it is parsed, and is never echoed.
+pub const MAX_PAYLOAD_DEPTH: usize = 8;
 
-/// Configuration of a [`SlotService`].
-///
-/// ```
-/// use xmpp_upload::ServiceConfig;
-/// let config = ServiceConfig::new("upload.example.org".parse()?, *b"32 bytes of host secret.........")
-///     .max_file_size(50 * 1024 * 1024)
-///     .put_ttl(time::Duration::seconds(300))
-///     .allowed_content_types(["image/*", "text/plain"])
-///     .allow_domains(["example.org"])
-///     .daily_quota(500 * 1024 * 1024);
-/// # Ok::<(), jid::Error>(())
-/// ```
-pub struct ServiceConfig {
-    jid: Jid,
-    secret: SecretKey,
-    previous_secrets: Vec<SecretKey>,
-    max_file_size: u64,
-    put_ttl: Duration,
-    get_ttl: Option<Duration>,
-    download_ttl: Duration,
-    file_id_ttl: Option<Duration>,
-    allowed_content_types: Option<Vec<String>>,
-    access: Box<dyn AccessPolicy>,
-    limits: QuotaLimits,
-    ledger: Box<dyn QuotaLedger>,
-    dialects: Vec<Dialect>,
-    file_transfer: bool,
-    stable_get_base: Option<Url>,
-}
-
-impl fmt::Debug for ServiceConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceConfig")
-            .field("jid", &self.jid)
-            .field("max_file_size", &self.max_file_size)
-            .field("put_ttl", &self.put_ttl)
-            .field("get_ttl", &self.get_ttl)
-            .field("download_ttl", &self.download_ttl)
-            .field("allowed_content_types", &self.allowed_content_types)
-            .field("access", &self.access)
-            .field("limits", &self.limits)
-            .field("dialects", &self.dialects)
-            .field("file_transfer", &self.file_transfer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServiceConfig {
-    /// A configuration for the service at `service_jid`, deriving slot IDs and file IDs from
-    /// `secret` (at least 32 random bytes; keep it stable across restarts and nodes).
-    ///
-    /// Defaults: 100 MiB limit, PUT URLs valid 300 s, GET URLs without expiry, download URLs
-    /// (file IDs) valid 300 s, every content type, users of the service's domain and its
-    /// parent domain ([`AllowDomains::for_service`]), no quota, all three dialects and
-    /// `p1:http-file-transfer`.
-    pub fn new(service_jid: Jid, secret: impl Into<Vec<u8>>) -> Self {
-        let access = AllowDomains::for_service(&service_jid);
-        Self {
-            jid: service_jid,
-            secret: SecretKey::new(secret),
-            previous_secrets: Vec::new(),
-            max_file_size: DEFAULT_MAX_FILE_SIZE,
-            put_ttl: Duration::seconds(300),
-            get_ttl: None,
-            download_ttl: Duration::seconds(300),
-            file_id_ttl: None,
-            allowed_content_types: None,
-            access: Box::new(access),
-            limits: QuotaLimits::daily(None, None),
-            ledger: Box::new(MemoryLedger::new()),
-            dialects: Dialect::ALL.to_vec(),
-            file_transfer: true,
-            stable_get_base: None,
-        }
-    }
-
-    /// The largest file accepted, in bytes (advertised in disco#info).
-    #[must_use]
-    pub fn max_file_size(mut self, bytes: u64) -> Self {
-        self.max_file_size = bytes;
-        self
-    }
-
-    /// How long PUT URLs stay valid (XEP-0363 suggests about 300 s).
-    #[must_use]
-    pub fn put_ttl(mut self, ttl: Duration) -> Self {
-        self.put_ttl = ttl;
-        self
-    }
-
-    /// How long slot GET URLs stay valid (default: without expiry, as links shared in chats
-    /// are expected to last; a backend may cap it, S3 at 7 days).
-    #[must_use]
-    pub fn get_ttl(mut self, ttl: Duration) -> Self {
-        self.get_ttl = Some(ttl);
-        self
-    }
-
-    /// How long download URLs issued for file IDs stay valid (default 300 s).
-    #[must_use]
-    pub fn download_ttl(mut self, ttl: Duration) -> Self {
-        self.download_ttl = ttl;
-        self
-    }
-
-    /// How long file IDs resolve (default: forever, as long as the secret is kept).
-    #[must_use]
-    pub fn file_id_ttl(mut self, ttl: Duration) -> Self {
-        self.file_id_ttl = Some(ttl);
-        self
-    }
-
-    /// Allows only these content types: `type/subtype` or `type/*` patterns. A request
-    /// without a type is checked as `application/octet-stream`.
-    #[must_use]
-    pub fn allowed_content_types<I>(mut self, patterns: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.allowed_content_types = Some(patterns.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Allows the users of these domains (replaces the access policy with [`AllowDomains`]).
-    #[must_use]
-    pub fn allow_domains<I>(mut self, domains: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        self.access = Box::new(AllowDomains::new(domains));
-        self
-    }
-
-    /// Bytes one bare JID may upload in a rolling 24 hours.
-    #[must_use]
-    pub fn daily_quota(mut self, bytes: u64) -> Self {
-        self.limits.per_user = Some(bytes);
-        self
-    }
-
-    /// Bytes all users together may upload in a rolling 24 hours.
-    #[must_use]
-    pub fn global_daily_quota(mut self, bytes: u64) -> Self {
-        self.limits.global = Some(bytes);
-        self
-    }
-
-    /// Where quotas are kept (default: a [`MemoryLedger`]).
-    #[must_use]
-    pub fn quota_ledger(mut self, ledger: impl QuotaLedger + 'static) -> Self {
-        self.ledger = Box::new(ledger);
-        self
-    }
-
-    /// Who may upload and download (replaces the default [`AllowDomains`]).
-    #[must_use]
-    pub fn access_policy(mut self, policy: impl AccessPolicy + 'static) -> Self {
-        self.access = Box::new(policy);
-        self
-    }
-
-    /// The XEP-0363 dialects served (default: all three). Requests in other dialects get
-    /// `service-unavailable`.
-    #[must_use]
-    pub fn dialects(mut self, dialects: impl IntoIterator<Item = Dialect>) -> Self {
-        self.dialects = dialects.into_iter().map(Dialect::answer).collect();
-        self
-    }
-
-    /// Whether `p1:http-file-transfer` (file IDs) is served (default: yes).
-    #[must_use]
-    pub fn file_transfer(mut self, on: bool) -> Self {
-        self.file_transfer = on;
-        self
-    }
-
-    /// A secret used before the current one: file IDs made with it still resolve.
-    #[must_use]
-    pub fn previous_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
-        self.previous_secrets.push(SecretKey::new(secret));
-        self
-    }
-
-    /// Makes slot GET URLs stable links on the host's own HTTP endpoint,
-    /// `{base}/{file id}/{file name}`, which the host resolves with
-    /// [`SlotService::resolve_stable_get`] to a fresh short-lived storage URL (an HTTP 302
-    /// target). Links shared in chats then outlive any presigning limit.
-    #[must_use]
-    pub fn stable_get_base(mut self, base: Url) -> Self {
-        self.stable_get_base = Some(base);
-        self
-    }
-}
-
-/// Why a request was refused. [`SlotError::to_stanza_error`] gives the XEP-0363 error; the
-/// `Display` text never contains a secret, a signature or a URL.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SlotError {
-    /// The payload could not be parsed.
-    #[error("malformed request: {0}")]
-    Malformed(#[from] ParseError),
-    /// The IQ type does not fit the payload.
-    #[error("wrong IQ type: this request is sent as '{expected}'")]
-    WrongIqType {
-        /// The expected type.
-        expected: &'static str,
-    },
-    /// The IQ has no usable `from`.
-    #[error("the requester is unknown: missing or invalid 'from'")]
-    UnknownRequester,
-    /// The access policy refused the requester.
-    #[error("not allowed to use this service")]
-    Forbidden,
-    /// The file name is not acceptable.
-    #[error("bad file name: {0}")]
-    BadFileName(#[from] FileNameError),
-    /// The file is larger than the service's limit.
-    #[error("file too large: the maximum file size is {max} bytes")]
-    TooLarge {
-        /// The limit.
-        max: u64,
-    },
-    /// The content type is not a valid MIME type.
-    #[error("bad content type: {0}")]
-    BadContentType(#[from] ContentTypeError),
-    /// The content type is not in the allow-list.
-    #[error("this content type is not allowed")]
-    ContentTypeNotAllowed,
-    /// The quota is exhausted.
-    #[error("quota reached")]
-    QuotaExceeded {
-        /// When to retry, if known.
-        retry_at: Option<OffsetDateTime>,
-    },
-    /// The file ID is not one of this service's, or was altered.
-    #[error("unknown file ID")]
-    UnknownFileId,
-    /// The file ID has expired.
-    #[error("expired file ID")]
-    ExpiredFileId,
-    /// The dialect or protocol is switched off.
-    #[error("this protocol is not served here")]
-    Disabled,
-    /// The storage backend failed (details are kept out of the stanza).
-    #[error("storage failure")]
-    Storage(StorageError),
-}
-
-impl SlotError {
-    /// The stanza error for this refusal, with the upload payload in `dialect`'s namespace.
-    #[must_use]
-    pub fn to_stanza_error(&self, dialect: Dialect) -> StanzaError {
-        use DefinedCondition as C;
-        use ErrorType as T;
-        let text = self.to_string();
-        match self {
-            SlotError::TooLarge { max } => stanza_error::file_too_large(dialect, *max),
-            SlotError::QuotaExceeded { retry_at } => {
-                stanza_error::quota_exceeded(dialect, *retry_at)
-            }
-            SlotError::Forbidden => stanza_error::plain(T::Auth, C::Forbidden, &text),
-            SlotError::ContentTypeNotAllowed => {
-                stanza_error::plain(T::Modify, C::NotAcceptable, &text)
-            }
-            SlotError::UnknownFileId | SlotError::ExpiredFileId => {
-                stanza_error::plain(T::Cancel, C::ItemNotFound, &text)
-            }
-            SlotError::Disabled => stanza_error::plain(T::Cancel, C::ServiceUnavailable, &text),
-            SlotError::Storage(_) => stanza_error::plain(
-                T::Wait,
-                C::InternalServerError,
-                "The file storage is unavailable; try again later",
-            ),
-            SlotError::Malformed(_)
-            | SlotError::WrongIqType { .. }
-            | SlotError::UnknownRequester
-            | SlotError::BadFileName(_)
-            | SlotError::BadContentType(_) => stanza_error::plain(T::Modify, C::BadRequest, &text),
-        }
-    }
-}
-
-impl From<FileIdError> for SlotError {
-    fn from(e: FileIdError) -> Self {
-        match e {
-            FileIdError::Unknown => SlotError::UnknownFileId,
-            FileIdError::Expired => SlotError::ExpiredFileId,
-        }
-    }
-}
+/// The most elements an upload payload may hold (a request has at most a handful).
+pub const MAX_PAYLOAD_ELEMENTS: usize = 64;
 
 /// A slot issued by [`SlotService::request_slot`].
 #[derive(Debug, Clone, PartialEq)]
@@ -356,7 +111,7 @@ pub struct IssuedSlot {
 /// use xmpp_upload::{SlotService, ServiceConfig, storage::signed::SignedUrlStore};
 /// let config = ServiceConfig::new("upload.montague.tld".parse()?, *b"32 bytes of host secret.........");
 /// let store = SignedUrlStore::new("https://files.montague.tld/".parse()?, *b"another 32 bytes of store key...");
-/// let service = SlotService::new(config, store);
+/// let service = SlotService::try_new(config, store)?;
 /// let iq: minidom::Element = "<iq xmlns='jabber:client' from='romeo@montague.tld/garden' id='step_03' \
 ///     to='upload.montague.tld' type='get'><request xmlns='urn:xmpp:http:upload:0' \
 ///     filename='my-juliet.jpg' size='23456' content-type='image/jpeg'/></iq>".parse()?;
@@ -385,8 +140,32 @@ impl<S: fmt::Debug> fmt::Debug for SlotService<S> {
     }
 }
 
+/// What an upload asks for, after parsing and before the policy check.
+struct Ask<'a> {
+    requester: &'a Jid,
+    iq_id: &'a str,
+    filename: &'a str,
+    size: Option<u64>,
+    content_type: Option<&'a str>,
+    sha256: Option<[u8; 32]>,
+    md5: Option<[u8; 16]>,
+    get_cap: Option<OffsetDateTime>,
+    protocol: Protocol,
+}
+
+/// A request that passed every check, with its URLs issued and its charge computed.
+struct Checked {
+    issued: IssuedSlot,
+    info: IssuedInfo,
+    charge: Option<Charge>,
+}
+
 impl<S: StorageBackend> SlotService<S> {
     /// A service answering with `config`'s policy and `storage`'s URLs.
+    ///
+    /// This checks nothing: a short secret, a zero lifetime or a backend with an unusable
+    /// configuration surface only later, as refused requests. Prefer
+    /// [`SlotService::try_new`].
     pub fn new(config: ServiceConfig, storage: S) -> Self {
         let slot_key = config.secret.derive("slot-id");
         let file_ids = FileIdSealer::new(&config.secret, &config.previous_secrets);
@@ -411,6 +190,29 @@ impl<S: StorageBackend> SlotService<S> {
         }
     }
 
+    /// A service, after checking the configuration and the backend's
+    /// ([`StorageBackend::validate`]).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first problem: a service secret or previous secret shorter
+    /// than [`MIN_KEY_LEN`](crate::storage::MIN_KEY_LEN) bytes, a lifetime that is not
+    /// positive, nothing served, an unusable stable-link base, or the backend's own refusal
+    /// (a short store key, a base URL with credentials, query or fragment, an S3 setting S3
+    /// would refuse).
+    ///
+    /// ```
+    /// use xmpp_upload::{ServiceConfig, SlotService, service::ConfigError, storage::signed::SignedUrlStore};
+    /// let store = SignedUrlStore::new("https://files.example.org/".parse()?, *b"32 bytes of storage key.........");
+    /// let config = ServiceConfig::new("upload.example.org".parse()?, "hunter2");
+    /// assert!(matches!(SlotService::try_new(config, store), Err(ConfigError::SecretTooShort { len: 7, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_new(config: ServiceConfig, storage: S) -> Result<Self, ConfigError> {
+        config.validate()?;
+        storage.validate()?;
+        Ok(Self::new(config, storage))
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &ServiceConfig {
@@ -426,15 +228,40 @@ impl<S: StorageBackend> SlotService<S> {
     /// Answers a stanza addressed to the upload service: an XEP-0363 slot request in any
     /// dialect, a `p1:http-file-transfer` query, or a disco#info/#items query, in
     /// `jabber:client` or `jabber:component:accept`. The reply keeps the `id`, swaps
-    /// `from`/`to` and mirrors the request's dialect and stanza namespace.
+    /// `from`/`to` and mirrors the request's dialect and stanza namespace. Quotas are charged
+    /// on the configured [`QuotaLedger`].
     ///
     /// `None`: not a stanza this service handles (messages, presences, IQ results and
     /// errors, other payloads); the host routes it elsewhere.
     #[must_use]
     pub fn handle(&self, stanza: &Element, now: OffsetDateTime) -> Option<Element> {
-        let iq = match Iq::parse(stanza)? {
-            Ok(iq) => iq,
-            Err(e) => {
+        self.process(stanza, now).reply
+    }
+
+    /// [`SlotService::handle`], also saying what happened ([`Outcome`]) for the host's logs.
+    pub fn process(&self, stanza: &Element, now: OffsetDateTime) -> Answer {
+        match self.begin(stanza, now) {
+            Begin::Done(answer) => answer,
+            Begin::Charge(pending) => {
+                let c = pending.charge();
+                let result = self
+                    .config
+                    .ledger
+                    .charge(&c.user, c.bytes, c.now, &c.limits);
+                pending.complete(result)
+            }
+        }
+    }
+
+    /// The first step of the two-phase path: runs every check and issues the URLs. A slot
+    /// that needs a quota charge comes back as [`Begin::Charge`]: the host charges its own
+    /// store (the configured [`QuotaLedger`] is not used) and calls
+    /// [`PendingCharge::complete`]. Everything else is answered at once.
+    pub fn begin(&self, stanza: &Element, now: OffsetDateTime) -> Begin {
+        let iq = match Iq::parse(stanza) {
+            None => return Begin::Done(Answer::new(None, Outcome::NotForThisService)),
+            Some(Ok(iq)) => iq,
+            Some(Err(e)) => {
                 // An IQ with a missing or unknown type cannot be a result or error (those are
                 // never answered): RFC 6120 §8.2.3 wants bad-request.
                 let echo = Iq {
@@ -445,150 +272,269 @@ impl<S: StorageBackend> SlotService<S> {
                     to: stanza.attr("to"),
                     payload: None,
                 };
-                let err = SlotError::Malformed(e).to_stanza_error(Dialect::V0);
-                return Some(echo.error(Some(&self.jid_str), None, err));
+                return Begin::Done(self.refuse(&echo, None, None, SlotError::Malformed(e)));
             }
         };
         if matches!(iq.type_, IqType::Result | IqType::Error) {
-            return None;
+            return Begin::Done(Answer::new(None, Outcome::NotForThisService));
         }
-        let me = Some(self.jid_str.as_str());
         let Some(payload) = iq.payload else {
-            let err = SlotError::Malformed(ParseError::MissingChild("payload"))
-                .to_stanza_error(Dialect::V0);
-            return Some(iq.error(me, None, err));
-        };
-        let bad_id = || {
-            let err = SlotError::Malformed(ParseError::MissingAttribute("id"))
-                .to_stanza_error(Dialect::V0);
-            iq.error(me, Some(payload.clone()), err)
+            let e = SlotError::Malformed(ParseError::MissingChild("payload"));
+            return Begin::Done(self.refuse(&iq, None, None, e));
         };
         let payload_ns = payload.ns();
-        if let Some(dialect) =
-            Dialect::from_namespace(&payload_ns).filter(|_| payload.name() == "request")
-        {
-            if iq.id.is_none() {
-                return Some(bad_id());
-            }
-            let result = if !self.config.dialects.contains(&dialect) {
-                Err(SlotError::Disabled)
-            } else if iq.type_ != IqType::Get {
-                Err(SlotError::WrongIqType { expected: "get" })
-            } else {
-                SlotRequest::parse(payload)
-                    .map_err(SlotError::from)
-                    .and_then(|req| {
-                        let requester = requester(&iq)?;
-                        let issued =
-                            self.request_slot(&requester, &req, iq.id.unwrap_or_default(), now)?;
-                        Ok((req.dialect, issued))
-                    })
-            };
-            return Some(match result {
-                Ok((d, issued)) => iq.result(me, Some(issued.slot.to_element(d))),
-                Err(e) => {
-                    // Mirror the dialect in the error payload; a hybrid request is answered
-                    // in the :0 namespace.
-                    let d = SlotRequest::parse(payload).map_or(dialect, |r| r.dialect.answer());
-                    iq.error(me, Some(payload.clone()), e.to_stanza_error(d))
-                }
-            });
+        let upload = Dialect::from_namespace(&payload_ns).filter(|_| payload.name() == "request");
+        let file_transfer =
+            payload.name() == "query" && file_transfer::is_file_transfer_ns(&payload_ns);
+        if upload.is_none() && !file_transfer {
+            return Begin::Done(self.other(&iq, payload));
         }
-        match (payload.name(), payload_ns.as_str()) {
-            ("query", ns::DISCO_INFO) => Some(match (iq.type_, payload.attr("node")) {
-                (IqType::Get, None) => iq.result(me, Some(self.disco.clone())),
-                (IqType::Get, Some(_)) => iq.error(
-                    me,
-                    None,
-                    stanza_error::plain(
+        // Upload payloads from here on: bounded before anything looks inside.
+        if too_complex(payload) {
+            return Begin::Done(self.refuse(&iq, None, None, SlotError::PayloadTooComplex));
+        }
+        let echo = Echo {
+            payload,
+            dialect: upload.map_or(Dialect::V0, Dialect::answer),
+        };
+        if iq.id.is_none() {
+            let e = SlotError::Malformed(ParseError::MissingAttribute("id"));
+            return Begin::Done(self.refuse(&iq, Some(&echo), None, e));
+        }
+        match upload {
+            Some(dialect) => self.begin_upload(&iq, &echo, dialect, now),
+            None => self.begin_file_transfer(&iq, &echo, &payload_ns, now),
+        }
+    }
+
+    /// Disco and anything else that is not an upload payload.
+    fn other(&self, iq: &Iq<'_>, payload: &Element) -> Answer {
+        let me = Some(self.jid_str.as_str());
+        let wrong_type = |iq: &Iq<'_>| {
+            self.refuse(
+                iq,
+                None,
+                Some(Protocol::Discovery),
+                SlotError::WrongIqType { expected: "get" },
+            )
+        };
+        match (payload.name(), payload.ns().as_str()) {
+            ("query", ns::DISCO_INFO) => match (iq.type_, payload.attr("node")) {
+                (IqType::Get, None) => Answer::new(
+                    Some(iq.result(me, Some(self.disco.clone()))),
+                    Outcome::Discovery,
+                ),
+                (IqType::Get, Some(_)) => {
+                    let err = stanza_error::plain(
                         ErrorType::Cancel,
                         DefinedCondition::ItemNotFound,
                         "no such node",
-                    ),
-                ),
-                _ => iq.error(
-                    me,
-                    None,
-                    SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0),
-                ),
-            }),
-            ("query", ns::DISCO_ITEMS) => Some(match iq.type_ {
-                IqType::Get => iq.result(me, Some(Element::bare("query", ns::DISCO_ITEMS))),
-                _ => iq.error(
-                    me,
-                    None,
-                    SlotError::WrongIqType { expected: "get" }.to_stanza_error(Dialect::V0),
-                ),
-            }),
-            ("query", ns::FILE_TRANSFER | ns::FILE_TRANSFER_S3) => {
-                if iq.id.is_none() {
-                    return Some(bad_id());
+                    );
+                    Answer::new(Some(iq.error(me, None, err)), Outcome::Discovery)
                 }
-                Some(match self.file_transfer(&iq, payload, now) {
-                    Ok(reply) => {
-                        iq.result(me, Some(file_transfer::in_namespace(reply, &payload_ns)))
-                    }
-                    Err(e) => iq.error(me, Some(payload.clone()), e.to_stanza_error(Dialect::V0)),
-                })
-            }
-            _ => None,
+                _ => wrong_type(iq),
+            },
+            ("query", ns::DISCO_ITEMS) => match iq.type_ {
+                IqType::Get => Answer::new(
+                    Some(iq.result(me, Some(Element::bare("query", ns::DISCO_ITEMS)))),
+                    Outcome::Discovery,
+                ),
+                _ => wrong_type(iq),
+            },
+            _ => Answer::new(None, Outcome::NotForThisService),
         }
     }
 
-    fn file_transfer(
+    /// An error reply for `error`, echoing the payload (shallowly) when given.
+    fn refuse(
         &self,
         iq: &Iq<'_>,
-        payload: &Element,
+        echo: Option<&Echo<'_>>,
+        protocol: Option<Protocol>,
+        error: SlotError,
+    ) -> Answer {
+        let dialect = echo.map_or(Dialect::V0, |e| e.dialect);
+        let reply = iq.error(
+            Some(&self.jid_str),
+            echo.map(|e| shallow_copy(e.payload)),
+            error.to_stanza_error(dialect),
+        );
+        let requester = iq.from.and_then(|f| Jid::new(f).ok());
+        Answer::new(
+            Some(reply),
+            Outcome::Refused {
+                requester,
+                protocol,
+                error,
+            },
+        )
+    }
+
+    fn begin_upload(
+        &self,
+        iq: &Iq<'_>,
+        echo: &Echo<'_>,
+        dialect: Dialect,
         now: OffsetDateTime,
-    ) -> Result<Element, SlotError> {
-        if !self.config.file_transfer {
-            return Err(SlotError::Disabled);
+    ) -> Begin {
+        let protocol = Protocol::Upload(dialect);
+        let refuse = |e: SlotError| Begin::Done(self.refuse(iq, Some(echo), Some(protocol), e));
+        if !self.config.dialects.contains(&dialect.answer()) {
+            return refuse(SlotError::Disabled);
         }
-        match (iq.type_, file_transfer::Query::parse(payload)?) {
-            (IqType::Set, file_transfer::Query::UploadRequest(req)) => {
-                let requester = requester(iq)?;
-                let name = req.filename.as_deref().unwrap_or("file");
-                let issued = self.issue(
-                    &requester,
-                    iq.id.unwrap_or_default(),
-                    name,
-                    req.size,
-                    req.content_type.as_deref(),
-                    None,
-                    Some(req.md5),
-                    None,
-                    now,
-                )?;
-                let download = issued.slot.get.clone();
-                Ok(UploadResult {
-                    upload: issued.target.put_url,
-                    fileid: Some(self.file_id(&issued.target.object_key, now)),
-                    download: Some(download),
-                    headers: issued.target.required_headers,
-                }
-                .to_element())
+        if iq.type_ != IqType::Get {
+            return refuse(SlotError::WrongIqType { expected: "get" });
+        }
+        let req = match SlotRequest::parse(echo.payload) {
+            Ok(r) => r,
+            Err(e) => return refuse(e.into()),
+        };
+        let echo = Echo {
+            payload: echo.payload,
+            dialect: req.dialect.answer(),
+        };
+        let requester = match requester(iq) {
+            Ok(r) => r,
+            Err(e) => return Begin::Done(self.refuse(iq, Some(&echo), Some(protocol), e)),
+        };
+        let ask = Ask {
+            requester: &requester,
+            iq_id: iq.id.unwrap_or_default(),
+            filename: &req.filename,
+            size: Some(req.size),
+            content_type: req.content_type.as_deref(),
+            sha256: req.sha256(),
+            md5: None,
+            get_cap: ephemeral_cap(&req, now),
+            protocol: Protocol::Upload(req.dialect),
+        };
+        match self.check_and_issue(&ask, now) {
+            Ok(checked) => {
+                let payload = checked.issued.slot.to_element(req.dialect.answer());
+                self.pending(iq, &echo, payload, checked)
             }
-            (IqType::Get, file_transfer::Query::DownloadRequest(req)) => {
-                let requester = requester(iq)?;
-                let url = self.download_url(&requester, &req.fileid, now)?;
-                Ok(DownloadResult { download: url }.to_element())
-            }
-            (IqType::Get, file_transfer::Query::UploadRequest(_)) => {
-                Err(SlotError::WrongIqType { expected: "set" })
-            }
-            (IqType::Set, file_transfer::Query::DownloadRequest(_)) => {
-                Err(SlotError::WrongIqType { expected: "get" })
-            }
-            _ => Err(SlotError::Malformed(ParseError::MissingAttribute("md5"))),
+            Err(e) => Begin::Done(self.refuse(iq, Some(&echo), Some(protocol), e)),
         }
     }
 
-    /// Checks an XEP-0363 request from `requester` and issues a slot: the typed core of
-    /// [`SlotService::handle`], for hosts that parse stanzas themselves. `iq_id` feeds the
-    /// slot ID derivation (any string unique per request will do).
+    fn begin_file_transfer(
+        &self,
+        iq: &Iq<'_>,
+        echo: &Echo<'_>,
+        payload_ns: &str,
+        now: OffsetDateTime,
+    ) -> Begin {
+        let query = file_transfer::Query::parse(echo.payload);
+        let protocol = match (&query, iq.type_) {
+            (Ok(file_transfer::Query::DownloadRequest(_)), _) => Protocol::FileTransferDownload,
+            (Ok(file_transfer::Query::UploadRequest(_)), _) | (_, IqType::Set) => {
+                Protocol::FileTransferUpload
+            }
+            _ => Protocol::FileTransferDownload,
+        };
+        let refuse = |e: SlotError| Begin::Done(self.refuse(iq, Some(echo), Some(protocol), e));
+        if !self.config.file_transfer {
+            return refuse(SlotError::Disabled);
+        }
+        let query = match query {
+            Ok(q) => q,
+            Err(e) => return refuse(e.into()),
+        };
+        let requester = match requester(iq) {
+            Ok(r) => r,
+            Err(e) => return refuse(e),
+        };
+        let me = Some(self.jid_str.as_str());
+        match (iq.type_, query) {
+            (IqType::Set, file_transfer::Query::UploadRequest(req)) => {
+                let ask = Ask {
+                    requester: &requester,
+                    iq_id: iq.id.unwrap_or_default(),
+                    filename: req.filename.as_deref().unwrap_or("file"),
+                    size: req.size,
+                    content_type: req.content_type.as_deref(),
+                    sha256: None,
+                    md5: Some(req.md5),
+                    get_cap: None,
+                    protocol,
+                };
+                match self.check_and_issue(&ask, now) {
+                    Ok(checked) => {
+                        let target = &checked.issued.target;
+                        let result = UploadResult {
+                            upload: target.put_url.clone(),
+                            fileid: Some(self.file_id(&target.object_key, now)),
+                            download: Some(checked.issued.slot.get.clone()),
+                            headers: target.required_headers.clone(),
+                        }
+                        .to_element();
+                        let payload = file_transfer::in_namespace(result, payload_ns);
+                        self.pending(iq, echo, payload, checked)
+                    }
+                    Err(e) => refuse(e),
+                }
+            }
+            (IqType::Get, file_transfer::Query::DownloadRequest(req)) => {
+                match self.resolve(&requester, &req.fileid, now) {
+                    Ok((url, object_key)) => {
+                        let payload = file_transfer::in_namespace(
+                            DownloadResult { download: url }.to_element(),
+                            payload_ns,
+                        );
+                        Begin::Done(Answer::new(
+                            Some(iq.result(me, Some(payload))),
+                            Outcome::Resolved {
+                                requester,
+                                object_key,
+                                protocol,
+                            },
+                        ))
+                    }
+                    Err(e) => refuse(e),
+                }
+            }
+            (IqType::Get, file_transfer::Query::UploadRequest(_)) => {
+                refuse(SlotError::WrongIqType { expected: "set" })
+            }
+            (IqType::Set, file_transfer::Query::DownloadRequest(_)) => {
+                refuse(SlotError::WrongIqType { expected: "get" })
+            }
+            _ => refuse(SlotError::Malformed(ParseError::MissingAttribute("md5"))),
+        }
+    }
+
+    /// The reply for an issued slot: at once without quotas, else pending the charge.
+    fn pending(&self, iq: &Iq<'_>, echo: &Echo<'_>, payload: Element, checked: Checked) -> Begin {
+        let me = Some(self.jid_str.as_str());
+        let success = iq.result(me, Some(payload));
+        match checked.charge {
+            None => Begin::Done(Answer::new(Some(success), Outcome::Issued(checked.info))),
+            Some(charge) => {
+                // The error reply without its <error/>: `complete` adds the one that applies.
+                let mut failure = iq.result(me, Some(shallow_copy(echo.payload)));
+                crate::xml::set(&mut failure, "type", IqType::Error.as_str());
+                Begin::Charge(PendingCharge {
+                    charge,
+                    success,
+                    failure,
+                    stanza_ns: iq.ns,
+                    dialect: echo.dialect,
+                    info: checked.info,
+                })
+            }
+        }
+    }
+
+    /// Checks an XEP-0363 request from `requester` and issues a slot, charging the configured
+    /// [`QuotaLedger`]: the typed core of [`SlotService::handle`], for hosts that parse
+    /// stanzas themselves. `iq_id` feeds the slot ID derivation (any string unique per request
+    /// will do).
     ///
     /// An XEP-0363 1.2.0 `ephemeral` purpose with `expire-before` caps the GET URL's lifetime
     /// at that time; other purposes are served as `message`.
+    ///
+    /// # Errors
+    /// The [`SlotError`] of the first check that fails (see the [module docs](self)).
     pub fn request_slot(
         &self,
         requester: &Jid,
@@ -596,51 +542,42 @@ impl<S: StorageBackend> SlotService<S> {
         iq_id: &str,
         now: OffsetDateTime,
     ) -> Result<IssuedSlot, SlotError> {
-        let get_cap = match request.purpose {
-            Some(Purpose::Ephemeral {
-                expire_before: Some(t),
-            }) if t > now => Some(t),
-            _ => None,
-        };
-        self.issue(
+        let ask = Ask {
             requester,
             iq_id,
-            &request.filename,
-            Some(request.size),
-            request.content_type.as_deref(),
-            request.sha256(),
-            None,
-            get_cap,
-            now,
-        )
+            filename: &request.filename,
+            size: Some(request.size),
+            content_type: request.content_type.as_deref(),
+            sha256: request.sha256(),
+            md5: None,
+            get_cap: ephemeral_cap(request, now),
+            protocol: Protocol::Upload(request.dialect),
+        };
+        let checked = self.check_and_issue(&ask, now)?;
+        if let Some(c) = &checked.charge {
+            self.config
+                .ledger
+                .charge(&c.user, c.bytes, c.now, &c.limits)?;
+        }
+        Ok(checked.issued)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn issue(
-        &self,
-        requester: &Jid,
-        iq_id: &str,
-        filename: &str,
-        size: Option<u64>,
-        content_type: Option<&str>,
-        sha256: Option<[u8; 32]>,
-        md5: Option<[u8; 16]>,
-        get_cap: Option<OffsetDateTime>,
-        now: OffsetDateTime,
-    ) -> Result<IssuedSlot, SlotError> {
+    /// The policy check and the (pure) issuing of the URLs; the quota charge is the caller's.
+    fn check_and_issue(&self, ask: &Ask<'_>, now: OffsetDateTime) -> Result<Checked, SlotError> {
         let c = &self.config;
-        if !c.access.may_upload(requester) {
+        if !c.access.may_upload(ask.requester) {
             return Err(SlotError::Forbidden);
         }
-        let filename = FileName::new(filename)?;
-        if let Some(size) = size {
+        let filename = FileName::new(ask.filename)?;
+        if let Some(size) = ask.size {
             if size > c.max_file_size {
                 return Err(SlotError::TooLarge {
                     max: c.max_file_size,
                 });
             }
         }
-        let content_type = content_type
+        let content_type = ask
+            .content_type
             .filter(|t| !t.is_empty())
             .map(ContentType::new)
             .transpose()?;
@@ -660,29 +597,23 @@ impl<S: StorageBackend> SlotService<S> {
         let put_expires = now
             .checked_add(c.put_ttl)
             .ok_or(SlotError::Storage(StorageError::InvalidExpiry))?;
-        let get_expires = match (c.get_ttl.and_then(|t| now.checked_add(t)), get_cap) {
+        let get_expires = match (c.get_ttl.and_then(|t| now.checked_add(t)), ask.get_cap) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         // Without a declared size (a p1 upload by MD5 alone) the PUT is capped at the size
         // limit; a quota cannot be charged fairly for an unknown size, so it needs one.
-        if size.is_none() && (c.limits.per_user.is_some() || c.limits.global.is_some()) {
+        if ask.size.is_none() && c.limits.is_limited() {
             return Err(SlotError::Malformed(ParseError::MissingAttribute("size")));
         }
-        let bare: BareJid = requester.to_bare();
-        let charge = size.unwrap_or(0);
-        c.ledger
-            .charge(&bare, charge, now, &c.limits)
-            .map_err(|e| SlotError::QuotaExceeded {
-                retry_at: e.retry_at,
-            })?;
+        let bare: BareJid = ask.requester.to_bare();
 
         let nanos = now.unix_timestamp_nanos().to_be_bytes();
-        let size_bytes = size.unwrap_or(u64::MAX).to_be_bytes();
-        let full = requester.to_string();
+        let size_bytes = ask.size.unwrap_or(u64::MAX).to_be_bytes();
+        let full = ask.requester.to_string();
         let tag = self.slot_key.sign_fields(&[
             full.as_bytes(),
-            iq_id.as_bytes(),
+            ask.iq_id.as_bytes(),
             filename.as_str().as_bytes(),
             &size_bytes,
             content_type
@@ -692,43 +623,54 @@ impl<S: StorageBackend> SlotService<S> {
         ]);
         let mut slot_id = [0u8; 16];
         slot_id.copy_from_slice(tag.get(..16).unwrap_or(&[0; 16]));
+        let info_type = content_type.as_ref().map(|t| t.as_str().to_owned());
         let grant = UploadGrant::new(
             slot_id,
             filename,
-            size,
-            size.unwrap_or(c.max_file_size),
+            ask.size,
+            ask.size.unwrap_or(c.max_file_size),
             content_type,
-            sha256,
-            md5,
+            ask.sha256,
+            ask.md5,
             bare.clone(),
             now,
             put_expires,
             get_expires,
         );
-        let target = match self.storage.issue_upload(&grant) {
-            Ok(t) => t,
-            Err(e) => {
-                c.ledger.refund(&bare, charge, now);
-                return Err(SlotError::Storage(e));
-            }
-        };
+        let target = self
+            .storage
+            .issue_upload(&grant)
+            .map_err(SlotError::Storage)?;
         let get = match &c.stable_get_base {
-            Some(base) => match stable_url(
+            Some(base) => stable_url(
                 base,
                 &self.file_id(&target.object_key, now),
                 grant.filename().as_str(),
-            ) {
-                Some(u) => u,
-                None => {
-                    c.ledger.refund(&bare, charge, now);
-                    return Err(SlotError::Storage(StorageError::InvalidBaseUrl));
-                }
-            },
+            )
+            .ok_or(SlotError::Storage(StorageError::InvalidBaseUrl))?,
             None => target.get_url.clone(),
+        };
+        let charge = c.limits.is_limited().then(|| Charge {
+            user: bare,
+            bytes: ask.size.unwrap_or(0).max(c.min_charge),
+            limits: c.limits,
+            now,
+        });
+        let info = IssuedInfo {
+            requester: ask.requester.clone(),
+            object_key: target.object_key.clone(),
+            size: ask.size,
+            content_type: info_type,
+            charged: charge.as_ref().map_or(0, |c| c.bytes),
+            protocol: ask.protocol,
         };
         let mut slot = Slot::new(target.put_url.clone(), get);
         slot.headers = target.slot_headers.clone();
-        Ok(IssuedSlot { slot, target })
+        Ok(Checked {
+            issued: IssuedSlot { slot, target },
+            info,
+            charge,
+        })
     }
 
     /// The file ID naming a stored object (as [`UploadTarget::object_key`] gives it): opaque,
@@ -741,12 +683,25 @@ impl<S: StorageBackend> SlotService<S> {
 
     /// Resolves a file ID for `requester` to a fresh download URL, valid for the configured
     /// download lifetime, after the access policy agrees.
+    ///
+    /// # Errors
+    /// [`SlotError::UnknownFileId`], [`SlotError::ExpiredFileId`], [`SlotError::Forbidden`]
+    /// or [`SlotError::Storage`].
     pub fn download_url(
         &self,
         requester: &Jid,
         file_id: &str,
         now: OffsetDateTime,
     ) -> Result<Url, SlotError> {
+        self.resolve(requester, file_id, now).map(|(url, _)| url)
+    }
+
+    fn resolve(
+        &self,
+        requester: &Jid,
+        file_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<(Url, String), SlotError> {
         let ResolvedFileId { key, .. } =
             self.file_ids.open(file_id, now, self.config.file_id_ttl)?;
         let filename = key.rsplit('/').next().unwrap_or_default();
@@ -759,7 +714,8 @@ impl<S: StorageBackend> SlotService<S> {
         ) {
             return Err(SlotError::Forbidden);
         }
-        self.issue_download(key, now)
+        let url = self.issue_download(key.clone(), now)?;
+        Ok((url, key))
     }
 
     fn issue_download(&self, key: String, now: OffsetDateTime) -> Result<Url, SlotError> {
@@ -774,18 +730,23 @@ impl<S: StorageBackend> SlotService<S> {
     /// Resolves a stable GET URL (see [`ServiceConfig::stable_get_base`]) to a fresh storage
     /// URL for an HTTP 302. Anyone holding the link may fetch the file, as with any XEP-0363
     /// GET URL; the file ID inside must be genuine and unexpired.
+    ///
+    /// # Errors
+    /// [`SlotError::Disabled`] without a stable base, [`SlotError::UnknownFileId`],
+    /// [`SlotError::ExpiredFileId`] or [`SlotError::Storage`].
     pub fn resolve_stable_get(&self, url: &Url, now: OffsetDateTime) -> Result<Url, SlotError> {
         let base = self
             .config
             .stable_get_base
             .as_ref()
             .ok_or(SlotError::Disabled)?;
-        let base_segs: Vec<&str> = base
-            .path_segments()
-            .map(|s| s.filter(|s| !s.is_empty()).collect())
-            .unwrap_or_default();
         let mut segs = url.path_segments().ok_or(SlotError::UnknownFileId)?;
-        for b in base_segs {
+        for b in base
+            .path_segments()
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+        {
             if segs.next() != Some(b) {
                 return Err(SlotError::UnknownFileId);
             }
@@ -800,6 +761,61 @@ impl<S: StorageBackend> SlotService<S> {
     pub fn file_message(name: &str, file_id: &str) -> Element {
         FileMessage::new(name, file_id).to_element()
     }
+}
+
+/// The request payload to echo in an error, and the dialect of the error's payload.
+struct Echo<'a> {
+    payload: &'a Element,
+    dialect: Dialect,
+}
+
+fn ephemeral_cap(request: &SlotRequest, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    match request.purpose {
+        Some(Purpose::Ephemeral {
+            expire_before: Some(t),
+        }) if t > now => Some(t),
+        _ => None,
+    }
+}
+
+/// Whether a payload is deeper than [`MAX_PAYLOAD_DEPTH`] or holds more than
+/// [`MAX_PAYLOAD_ELEMENTS`] elements. Iterative, and stops at the first limit passed, so its
+/// cost is bounded by the limits, not by the input.
+fn too_complex(payload: &Element) -> bool {
+    let mut stack = vec![payload.children()];
+    let mut count = 1usize;
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            Some(child) => {
+                count += 1;
+                if count > MAX_PAYLOAD_ELEMENTS || stack.len() >= MAX_PAYLOAD_DEPTH {
+                    return true;
+                }
+                stack.push(child.children());
+            }
+            None => {
+                stack.pop();
+            }
+        }
+    }
+    false
+}
+
+/// A copy of a request payload for an error's echo: the element, its attributes, and its
+/// children with their attributes and text, no deeper (every request form fits; nothing is
+/// cloned recursively).
+fn shallow_copy(e: &Element) -> Element {
+    let mut copy = Element::bare(e.name(), e.ns());
+    *copy.attrs_mut() = e.attrs().clone();
+    for child in e.children() {
+        let mut c = Element::bare(child.name(), child.ns());
+        *c.attrs_mut() = child.attrs().clone();
+        for t in child.texts() {
+            c.append_text_node(t);
+        }
+        copy.append_child(c);
+    }
+    copy
 }
 
 fn stable_url(base: &Url, file_id: &str, filename: &str) -> Option<Url> {

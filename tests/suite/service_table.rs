@@ -331,7 +331,7 @@ fn check_put_url(
 
 #[test]
 fn quota_refusal_carries_the_retry_stamp_in_the_request_dialect() {
-    let svc = SlotService::new(config().daily_quota(100), store());
+    let svc = SlotService::new(config().daily_quota(100).min_charge(1), store());
     let first = svc
         .handle(&parse(&v0("filename='a' size='60'")), now())
         .unwrap();
@@ -390,16 +390,22 @@ fn disabled_dialect_is_service_unavailable_and_not_advertised() {
 }
 
 #[test]
-fn storage_failure_is_internal_server_error_without_details_and_refunds_quota() {
+fn storage_failure_is_internal_server_error_without_details_and_charges_nothing() {
     // An http:// base on a public host is refused by the store: a storage failure.
     let insecure = xmpp_upload::storage::signed::SignedUrlStore::new(
         "http://files.montague.tld/".parse().unwrap(),
         "k",
     );
-    let svc = SlotService::new(config().daily_quota(100), insecure);
-    let reply = svc
-        .handle(&parse(&v0("filename='a' size='100'")), now())
-        .unwrap();
+    let ledger = std::sync::Arc::new(xmpp_upload::service::MemoryLedger::new());
+    let cfg = || {
+        config()
+            .daily_quota(100)
+            .min_charge(1)
+            .quota_ledger(ledger.clone())
+    };
+    let svc = SlotService::new(cfg(), insecure);
+    let answer = svc.process(&parse(&v0("filename='a' size='100'")), now());
+    let reply = answer.reply.unwrap();
     assert_eq!(
         error_of(&reply),
         ("wait".to_owned(), "internal-server-error".to_owned())
@@ -409,13 +415,27 @@ fn storage_failure_is_internal_server_error_without_details_and_refunds_quota() 
         !xml.contains("http://files") && !xml.contains("https"),
         "{xml}"
     );
-    // The failed request's charge was refunded: the full quota is still there.
-    let ok = SlotService::new(config().daily_quota(100), store());
+    // The host learns why; the stanza does not.
+    match answer.outcome {
+        xmpp_upload::service::Outcome::Refused {
+            error: xmpp_upload::SlotError::Storage(e),
+            ..
+        } => assert_eq!(e, xmpp_upload::storage::StorageError::InsecureBaseUrl),
+        other => panic!("{other:?}"),
+    }
+    // Nothing was charged to the shared ledger: the full quota is still there.
+    let ok = SlotService::new(cfg(), store());
     assert_eq!(
         ok.handle(&parse(&v0("filename='a' size='100'")), now())
             .unwrap()
             .attr("type"),
         Some("result")
+    );
+    assert!(
+        ok.handle(&parse(&v0("filename='b' size='1'")), now())
+            .unwrap()
+            .attr("type")
+            == Some("error")
     );
 }
 
