@@ -2,6 +2,8 @@
 
 #[path = "suite/common.rs"]
 mod common;
+#[path = "suite/embedding.rs"]
+mod embedding;
 #[path = "suite/file_id.rs"]
 mod file_id;
 #[path = "suite/fixtures.rs"]
