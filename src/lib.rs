@@ -76,4 +76,11 @@ pub mod storage;
 mod xml;
 
 pub use service::{ConfigError, ServiceConfig, SlotError, SlotService};
+
+// The crates of the public API, so users get the versions this crate is built with.
+pub use jid;
+pub use minidom;
+pub use time;
+pub use url;
+pub use xmpp_parsers;
 pub use storage::StorageBackend;

@@ -178,6 +178,10 @@ impl fmt::Debug for Answer {
 /// The first step of the two-phase path ([`SlotService::begin`](crate::SlotService::begin)).
 #[must_use]
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a short-lived return value, matched once: boxing would only add an allocation"
+)]
 pub enum Begin {
     /// Nothing to charge: here is the answer.
     Done(Answer),
