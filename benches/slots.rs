@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::time::{Duration as StdDuration, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use jid::BareJid;
 use minidom::Element;
 use sha2::Sha256;

@@ -1,10 +1,11 @@
-//! Crate-private cryptographic helpers: HMAC-SHA256, constant-time comparison, hex, and a
-//! redacted secret holder.
+//! Crate-private cryptographic helpers over RustCrypto's crates: HMAC-SHA256, constant-time
+//! comparison, hex (the `hex` crate), and a redacted, zeroized secret holder.
 
 use core::fmt;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -18,7 +19,9 @@ pub(crate) struct SecretKey {
 
 impl SecretKey {
     pub(crate) fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        let bytes = bytes.into();
+        // The key material is wiped once the keyed state is built (the state itself is
+        // wiped on drop by hmac's `zeroize` feature).
+        let bytes = Zeroizing::new(bytes.into());
         // HMAC accepts keys of any length; the error arm cannot happen.
         let keyed = match HmacSha256::new_from_slice(&bytes) {
             Ok(mac) => mac,
@@ -66,6 +69,12 @@ impl SecretKey {
 
     /// A sub-key for one purpose, so that one host secret serves several uses without a
     /// signature made for one being valid for another.
+    /// 32 bytes of key material for `label`, derived as [`SecretKey::derive`] does; wiped on
+    /// drop.
+    pub(crate) fn derive_bytes(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()]))
+    }
+
     pub(crate) fn derive(&self, label: &str) -> SecretKey {
         SecretKey::new(
             self.sign(&[b"xmpp-upload key derivation\0", label.as_bytes()])
@@ -88,37 +97,14 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'a' + n - 10 });
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(digit(b >> 4));
-        s.push(digit(b & 0x0f));
-    }
-    s
+    hex::encode(bytes)
 }
 
 /// Decodes hex (either case) into exactly `N` bytes.
 pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let s = s.as_bytes();
-    if s.len() != N * 2 {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let hi = nibble(*pair.first()?)?;
-        let lo = nibble(*pair.get(1)?)?;
-        *o = (hi << 4) | lo;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// SHA-256 of some bytes.

@@ -1,27 +1,32 @@
 //! File IDs: opaque, unforgeable names for stored files that any node holding the service
 //! secret can resolve, without shared state.
 //!
-//! A file ID is the base64url (no padding) of `version (1 byte) ‖ tag (16 bytes) ‖ ciphertext`,
-//! a deterministic authenticated encryption in the SIV style built from HMAC-SHA256 alone:
+//! A file ID is the base64url (no padding) of `version (1 byte) ‖ AES-SIV(plaintext)`, sealed
+//! with AES-256-CMAC-SIV (RFC 5297, RustCrypto's `aes-siv`): deterministic and
+//! misuse-resistant authenticated encryption, so no nonce is needed and the same input always
+//! gives the same ID.
 //!
-//! * the plaintext is `issued-at (8 bytes, big-endian Unix seconds) ‖ object key (UTF-8)`;
-//! * `tag = HMAC(k_mac, version ‖ plaintext)`, truncated to 128 bits;
-//! * `ciphertext = plaintext XOR HMAC(k_enc, tag ‖ counter)` blocks (a keystream in counter
-//!   mode, unique per tag).
+//! * the plaintext is `issued-at (8 bytes, big-endian Unix seconds) ‖ owner length (2 bytes)
+//!   ‖ owner (the uploader's bare JID) ‖ object key (UTF-8)`;
+//! * the associated data is a fixed label and the version byte;
+//! * the 512-bit SIV key is derived from the service secret for this purpose only.
 //!
-//! `k_mac` and `k_enc` are derived from the service secret for this purpose only. Changing any
-//! bit makes the tag fail, and the object key (slot ID, file name) cannot be read out of the
-//! ID. IDs made under a previous secret still resolve while that secret is configured as
-//! previous.
+//! Changing any bit makes decryption fail, and neither the object key (slot ID, file name)
+//! nor the owner can be read out of the ID. IDs made under a previous secret still resolve
+//! while that secret is configured as previous.
 
+use aes_siv::siv::Aes256Siv;
+use aes_siv::KeyInit as _;
 use base64::Engine as _;
+use jid::BareJid;
 use time::OffsetDateTime;
+use zeroize::Zeroizing;
 
-use crate::crypto::{ct_eq, SecretKey};
+use crate::crypto::SecretKey;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-const VERSION: u8 = 2;
-const TAG_LEN: usize = 16;
+const VERSION: u8 = 3;
+const LABEL: &[u8] = b"xmpp-upload file id";
 /// Longest accepted file ID, in characters (object keys are short; this bounds the work a
 /// hostile ID can cause).
 pub const MAX_FILE_ID_LEN: usize = 1024;
@@ -44,39 +49,33 @@ pub enum FileIdError {
 pub struct ResolvedFileId {
     /// The object key it names.
     pub key: String,
+    /// Who uploaded the file.
+    pub owner: BareJid,
     /// When it was issued.
     pub issued: OffsetDateTime,
 }
 
-#[derive(Debug, Clone)]
-struct Keys {
-    mac: SecretKey,
-    enc: SecretKey,
+/// The SIV key of one secret (wiped on drop).
+#[derive(Clone)]
+struct Keys(Zeroizing<[u8; 64]>);
+
+impl core::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Keys(<redacted>)")
+    }
 }
 
 impl Keys {
     fn new(secret: &SecretKey) -> Self {
-        Self {
-            mac: secret.derive("file-id mac"),
-            enc: secret.derive("file-id enc"),
-        }
+        let mut k = Zeroizing::new([0u8; 64]);
+        let (mac, enc) = k.split_at_mut(32);
+        mac.copy_from_slice(&*secret.derive_bytes("file-id siv mac"));
+        enc.copy_from_slice(&*secret.derive_bytes("file-id siv enc"));
+        Self(k)
     }
 
-    fn tag(&self, plaintext: &[u8]) -> [u8; TAG_LEN] {
-        let full = self.mac.sign(&[&[VERSION], plaintext]);
-        let mut tag = [0u8; TAG_LEN];
-        tag.copy_from_slice(full.get(..TAG_LEN).unwrap_or(&[0; TAG_LEN]));
-        tag
-    }
-
-    /// XORs `data` with the keystream for `tag`.
-    fn apply_stream(&self, tag: &[u8], data: &mut [u8]) {
-        for (counter, chunk) in (0u32..).zip(data.chunks_mut(32)) {
-            let block = self.enc.sign(&[tag, &counter.to_be_bytes()]);
-            for (d, k) in chunk.iter_mut().zip(block) {
-                *d ^= k;
-            }
-        }
+    fn cipher(&self) -> Option<Aes256Siv> {
+        Aes256Siv::new_from_slice(&self.0[..]).ok()
     }
 }
 
@@ -95,17 +94,30 @@ impl FileIdSealer {
         }
     }
 
-    pub(crate) fn seal(&self, key: &str, issued: OffsetDateTime) -> String {
-        let mut plaintext = Vec::with_capacity(8 + key.len());
+    /// Seals `key`, uploaded by `owner`, issued at `issued`. `None` only when the owner does
+    /// not fit the format (a bare JID longer than 65,535 bytes, which `jid` never produces).
+    pub(crate) fn seal(
+        &self,
+        key: &str,
+        owner: &BareJid,
+        issued: OffsetDateTime,
+    ) -> Option<String> {
+        let owner = owner.as_str().as_bytes();
+        let owner_len = u16::try_from(owner.len()).ok()?;
+        let mut plaintext = Zeroizing::new(Vec::with_capacity(10 + owner.len() + key.len()));
         plaintext.extend_from_slice(&issued.unix_timestamp().to_be_bytes());
+        plaintext.extend_from_slice(&owner_len.to_be_bytes());
+        plaintext.extend_from_slice(owner);
         plaintext.extend_from_slice(key.as_bytes());
-        let tag = self.current.tag(&plaintext);
-        self.current.apply_stream(&tag, &mut plaintext);
-        let mut out = Vec::with_capacity(1 + TAG_LEN + plaintext.len());
+        let sealed = self
+            .current
+            .cipher()?
+            .encrypt([LABEL, &[VERSION]], &plaintext)
+            .ok()?;
+        let mut out = Vec::with_capacity(1 + sealed.len());
         out.push(VERSION);
-        out.extend_from_slice(&tag);
-        out.extend_from_slice(&plaintext);
-        B64URL.encode(out)
+        out.extend_from_slice(&sealed);
+        Some(B64URL.encode(out))
     }
 
     /// Opens an ID; `lifetime` bounds its age when set.
@@ -119,18 +131,14 @@ impl FileIdSealer {
             return Err(FileIdError::Unknown);
         }
         let buf = B64URL.decode(id).map_err(|_| FileIdError::Unknown)?;
-        if buf.len() < 1 + TAG_LEN + 8 + 1 || buf.first() != Some(&VERSION) {
+        let (version, sealed) = buf.split_first().ok_or(FileIdError::Unknown)?;
+        if *version != VERSION {
             return Err(FileIdError::Unknown);
         }
-        let tag = buf.get(1..1 + TAG_LEN).ok_or(FileIdError::Unknown)?;
-        let ciphertext = buf.get(1 + TAG_LEN..).ok_or(FileIdError::Unknown)?;
         let plaintext = std::iter::once(&self.current)
             .chain(&self.previous)
-            .find_map(|keys| {
-                let mut p = ciphertext.to_vec();
-                keys.apply_stream(tag, &mut p);
-                ct_eq(&keys.tag(&p), tag).then_some(p)
-            })
+            .find_map(|keys| keys.cipher()?.decrypt([LABEL, &[VERSION]], sealed).ok())
+            .map(Zeroizing::new)
             .ok_or(FileIdError::Unknown)?;
         let secs = plaintext
             .get(..8)
@@ -138,9 +146,20 @@ impl FileIdSealer {
             .map(i64::from_be_bytes)
             .ok_or(FileIdError::Unknown)?;
         let issued = OffsetDateTime::from_unix_timestamp(secs).map_err(|_| FileIdError::Unknown)?;
+        let owner_len = plaintext
+            .get(8..10)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|b| usize::from(u16::from_be_bytes(b)))
+            .ok_or(FileIdError::Unknown)?;
+        let owner = plaintext
+            .get(10..10 + owner_len)
+            .and_then(|o| std::str::from_utf8(o).ok())
+            .and_then(|o| BareJid::new(o).ok())
+            .ok_or(FileIdError::Unknown)?;
         let key = plaintext
-            .get(8..)
+            .get(10 + owner_len..)
             .and_then(|k| std::str::from_utf8(k).ok())
+            .filter(|k| !k.is_empty())
             .ok_or(FileIdError::Unknown)?
             .to_owned();
         if let Some(life) = lifetime {
@@ -148,7 +167,7 @@ impl FileIdSealer {
                 return Err(FileIdError::Expired);
             }
         }
-        Ok(ResolvedFileId { key, issued })
+        Ok(ResolvedFileId { key, owner, issued })
     }
 }
 
@@ -160,14 +179,22 @@ mod tests {
         OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
     }
 
+    fn romeo() -> BareJid {
+        "romeo@montague.tld".parse().unwrap()
+    }
+
     #[test]
     fn seal_open_rotate_expire() {
         let old = SecretKey::new("old");
         let new = SecretKey::new("new");
         let s_old = FileIdSealer::new(&old, &[]);
         let s_new = FileIdSealer::new(&new, std::slice::from_ref(&old));
-        let id = s_old.seal("ab/c.jpg", now());
-        assert_eq!(s_new.open(&id, now(), None).unwrap().key, "ab/c.jpg");
+        let id = s_old.seal("ab/c.jpg", &romeo(), now()).unwrap();
+        let opened = s_new.open(&id, now(), None).unwrap();
+        assert_eq!(
+            (opened.key.as_str(), &opened.owner, opened.issued),
+            ("ab/c.jpg", &romeo(), now())
+        );
         assert_eq!(
             FileIdSealer::new(&new, &[]).open(&id, now(), None),
             Err(FileIdError::Unknown)
@@ -183,16 +210,34 @@ mod tests {
     }
 
     #[test]
-    fn the_key_cannot_be_read_out_of_the_id() {
+    fn neither_key_nor_owner_can_be_read_out_of_the_id() {
         let s = FileIdSealer::new(&SecretKey::new("k"), &[]);
-        let id = s.seal("0123abcd/secret-name.jpg", now());
+        let id = s.seal("0123abcd/secret-name.jpg", &romeo(), now()).unwrap();
         let raw = B64URL.decode(&id).unwrap();
         assert!(!raw.windows(11).any(|w| w == b"secret-name"));
-        assert!(!id.contains("secret"));
-        // Deterministic: the same key and time give the same ID (no randomness needed).
-        assert_eq!(s.seal("0123abcd/secret-name.jpg", now()), id);
+        assert!(!raw.windows(5).any(|w| w == b"romeo"));
+        assert!(!id.contains("secret") && !id.contains("romeo"));
+        // Deterministic: the same key, owner and time give the same ID (no randomness needed).
+        assert_eq!(
+            s.seal("0123abcd/secret-name.jpg", &romeo(), now()).unwrap(),
+            id
+        );
         assert_ne!(
-            s.seal("0123abcd/secret-name.jpg", now() + time::Duration::SECOND),
+            s.seal(
+                "0123abcd/secret-name.jpg",
+                &romeo(),
+                now() + time::Duration::SECOND
+            )
+            .unwrap(),
+            id
+        );
+        assert_ne!(
+            s.seal(
+                "0123abcd/secret-name.jpg",
+                &"juliet@capulet.tld".parse().unwrap(),
+                now()
+            )
+            .unwrap(),
             id
         );
     }
@@ -200,11 +245,23 @@ mod tests {
     #[test]
     fn every_single_bit_flip_is_refused() {
         let s = FileIdSealer::new(&SecretKey::new("k"), &[]);
-        let raw = B64URL.decode(s.seal("0123/x.bin", now())).unwrap();
+        let raw = B64URL
+            .decode(s.seal("0123/x.bin", &romeo(), now()).unwrap())
+            .unwrap();
         for i in 0..raw.len() * 8 {
             let mut m = raw.clone();
             m[i / 8] ^= 1 << (i % 8);
             assert!(s.open(&B64URL.encode(&m), now(), None).is_err(), "bit {i}");
         }
+        // Truncations and extensions too.
+        for n in 0..raw.len() {
+            assert!(
+                s.open(&B64URL.encode(&raw[..n]), now(), None).is_err(),
+                "len {n}"
+            );
+        }
+        let mut longer = raw.clone();
+        longer.push(0);
+        assert!(s.open(&B64URL.encode(&longer), now(), None).is_err());
     }
 }

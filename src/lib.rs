@@ -80,7 +80,7 @@ pub use service::{ConfigError, ServiceConfig, SlotError, SlotService};
 // The crates of the public API, so users get the versions this crate is built with.
 pub use jid;
 pub use minidom;
+pub use storage::StorageBackend;
 pub use time;
 pub use url;
 pub use xmpp_parsers;
-pub use storage::StorageBackend;

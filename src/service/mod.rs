@@ -463,7 +463,12 @@ impl<S: StorageBackend> SlotService<S> {
                         let target = &checked.issued.target;
                         let result = UploadResult {
                             upload: target.put_url.clone(),
-                            fileid: Some(self.file_id(&target.object_key, now)),
+                            fileid: Some(
+                                match self.file_id(&target.object_key, &requester.to_bare(), now) {
+                                    Ok(id) => id,
+                                    Err(e) => return refuse(e),
+                                },
+                            ),
                             download: Some(checked.issued.slot.get.clone()),
                             headers: target.required_headers.clone(),
                         }
@@ -644,7 +649,7 @@ impl<S: StorageBackend> SlotService<S> {
         let get = match &c.stable_get_base {
             Some(base) => stable_url(
                 base,
-                &self.file_id(&target.object_key, now),
+                &self.file_id(&target.object_key, &bare, now)?,
                 grant.filename().as_str(),
             )
             .ok_or(SlotError::Storage(StorageError::InvalidBaseUrl))?,
@@ -673,12 +678,25 @@ impl<S: StorageBackend> SlotService<S> {
         })
     }
 
-    /// The file ID naming a stored object (as [`UploadTarget::object_key`] gives it): opaque,
-    /// authenticated with the service secret, resolvable by any node holding it. Sealed only
-    /// on demand, as XEP-0363 slots without stable links do not need one.
-    #[must_use]
-    pub fn file_id(&self, object_key: &str, now: OffsetDateTime) -> String {
-        self.file_ids.seal(object_key, now)
+    /// The file ID naming a stored object (as [`UploadTarget::object_key`] gives it) uploaded
+    /// by `owner`: opaque (neither key nor owner can be read out), authenticated with the
+    /// service secret, resolvable by any node holding it. The owner reaches
+    /// [`AccessPolicy::may_download`] through [`FileInfo::owner`]. Sealed only on demand, as
+    /// XEP-0363 slots without stable links do not need one.
+    ///
+    /// # Errors
+    /// [`SlotError::Storage`] only if the owner is longer than any JID can be.
+    pub fn file_id(
+        &self,
+        object_key: &str,
+        owner: &BareJid,
+        now: OffsetDateTime,
+    ) -> Result<String, SlotError> {
+        self.file_ids
+            .seal(object_key, owner, now)
+            .ok_or(SlotError::Storage(StorageError::InvalidKey(
+                "the owner does not fit a file ID",
+            )))
     }
 
     /// Resolves a file ID for `requester` to a fresh download URL, valid for the configured
@@ -702,7 +720,7 @@ impl<S: StorageBackend> SlotService<S> {
         file_id: &str,
         now: OffsetDateTime,
     ) -> Result<(Url, String), SlotError> {
-        let ResolvedFileId { key, .. } =
+        let ResolvedFileId { key, owner, .. } =
             self.file_ids.open(file_id, now, self.config.file_id_ttl)?;
         let filename = key.rsplit('/').next().unwrap_or_default();
         if !self.config.access.may_download(
@@ -710,6 +728,7 @@ impl<S: StorageBackend> SlotService<S> {
             &FileInfo {
                 key: &key,
                 filename,
+                owner: &owner,
             },
         ) {
             return Err(SlotError::Forbidden);

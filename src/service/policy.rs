@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use jid::Jid;
+use jid::{BareJid, Jid};
 
 /// A file a requester wants to download, as named by a verified file ID.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +12,9 @@ pub struct FileInfo<'a> {
     pub key: &'a str,
     /// The file name (last segment of the key).
     pub filename: &'a str,
+    /// Who uploaded it (sealed into the file ID), so a policy can keep downloads to the
+    /// uploader, their contacts or a room's occupants.
+    pub owner: &'a BareJid,
 }
 
 /// Decides who may upload and who may resolve a file ID.

@@ -43,7 +43,7 @@ fn issue(svc: &SlotService<SignedUrlStore>, i: u64) -> Issued {
     if let Some(t) = ty {
         req = req.with_content_type(t);
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         req = req.with_sha256([i as u8; 32]);
     }
     let issued = svc
