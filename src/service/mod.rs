@@ -565,13 +565,18 @@ impl<S: StorageBackend> SlotService<S> {
                     fileid: Some(self.file_id(&issued.target.object_key, now)),
                     download: Some(download),
                     headers: issued.target.required_headers,
+                    namespace: req.namespace,
                 }
                 .to_element())
             }
             (IqType::Get, file_transfer::Query::DownloadRequest(req)) => {
                 let requester = requester(iq)?;
                 let url = self.download_url(&requester, &req.fileid, now)?;
-                Ok(DownloadResult { download: url }.to_element())
+                Ok(DownloadResult {
+                    download: url,
+                    namespace: req.namespace,
+                }
+                .to_element())
             }
             (IqType::Get, file_transfer::Query::UploadRequest(_)) => {
                 Err(SlotError::WrongIqType { expected: "set" })

@@ -16,6 +16,8 @@
 //! | [`file_transfer`] | ProcessOne `p1:http-file-transfer`: upload by MD5, file IDs, download URLs |
 //! | [`iq`] | the IQ envelope around them, in `jabber:client` or `jabber:component:accept` |
 
+use xmpp_parsers::FromElementError;
+
 use crate::ns;
 
 pub mod disco;
@@ -77,6 +79,15 @@ pub enum ParseError {
         /// The type this payload must come in.
         expected: &'static str,
     },
+    /// A disco#info result announces neither an XEP-0363 dialect nor
+    /// `p1:http-file-transfer`: the entity is not an upload service.
+    #[error("the entity announces no HTTP upload feature")]
+    NotUploadService,
+    /// xmpp-parsers rejected an element this crate hands to it (a `<hash/>`, an `<error/>`, a
+    /// data form), or a [`FromElementError`] from another crate's parser was converted into
+    /// a `ParseError`. The text is its message (shortened).
+    #[error("rejected by xmpp-parsers: {0}")]
+    Xso(String),
 }
 
 impl ParseError {
@@ -86,6 +97,84 @@ impl ParseError {
             name: shorten(el.name()),
             ns: shorten(&el.ns()),
         }
+    }
+
+    /// Whether the element was simply not the one a parser looks for (another name or
+    /// namespace, or a disco#info result of an entity that is no upload service), as opposed
+    /// to the right element with bad content.
+    ///
+    /// The owned `TryFrom<Element>` conversions turn exactly these errors into
+    /// [`FromElementError::Mismatch`], giving the element back.
+    #[must_use]
+    pub fn is_mismatch(&self) -> bool {
+        matches!(
+            self,
+            ParseError::UnexpectedElement { .. } | ParseError::NotUploadService
+        )
+    }
+
+    /// The typed error inside an [`xmpp_parsers::Error`] built by this crate (see
+    /// [Errors and xmpp-parsers](self#errors-and-xmpp-parsers)); `None` for errors from
+    /// elsewhere.
+    ///
+    /// ```
+    /// use xmpp_upload::stanza::{upload::SlotRequest, ParseError, SizeError};
+    /// use xmpp_upload::xmpp_parsers::FromElementError;
+    ///
+    /// let el: minidom::Element =
+    ///     "<request xmlns='urn:xmpp:http:upload:0' filename='a.jpg' size='-1'/>".parse()?;
+    /// match SlotRequest::try_from(el) {
+    ///     Err(FromElementError::Invalid(e)) => assert_eq!(
+    ///         ParseError::from_xso(&e),
+    ///         Some(&ParseError::InvalidSize(SizeError::Sign))
+    ///     ),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), minidom::Error>(())
+    /// ```
+    #[must_use]
+    pub fn from_xso(error: &xmpp_parsers::Error) -> Option<&ParseError> {
+        match error {
+            xmpp_parsers::Error::TextParseError(inner) => inner.downcast_ref::<ParseError>(),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps the typed error: [`xmpp_parsers::Error::TextParseError`] boxes it, and
+/// [`ParseError::from_xso`] gets it back.
+impl From<ParseError> for xmpp_parsers::Error {
+    fn from(e: ParseError) -> Self {
+        xmpp_parsers::Error::TextParseError(Box::new(e))
+    }
+}
+
+/// The reverse direction, for code that mixes this crate's owned conversions with its own
+/// `ParseError`s: a [`FromElementError::Mismatch`] becomes
+/// [`ParseError::UnexpectedElement`], a boxed `ParseError` comes back as it was, and any other
+/// xmpp-parsers error becomes [`ParseError::Xso`] with its text.
+impl From<FromElementError> for ParseError {
+    fn from(e: FromElementError) -> Self {
+        match e {
+            FromElementError::Mismatch(el) => ParseError::unexpected("another element", &el),
+            FromElementError::Invalid(e) => match ParseError::from_xso(&e) {
+                Some(p) => p.clone(),
+                None => ParseError::Xso(shorten(&e.to_string())),
+            },
+        }
+    }
+}
+
+/// The owned conversion shared by every wire type: parse by reference; give the element back
+/// when it is not this type's, box the typed error otherwise.
+pub(crate) fn from_owned<T>(
+    e: minidom::Element,
+    parse: impl FnOnce(&minidom::Element) -> Result<T, ParseError>,
+) -> Result<T, FromElementError> {
+    match parse(&e) {
+        Ok(v) => Ok(v),
+        Err(err) if err.is_mismatch() => Err(FromElementError::Mismatch(e)),
+        Err(err) => Err(FromElementError::Invalid(err.into())),
     }
 }
 
