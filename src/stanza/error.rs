@@ -216,13 +216,15 @@ pub fn error_element(error: StanzaError, stanza_ns: &str) -> Element {
     crate::xml::renamespace(Element::from(error), stanza_ns)
 }
 
-/// Parses the `<error/>` child of an IQ in any stanza namespace.
+/// Parses the `<error/>` child of an IQ in any stanza namespace. What xmpp-parsers rejects is
+/// [`ParseError::Xso`], with its reason.
 pub fn parse_error_element(e: &Element) -> Result<StanzaError, ParseError> {
     if e.name() != "error" {
         return Err(ParseError::unexpected("<error/>", e));
     }
     let e = crate::xml::renamespace(e.clone(), xmpp_parsers::ns::DEFAULT_NS);
-    StanzaError::try_from(e).map_err(|_| ParseError::InvalidValue("<error/>"))
+    // xmpp-parsers' reason is kept as text (`ParseError::Xso`).
+    StanzaError::try_from(e).map_err(ParseError::from)
 }
 
 #[cfg(test)]
@@ -281,5 +283,15 @@ mod tests {
         );
         err.other = None;
         assert_eq!(UploadErrorPayload::from_stanza_error(&err), None);
+    }
+
+    #[test]
+    fn a_rejected_error_keeps_the_reason() {
+        let e: Element = "<error xmlns='jabber:client' type='nonsense'/>"
+            .parse()
+            .unwrap();
+        assert!(
+            matches!(parse_error_element(&e), Err(ParseError::Xso(reason)) if !reason.is_empty())
+        );
     }
 }
