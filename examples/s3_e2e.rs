@@ -406,9 +406,7 @@ fn p1_download(
     fileid: &str,
     at: OffsetDateTime,
 ) -> Result<Url, String> {
-    let query = DownloadRequest {
-        fileid: fileid.to_owned(),
-    };
+    let query = DownloadRequest::new(fileid);
     let reply = ask(service, IqType::Get, query.to_element(), at)?;
     match Query::parse(reply.children().next().ok_or("empty reply")?).map_err(|e| e.to_string())? {
         Query::DownloadResult(r) => Ok(r.download),

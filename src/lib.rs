@@ -76,11 +76,19 @@ pub mod storage;
 mod xml;
 
 pub use service::{ConfigError, ServiceConfig, SlotError, SlotService};
-
-// The crates of the public API, so users get the versions this crate is built with.
-pub use jid;
-pub use minidom;
 pub use storage::StorageBackend;
+
+// The crates whose types appear in this crate's public API, re-exported so that users get
+// exactly the versions this crate was built with (no version skew between, say, the
+// `minidom::Element` a user builds and the one `SlotService::handle` takes).
+/// `jid`, XMPP addresses (re-exported: the matching version).
+pub use jid;
+/// `minidom`, the XML element type of every stanza in and out (re-exported: the matching version).
+pub use minidom;
+/// `time`, the `now: OffsetDateTime` every call takes (re-exported: the matching version).
 pub use time;
+/// `url`, the type of every PUT and GET URL (re-exported: the matching version).
 pub use url;
+/// `xmpp_parsers`, whose `Iq`, `Message`, `StanzaError` and disco types the wire types plug
+/// into (re-exported: the matching version).
 pub use xmpp_parsers;

@@ -49,25 +49,3 @@ pub(crate) fn renamespace(e: Element, ns: &str) -> Element {
     }
     out
 }
-
-/// Moves an element and all its descendants from namespace `from` to `to`.
-pub(crate) fn renamespace_deep(e: Element, from: &str, to: &str) -> Element {
-    if from == to {
-        return e;
-    }
-    let mut e = if e.has_ns(from) {
-        renamespace(e, to)
-    } else {
-        e
-    };
-    let nodes = e.take_nodes();
-    for node in nodes {
-        match node {
-            minidom::Node::Element(c) => {
-                e.append_child(renamespace_deep(c, from, to));
-            }
-            other => e.append_node(other),
-        }
-    }
-    e
-}

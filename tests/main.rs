@@ -18,3 +18,5 @@ mod http_store;
 mod malformed;
 #[path = "suite/service_table.rs"]
 mod service_table;
+#[path = "suite/xmpp_parsers.rs"]
+mod xmpp_parsers;

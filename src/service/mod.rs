@@ -303,7 +303,7 @@ impl<S: StorageBackend> SlotService<S> {
         }
         match upload {
             Some(dialect) => self.begin_upload(&iq, &echo, dialect, now),
-            None => self.begin_file_transfer(&iq, &echo, &payload_ns, now),
+            None => self.begin_file_transfer(&iq, &echo, now),
         }
     }
 
@@ -417,13 +417,7 @@ impl<S: StorageBackend> SlotService<S> {
         }
     }
 
-    fn begin_file_transfer(
-        &self,
-        iq: &Iq<'_>,
-        echo: &Echo<'_>,
-        payload_ns: &str,
-        now: OffsetDateTime,
-    ) -> Begin {
+    fn begin_file_transfer(&self, iq: &Iq<'_>, echo: &Echo<'_>, now: OffsetDateTime) -> Begin {
         let query = file_transfer::Query::parse(echo.payload);
         let protocol = match (&query, iq.type_) {
             (Ok(file_transfer::Query::DownloadRequest(_)), _) => Protocol::FileTransferDownload,
@@ -461,20 +455,21 @@ impl<S: StorageBackend> SlotService<S> {
                 match self.check_and_issue(&ask, now) {
                     Ok(checked) => {
                         let target = &checked.issued.target;
+                        let fileid =
+                            match self.file_id(&target.object_key, &requester.to_bare(), now) {
+                                Ok(id) => id,
+                                Err(e) => return refuse(e),
+                            };
+                        // Built in the request's namespace (p1:http-file-transfer or
+                        // p1:s3filetransfer).
                         let result = UploadResult {
                             upload: target.put_url.clone(),
-                            fileid: Some(
-                                match self.file_id(&target.object_key, &requester.to_bare(), now) {
-                                    Ok(id) => id,
-                                    Err(e) => return refuse(e),
-                                },
-                            ),
+                            fileid: Some(fileid),
                             download: Some(checked.issued.slot.get.clone()),
                             headers: target.required_headers.clone(),
-                        }
-                        .to_element();
-                        let payload = file_transfer::in_namespace(result, payload_ns);
-                        self.pending(iq, echo, payload, checked)
+                            namespace: req.namespace,
+                        };
+                        self.pending(iq, echo, Element::from(result), checked)
                     }
                     Err(e) => refuse(e),
                 }
@@ -482,10 +477,10 @@ impl<S: StorageBackend> SlotService<S> {
             (IqType::Get, file_transfer::Query::DownloadRequest(req)) => {
                 match self.resolve(&requester, &req.fileid, now) {
                     Ok((url, object_key)) => {
-                        let payload = file_transfer::in_namespace(
-                            DownloadResult { download: url }.to_element(),
-                            payload_ns,
-                        );
+                        let payload = Element::from(DownloadResult {
+                            download: url,
+                            namespace: req.namespace,
+                        });
                         Begin::Done(Answer::new(
                             Some(iq.result(me, Some(payload))),
                             Outcome::Resolved {

@@ -14,7 +14,9 @@ use minidom::Element;
 use time::OffsetDateTime;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 
-use super::{format_stamp, parse_size, parse_stamp, Dialect, ParseError};
+use xmpp_parsers::FromElementError;
+
+use super::{format_stamp, from_owned, parse_size, parse_stamp, Dialect, ParseError};
 use crate::xml::{child, el, text_el, with};
 
 /// The upload-specific child of an `<error/>`.
@@ -80,6 +82,94 @@ impl ErrorPayload {
     }
 }
 
+/// The xmpp-parsers convention (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers));
+/// the dialect is dropped: [`UploadErrorPayload`] keeps it.
+impl TryFrom<&Element> for ErrorPayload {
+    type Error = ParseError;
+    fn try_from(e: &Element) -> Result<Self, ParseError> {
+        Self::parse(e).map(|(_, p)| p)
+    }
+}
+
+/// The xmpp-parsers convention (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers));
+/// the dialect is dropped: [`UploadErrorPayload`] keeps it.
+impl TryFrom<Element> for ErrorPayload {
+    type Error = FromElementError;
+    fn try_from(e: Element) -> Result<Self, FromElementError> {
+        from_owned(e, |e| Self::parse(e).map(|(_, p)| p))
+    }
+}
+
+/// An XEP-0363 error payload with the dialect it is written in: the `<file-too-large/>` or
+/// `<retry/>` child of an `<error/>`, in both directions.
+///
+/// ```
+/// use xmpp_upload::stanza::error::{ErrorPayload, UploadErrorPayload};
+/// use xmpp_upload::stanza::Dialect;
+///
+/// let el: minidom::Element = "<file-too-large xmlns='urn:xmpp:http:upload'>\
+///     <max-file-size>20000</max-file-size></file-too-large>".parse()?;
+/// let p = UploadErrorPayload::try_from(&el)?;
+/// assert_eq!(p, UploadErrorPayload::new(Dialect::Legacy, ErrorPayload::FileTooLarge { max_file_size: 20000 }));
+/// assert_eq!(minidom::Element::from(p), el);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UploadErrorPayload {
+    /// The dialect whose namespace the payload is in ([`Dialect::HybridV0`] is written as
+    /// [`Dialect::V0`]).
+    pub dialect: Dialect,
+    /// The payload.
+    pub payload: ErrorPayload,
+}
+
+impl UploadErrorPayload {
+    /// A payload in the namespace of `dialect`.
+    #[must_use]
+    pub const fn new(dialect: Dialect, payload: ErrorPayload) -> Self {
+        Self { dialect, payload }
+    }
+
+    /// Parses a payload in any dialect (see [`ErrorPayload::parse`]).
+    pub fn parse(e: &Element) -> Result<Self, ParseError> {
+        ErrorPayload::parse(e).map(|(dialect, payload)| Self { dialect, payload })
+    }
+
+    /// The payload of a received [`StanzaError`], if it has one.
+    #[must_use]
+    pub fn from_stanza_error(error: &StanzaError) -> Option<Self> {
+        error.other.as_ref().and_then(|e| Self::parse(e).ok())
+    }
+}
+
+impl TryFrom<&Element> for UploadErrorPayload {
+    type Error = ParseError;
+    fn try_from(e: &Element) -> Result<Self, ParseError> {
+        Self::parse(e)
+    }
+}
+
+/// The xmpp-parsers convention (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers)).
+impl TryFrom<Element> for UploadErrorPayload {
+    type Error = FromElementError;
+    fn try_from(e: Element) -> Result<Self, FromElementError> {
+        from_owned(e, Self::parse)
+    }
+}
+
+impl From<&UploadErrorPayload> for Element {
+    fn from(p: &UploadErrorPayload) -> Element {
+        p.payload.to_element(p.dialect.answer())
+    }
+}
+
+impl From<UploadErrorPayload> for Element {
+    fn from(p: UploadErrorPayload) -> Element {
+        p.payload.to_element(p.dialect.answer())
+    }
+}
+
 /// The XEP-0363 error for a file above the service's limit: `modify`/`not-acceptable` with
 /// `<file-too-large/>` in the request's namespace.
 #[must_use]
@@ -126,13 +216,15 @@ pub fn error_element(error: StanzaError, stanza_ns: &str) -> Element {
     crate::xml::renamespace(Element::from(error), stanza_ns)
 }
 
-/// Parses the `<error/>` child of an IQ in any stanza namespace.
+/// Parses the `<error/>` child of an IQ in any stanza namespace. What xmpp-parsers rejects is
+/// [`ParseError::Xso`], with its reason.
 pub fn parse_error_element(e: &Element) -> Result<StanzaError, ParseError> {
     if e.name() != "error" {
         return Err(ParseError::unexpected("<error/>", e));
     }
     let e = crate::xml::renamespace(e.clone(), xmpp_parsers::ns::DEFAULT_NS);
-    StanzaError::try_from(e).map_err(|_| ParseError::InvalidValue("<error/>"))
+    // xmpp-parsers' reason is kept as text (`ParseError::Xso`).
+    StanzaError::try_from(e).map_err(ParseError::from)
 }
 
 #[cfg(test)]
@@ -166,5 +258,40 @@ mod tests {
                 Some((Dialect::V0, ErrorPayload::FileTooLarge { max_file_size: 5 }))
             );
         }
+    }
+
+    #[test]
+    fn upload_error_payload_keeps_its_dialect() {
+        let stamp = parse_stamp("2017-12-03T23:42:05Z").unwrap();
+        for d in Dialect::ALL {
+            let p = UploadErrorPayload::new(d, ErrorPayload::Retry { stamp });
+            let e = Element::from(&p);
+            assert_eq!(e.ns(), d.namespace());
+            assert_eq!(UploadErrorPayload::try_from(e.clone()).unwrap(), p);
+            assert_eq!(
+                ErrorPayload::try_from(&e).unwrap(),
+                ErrorPayload::Retry { stamp }
+            );
+        }
+        let mut err = quota_exceeded(Dialect::Siacs, Some(stamp));
+        assert_eq!(
+            UploadErrorPayload::from_stanza_error(&err),
+            Some(UploadErrorPayload::new(
+                Dialect::Siacs,
+                ErrorPayload::Retry { stamp }
+            ))
+        );
+        err.other = None;
+        assert_eq!(UploadErrorPayload::from_stanza_error(&err), None);
+    }
+
+    #[test]
+    fn a_rejected_error_keeps_the_reason() {
+        let e: Element = "<error xmlns='jabber:client' type='nonsense'/>"
+            .parse()
+            .unwrap();
+        assert!(
+            matches!(parse_error_element(&e), Err(ParseError::Xso(reason)) if !reason.is_empty())
+        );
     }
 }

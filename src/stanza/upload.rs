@@ -16,8 +16,10 @@ use time::OffsetDateTime;
 use url::Url;
 use xmpp_parsers::hashes::{Algo, Hash};
 pub use xmpp_parsers::http_upload::HeaderName;
+use xmpp_parsers::iq::{IqGetPayload, IqResultPayload};
+use xmpp_parsers::FromElementError;
 
-use super::{format_stamp, parse_size, parse_stamp, Dialect, ParseError};
+use super::{format_stamp, from_owned, parse_size, parse_stamp, Dialect, ParseError};
 use crate::ns;
 use crate::xml::{child, el, set, text_el, with};
 
@@ -99,6 +101,11 @@ impl Purpose {
 ///            size='23456' content-type='image/jpeg'/>";
 /// let req = SlotRequest::try_from(&xml.parse::<minidom::Element>()?)?;
 /// assert_eq!((req.dialect, req.filename.as_str(), req.size), (Dialect::V0, "my-juliet.jpg", 23456));
+///
+/// // An xmpp-parsers IQ payload:
+/// let iq = xmpp_parsers::iq::Iq::from_get("step_03", SlotRequest::new("my-juliet.jpg", 23456));
+/// let xmpp_parsers::iq::Iq::Get { payload, .. } = iq else { unreachable!() };
+/// assert_eq!(SlotRequest::try_from(payload)?, SlotRequest::new("my-juliet.jpg", 23456));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -280,12 +287,17 @@ impl TryFrom<&Element> for SlotRequest {
     }
 }
 
+/// The xmpp-parsers convention: the element back on a mismatch, the typed error boxed
+/// otherwise (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers)).
 impl TryFrom<Element> for SlotRequest {
-    type Error = ParseError;
-    fn try_from(e: Element) -> Result<Self, ParseError> {
-        Self::parse(&e)
+    type Error = FromElementError;
+    fn try_from(e: Element) -> Result<Self, FromElementError> {
+        from_owned(e, Self::parse)
     }
 }
+
+/// `Iq::from_get(id, SlotRequest::new(name, size))` builds the request IQ.
+impl IqGetPayload for SlotRequest {}
 
 impl From<&SlotRequest> for Element {
     fn from(r: &SlotRequest) -> Element {
@@ -338,7 +350,18 @@ pub(crate) fn parse_hash(e: &Element) -> Result<Hash, ParseError> {
     Ok(Hash::new(algo, hash))
 }
 
-/// An HTTP header the client must send with its PUT.
+/// An HTTP header the client must send with its PUT: `<header name=>value</header>` inside
+/// `<put/>` (XEP-0363 ≥ 0.3.0 only).
+///
+/// ```
+/// use xmpp_upload::stanza::upload::{HeaderName, SlotHeader};
+/// let h = SlotHeader::new(HeaderName::Cookie, "foo=bar; user=romeo");
+/// let el = minidom::Element::from(&h);
+/// let xml = "<header xmlns='urn:xmpp:http:upload:0' name='Cookie'>foo=bar; user=romeo</header>";
+/// assert_eq!(el, xml.parse::<minidom::Element>().unwrap());
+/// assert_eq!(SlotHeader::try_from(&el)?, h);
+/// # Ok::<(), xmpp_upload::stanza::ParseError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotHeader {
     /// One of the three names XEP-0363 allows.
@@ -356,6 +379,66 @@ impl SlotHeader {
             value: strip_crlf(value),
         }
     }
+
+    /// Parses a `<header name=>value</header>` in any XEP-0363 namespace. The name is matched
+    /// without regard to case; a name other than `Authorization`, `Cookie` and `Expires` is
+    /// [`ParseError::InvalidValue`] (a [`Slot`] skips such headers, as XEP-0363 requires). CR
+    /// and LF are removed from the value.
+    pub fn parse(h: &Element) -> Result<Self, ParseError> {
+        if h.name() != "header" || Dialect::from_namespace(&h.ns()).is_none() {
+            return Err(ParseError::unexpected("an XEP-0363 <header/>", h));
+        }
+        let name = match h
+            .attr("name")
+            .ok_or(ParseError::MissingAttribute("name"))?
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "authorization" => HeaderName::Authorization,
+            "cookie" => HeaderName::Cookie,
+            "expires" => HeaderName::Expires,
+            _ => return Err(ParseError::InvalidValue("header name")),
+        };
+        Ok(Self::new(name, &h.text()))
+    }
+
+    /// Builds the `<header/>` in `ns`, the exact-case name and the value without CR or LF.
+    fn build(&self, ns: &str) -> Element {
+        with(
+            text_el("header", ns, strip_crlf(&self.value)),
+            "name",
+            self.name.as_str(),
+        )
+    }
+}
+
+impl TryFrom<&Element> for SlotHeader {
+    type Error = ParseError;
+    fn try_from(e: &Element) -> Result<Self, ParseError> {
+        Self::parse(e)
+    }
+}
+
+/// The xmpp-parsers convention (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers)).
+impl TryFrom<Element> for SlotHeader {
+    type Error = FromElementError;
+    fn try_from(e: Element) -> Result<Self, FromElementError> {
+        from_owned(e, Self::parse)
+    }
+}
+
+/// In `urn:xmpp:http:upload:0`, the only namespace with headers.
+impl From<&SlotHeader> for Element {
+    fn from(h: &SlotHeader) -> Element {
+        h.build(ns::UPLOAD_0)
+    }
+}
+
+/// In `urn:xmpp:http:upload:0`, the only namespace with headers.
+impl From<SlotHeader> for Element {
+    fn from(h: SlotHeader) -> Element {
+        h.build(ns::UPLOAD_0)
+    }
 }
 
 fn strip_crlf(s: &str) -> String {
@@ -364,29 +447,38 @@ fn strip_crlf(s: &str) -> String {
 
 /// A slot: where to PUT the file, with which headers, and where it can be fetched.
 ///
+/// A slot knows its [`dialect`](Slot::dialect): [`Slot::parse`] records the one it found,
+/// [`Slot::new`] starts in [`Dialect::V0`] and [`Slot::with_dialect`] changes it, and
+/// `Element::from(slot)` writes the slot in it. [`Slot::to_element`] writes it in the dialect
+/// of a request instead.
+///
 /// ```
 /// use xmpp_upload::stanza::{upload::Slot, Dialect};
-/// let slot = Slot::new("https://up.example/a/b.jpg".parse()?, "https://dl.example/a/b.jpg".parse()?);
-/// let legacy = slot.to_element(Dialect::Legacy);
+/// let slot = Slot::new("https://up.example/a/b.jpg".parse()?, "https://dl.example/a/b.jpg".parse()?)
+///     .with_dialect(Dialect::Legacy);
+/// let legacy = minidom::Element::from(&slot);
 /// assert_eq!(legacy.ns(), "urn:xmpp:http:upload");
-/// assert_eq!(Slot::try_from(&legacy)?.get.as_str(), "https://dl.example/a/b.jpg");
+/// assert_eq!(Slot::try_from(&legacy)?, slot);
+/// // As the answer to a request in the current namespace:
+/// assert_eq!(slot.to_element(Dialect::V0).ns(), "urn:xmpp:http:upload:0");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Slot {
-    /// The dialect the slot came in (or [`Dialect::V0`] for a new one).
+    /// The dialect the slot came in, or is written in (`Element::from`).
     pub dialect: Dialect,
     /// The PUT URL.
     pub put: Url,
-    /// Headers the client must send with the PUT (only in [`Dialect::V0`]).
+    /// Headers the client must send with the PUT (not written in [`Dialect::Legacy`] and
+    /// [`Dialect::Siacs`], which have none).
     pub headers: Vec<SlotHeader>,
     /// The GET URL to share.
     pub get: Url,
 }
 
 impl Slot {
-    /// A slot without headers.
+    /// A slot without headers, in [`Dialect::V0`].
     #[must_use]
     pub fn new(put: Url, get: Url) -> Self {
         Self {
@@ -397,9 +489,26 @@ impl Slot {
         }
     }
 
-    /// Parses a `<slot/>` in any dialect. Headers with names other than `Authorization`,
-    /// `Cookie` and `Expires` are skipped, as XEP-0363 requires; CR and LF are removed from
-    /// header values.
+    /// Sets the dialect the slot is written in. [`Dialect::HybridV0`] writes the legacy
+    /// layout (URLs as text) in the `urn:xmpp:http:upload:0` namespace, as the Smack 4.2.0
+    /// era servers did.
+    #[must_use]
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// Adds a header the client must send with the PUT; CR and LF are removed from the value.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        self.headers.push(SlotHeader::new(name, value));
+        self
+    }
+
+    /// Parses a `<slot/>` in any dialect and records it in [`Slot::dialect`] (the
+    /// `urn:xmpp:http:upload:0` namespace with text URLs is [`Dialect::HybridV0`]). Headers
+    /// with names other than `Authorization`, `Cookie` and `Expires` are skipped, as XEP-0363
+    /// requires; CR and LF are removed from header values.
     pub fn parse(e: &Element) -> Result<Self, ParseError> {
         let dialect = match Dialect::from_namespace(&e.ns()) {
             Some(d) if e.name() == "slot" => d,
@@ -440,15 +549,7 @@ impl Slot {
         let headers = put_el
             .children()
             .filter(|h| h.name() == "header" && h.has_ns(ns))
-            .filter_map(|h| {
-                let name = match h.attr("name")?.to_ascii_lowercase().as_str() {
-                    "authorization" => HeaderName::Authorization,
-                    "cookie" => HeaderName::Cookie,
-                    "expires" => HeaderName::Expires,
-                    _ => return None,
-                };
-                Some(SlotHeader::new(name, &h.text()))
-            })
+            .filter_map(|h| SlotHeader::parse(h).ok())
             .collect();
         Ok(Self {
             dialect,
@@ -459,27 +560,35 @@ impl Slot {
     }
 
     /// Builds the `<slot/>` for a request made in `dialect` (the hybrid is answered as
-    /// [`Dialect::V0`]). The legacy dialects have no headers, so none are written there.
+    /// [`Dialect::V0`]), whatever [`Slot::dialect`] says. The legacy dialects have no
+    /// headers, so none are written there.
+    ///
+    /// To write the slot in its own dialect, use `Element::from(&slot)`.
     #[must_use]
     pub fn to_element(&self, dialect: Dialect) -> Element {
-        let dialect = dialect.answer();
+        self.build(dialect.answer())
+    }
+
+    /// Builds the `<slot/>` in exactly `dialect`.
+    fn build(&self, dialect: Dialect) -> Element {
         let ns = dialect.namespace();
         let mut slot = el("slot", ns);
-        if dialect == Dialect::V0 {
-            let mut put = with(el("put", ns), "url", self.put.as_str());
-            for h in &self.headers {
-                put.append_child(with(
-                    text_el("header", ns, strip_crlf(&h.value)),
-                    "name",
-                    h.name.as_str(),
-                ));
-            }
-            slot.append_child(put);
-            slot.append_child(with(el("get", ns), "url", self.get.as_str()));
+        let mut put = if dialect == Dialect::V0 {
+            with(el("put", ns), "url", self.put.as_str())
         } else {
-            slot.append_child(text_el("put", ns, self.put.as_str()));
-            slot.append_child(text_el("get", ns, self.get.as_str()));
+            text_el("put", ns, self.put.as_str())
+        };
+        if matches!(dialect, Dialect::V0 | Dialect::HybridV0) {
+            for h in &self.headers {
+                put.append_child(h.build(ns));
+            }
         }
+        slot.append_child(put);
+        slot.append_child(if dialect == Dialect::V0 {
+            with(el("get", ns), "url", self.get.as_str())
+        } else {
+            text_el("get", ns, self.get.as_str())
+        });
         slot
     }
 }
@@ -491,12 +600,30 @@ impl TryFrom<&Element> for Slot {
     }
 }
 
+/// The xmpp-parsers convention (see [Errors and xmpp-parsers](super#errors-and-xmpp-parsers)).
 impl TryFrom<Element> for Slot {
-    type Error = ParseError;
-    fn try_from(e: Element) -> Result<Self, ParseError> {
-        Self::parse(&e)
+    type Error = FromElementError;
+    fn try_from(e: Element) -> Result<Self, FromElementError> {
+        from_owned(e, Self::parse)
     }
 }
+
+/// In the slot's own [`dialect`](Slot::dialect).
+impl From<&Slot> for Element {
+    fn from(s: &Slot) -> Element {
+        s.build(s.dialect)
+    }
+}
+
+/// In the slot's own [`dialect`](Slot::dialect).
+impl From<Slot> for Element {
+    fn from(s: Slot) -> Element {
+        s.build(s.dialect)
+    }
+}
+
+/// `Iq::from_result(id, Some(slot))` builds the reply, in the slot's dialect.
+impl IqResultPayload for Slot {}
 
 #[cfg(test)]
 mod tests {
@@ -543,5 +670,90 @@ mod tests {
         let e = slot.to_element(Dialect::V0);
         let back = Slot::parse(&e).unwrap();
         assert_eq!(back.headers[0].value, "a=bX: y");
+    }
+
+    #[test]
+    fn slot_serialises_in_its_own_dialect() {
+        let slot = Slot::new(
+            "https://a.example/x".parse().unwrap(),
+            "https://a.example/y".parse().unwrap(),
+        )
+        .with_header(HeaderName::Authorization, "Basic Base64String==");
+        for d in [
+            Dialect::V0,
+            Dialect::Legacy,
+            Dialect::Siacs,
+            Dialect::HybridV0,
+        ] {
+            let slot = slot.clone().with_dialect(d);
+            let e = Element::from(&slot);
+            assert_eq!(e.ns(), d.namespace());
+            let back = Slot::try_from(e).unwrap();
+            assert_eq!(back.dialect, d);
+            if d.uses_child_elements() {
+                // The 0.x dialects have no headers.
+                assert!(back.headers.is_empty());
+                assert_eq!((back.put, back.get), (slot.put, slot.get));
+            } else {
+                assert_eq!(back, slot);
+            }
+        }
+        // Answering a request: the hybrid is answered as V0, whatever the slot's dialect.
+        let answered = slot.clone().with_dialect(Dialect::Siacs);
+        let e = answered.to_element(Dialect::HybridV0);
+        assert_eq!(Slot::parse(&e).unwrap().dialect, Dialect::V0);
+    }
+
+    #[test]
+    fn owned_conversions_follow_xmpp_parsers() {
+        let other: Element = "<ping xmlns='urn:xmpp:ping'/>".parse().unwrap();
+        match SlotRequest::try_from(other.clone()) {
+            Err(FromElementError::Mismatch(back)) => assert_eq!(back, other),
+            r => panic!("{r:?}"),
+        }
+        let bad: Element = "<request xmlns='urn:xmpp:http:upload:0' filename='a' size='1e3'/>"
+            .parse()
+            .unwrap();
+        match SlotRequest::try_from(bad.clone()) {
+            Err(FromElementError::Invalid(e)) => assert_eq!(
+                ParseError::from_xso(&e),
+                Some(&ParseError::InvalidSize(
+                    crate::stanza::SizeError::NotDecimal
+                ))
+            ),
+            r => panic!("{r:?}"),
+        }
+        // And back into a ParseError, text and variant kept.
+        let err = Slot::try_from(bad.clone()).unwrap_err();
+        assert!(matches!(
+            ParseError::from(err),
+            ParseError::UnexpectedElement { .. }
+        ));
+        let err = SlotRequest::try_from(bad).unwrap_err();
+        assert_eq!(
+            ParseError::from(err),
+            ParseError::InvalidSize(crate::stanza::SizeError::NotDecimal)
+        );
+    }
+
+    #[test]
+    fn header_parsing() {
+        let h: Element = "<header xmlns='urn:xmpp:http:upload:0' name='expires'>Fri, 03 Dec 2017 23:42:05 GMT</header>"
+            .parse()
+            .unwrap();
+        let parsed = SlotHeader::try_from(&h).unwrap();
+        assert_eq!(parsed.name, HeaderName::Expires);
+        assert_eq!(
+            Element::from(&parsed).attr("name"),
+            Some("Expires"),
+            "written in exact case"
+        );
+        let evil: Element = "<header xmlns='urn:xmpp:http:upload:0' name='EvilHeader'>x</header>"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            SlotHeader::parse(&evil),
+            Err(ParseError::InvalidValue("header name"))
+        );
     }
 }

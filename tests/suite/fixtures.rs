@@ -133,7 +133,7 @@ fn round_trip(name: &str, payload: &Element) -> &'static str {
         }
         "query" if ns.starts_with("p1:") => {
             let q = Query::parse(payload).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let rebuilt = xmpp_upload::stanza::file_transfer::in_namespace(q.to_element(), &ns);
+            let rebuilt = q.to_element(); // built in the namespace it was read in
             assert_same(name, &rebuilt, payload);
             "p1-query"
         }
@@ -163,8 +163,7 @@ fn round_trip_dir(sub: &str) -> usize {
             "message" => {
                 let x = root.children().find(|c| c.name() == "x").unwrap();
                 let m = FileMessage::parse(x).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let rebuilt =
-                    xmpp_upload::stanza::file_transfer::in_namespace(m.to_element(), &x.ns());
+                let rebuilt = m.to_element();
                 assert_same(&name, &rebuilt, x);
             }
             _ => {

@@ -59,10 +59,7 @@ fn upload(service: &Service, md5: [u8; 16], name: &str, size: u64) -> UploadResu
 }
 
 fn resolve(service: &Service, fileid: &str) -> Url {
-    let q = DownloadRequest {
-        fileid: fileid.to_owned(),
-    }
-    .to_element();
+    let q = DownloadRequest::new(fileid).to_element();
     match Query::parse(
         ask(service, "juliet@montague.tld/balcony", IqType::Get, q)
             .children()
