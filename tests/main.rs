@@ -16,6 +16,8 @@ mod http_e2e;
 mod http_store;
 #[path = "suite/malformed.rs"]
 mod malformed;
+#[path = "suite/retention.rs"]
+mod retention;
 #[path = "suite/service_table.rs"]
 mod service_table;
 #[path = "suite/xmpp_parsers.rs"]

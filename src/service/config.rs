@@ -7,7 +7,9 @@ use jid::Jid;
 use time::Duration;
 use url::Url;
 
-use super::{AccessPolicy, AllowDomains, MemoryLedger, QuotaLedger, QuotaLimits};
+use super::{
+    AccessPolicy, AllowDomains, Inventory, MemoryLedger, QuotaLedger, QuotaLimits, RetentionPolicy,
+};
 use crate::crypto::SecretKey;
 use crate::stanza::Dialect;
 use crate::storage::{StorageError, MIN_KEY_LEN};
@@ -44,6 +46,8 @@ pub struct ServiceConfig {
     pub(super) file_transfer: bool,
     pub(super) stable_get_base: Option<Url>,
     pub(super) min_charge: u64,
+    pub(super) inventory: Option<Box<dyn Inventory>>,
+    pub(super) retention: RetentionPolicy,
 }
 
 impl fmt::Debug for ServiceConfig {
@@ -60,6 +64,8 @@ impl fmt::Debug for ServiceConfig {
             .field("dialects", &self.dialects)
             .field("file_transfer", &self.file_transfer)
             .field("min_charge", &self.min_charge)
+            .field("inventory", &self.inventory)
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +98,8 @@ impl ServiceConfig {
             file_transfer: true,
             stable_get_base: None,
             min_charge: DEFAULT_MIN_CHARGE,
+            inventory: None,
+            retention: RetentionPolicy::new(),
         }
     }
 
@@ -167,6 +175,40 @@ impl ServiceConfig {
     pub fn global_daily_quota(mut self, bytes: u64) -> Self {
         self.limits.global = Some(bytes);
         self
+    }
+
+    /// Bytes one bare JID may keep stored at once (a hard quota): a slot that would take them
+    /// past it is refused with `wait`/`resource-constraint`, with `<retry stamp/>` when the
+    /// [`ServiceConfig::retention`] age frees enough by a known time.
+    /// [`SlotService::handle`](crate::SlotService::handle) checks it on the configured
+    /// [`ServiceConfig::inventory`]; on the two-phase path it is in
+    /// [`Charge::limits`](super::Charge) for the host to check on its own record.
+    #[must_use]
+    pub fn stored_quota(mut self, bytes: u64) -> Self {
+        self.limits.stored = Some(bytes);
+        self
+    }
+
+    /// The record of stored files the stored-bytes quota is checked against (the host feeds
+    /// it from verified PUTs and deletions).
+    #[must_use]
+    pub fn inventory(mut self, inventory: impl Inventory + 'static) -> Self {
+        self.inventory = Some(Box::new(inventory));
+        self
+    }
+
+    /// The retention the host applies with [`plan`](super::plan): the service uses its
+    /// maximum age to tell a client over its stored-bytes quota when to retry.
+    #[must_use]
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// The retention policy ([`ServiceConfig::retention`]).
+    #[must_use]
+    pub fn retention_policy(&self) -> &RetentionPolicy {
+        &self.retention
     }
 
     /// The least a slot is charged against the quotas, in bytes (default

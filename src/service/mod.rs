@@ -64,12 +64,17 @@ use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType};
 
 mod config;
 mod error;
+mod inventory;
 mod outcome;
 mod policy;
 mod quota;
 
 pub use config::{ConfigError, ServiceConfig, DEFAULT_MAX_FILE_SIZE, DEFAULT_MIN_CHARGE};
 pub use error::SlotError;
+pub use inventory::{
+    plan, plan_account_removal, DeleteReason, Deletion, Inventory, InventoryError, MemoryInventory,
+    RetentionPolicy, StoredFile,
+};
 pub use outcome::{Answer, Begin, Charge, IssuedInfo, Outcome, PendingCharge, Protocol};
 pub use policy::{AccessPolicy, AllowDomains, FileInfo};
 pub use quota::{ChargeError, MemoryLedger, QuotaExceeded, QuotaLedger, QuotaLimits, QuotaScope};
@@ -243,11 +248,7 @@ impl<S: StorageBackend> SlotService<S> {
         match self.begin(stanza, now) {
             Begin::Done(answer) => answer,
             Begin::Charge(pending) => {
-                let c = pending.charge();
-                let result = self
-                    .config
-                    .ledger
-                    .charge(&c.user, c.bytes, c.now, &c.limits);
+                let result = self.charge(pending.charge());
                 pending.complete(result)
             }
         }
@@ -555,11 +556,36 @@ impl<S: StorageBackend> SlotService<S> {
         };
         let checked = self.check_and_issue(&ask, now)?;
         if let Some(c) = &checked.charge {
+            self.charge(c)?;
+        }
+        Ok(checked.issued)
+    }
+
+    /// The simple path's charge: the stored-bytes quota on the configured inventory, then
+    /// the windowed quotas on the configured ledger.
+    fn charge(&self, c: &Charge) -> Result<(), ChargeError> {
+        if let (Some(limit), Some(inventory)) = (c.limits.stored, &self.config.inventory) {
+            let unavailable = |e: InventoryError| ChargeError::Unavailable(e.0);
+            let stored = inventory.stored_bytes(&c.user).map_err(unavailable)?;
+            if stored.saturating_add(c.bytes) > limit {
+                let retry_at = match limit.checked_sub(c.bytes) {
+                    None => None,
+                    Some(target) => inventory::freed_by_age_at(
+                        &inventory.files_of(&c.user).map_err(unavailable)?,
+                        stored,
+                        target,
+                        self.config.retention.max_age,
+                    ),
+                };
+                return Err(QuotaExceeded::new(QuotaScope::Stored, retry_at).into());
+            }
+        }
+        if c.limits.is_windowed() {
             self.config
                 .ledger
                 .charge(&c.user, c.bytes, c.now, &c.limits)?;
         }
-        Ok(checked.issued)
+        Ok(())
     }
 
     /// The policy check and the (pure) issuing of the URLs; the quota charge is the caller's.

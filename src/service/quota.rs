@@ -21,6 +21,11 @@ pub struct QuotaLimits {
     pub global: Option<u64>,
     /// The rolling window (24 h by default).
     pub window: Duration,
+    /// Bytes one bare JID may keep stored at once (a hard quota over the host's
+    /// [`Inventory`](super::Inventory), not over the window). A [`QuotaLedger`] does not see
+    /// it: [`SlotService::handle`](crate::SlotService::handle) checks it on the configured
+    /// inventory, and a host on the two-phase path checks it on its own record.
+    pub stored: Option<u64>,
 }
 
 impl QuotaLimits {
@@ -31,12 +36,19 @@ impl QuotaLimits {
             per_user,
             global,
             window: Duration::DAY,
+            stored: None,
         }
     }
 
     /// Whether any limit is set (without one, nothing needs charging).
     #[must_use]
     pub fn is_limited(&self) -> bool {
+        self.per_user.is_some() || self.global.is_some() || self.stored.is_some()
+    }
+
+    /// Whether a windowed limit (per user or global) is set: what a [`QuotaLedger`] checks.
+    #[must_use]
+    pub fn is_windowed(&self) -> bool {
         self.per_user.is_some() || self.global.is_some()
     }
 }
@@ -49,6 +61,8 @@ pub enum QuotaScope {
     User,
     /// The service-wide cap.
     Global,
+    /// The requester's stored-bytes quota ([`QuotaLimits::stored`]).
+    Stored,
 }
 
 /// A refused charge: the limit that was hit and, when known, when the same charge fits again
@@ -320,7 +334,7 @@ impl QuotaLedger for MemoryLedger {
         now: OffsetDateTime,
         limits: &QuotaLimits,
     ) -> Result<(), ChargeError> {
-        if !limits.is_limited() {
+        if !limits.is_windowed() {
             return Ok(());
         }
         let user = self.key(user);
