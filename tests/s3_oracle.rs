@@ -446,3 +446,169 @@ fn presigned_urls_match_aws_sigv4() {
         "{gets} {puts} {tokens} {vhost} {overrides}"
     );
 }
+
+// ---- Through the slot service (issue 11, findings a and c) ------------------------------------
+//
+// Each check below failed on the code before the fix: the comma type got a slot, the PUT of a
+// request without a type signed no `content-type`, a p1 upload by MD5 alone got a PUT URL with
+// no size bound, and GET URLs carried no `response-content-disposition`.
+
+const SERVICE_NOW: &str = "2024-05-01T12:00:00Z";
+
+fn service_case() -> Case {
+    Case {
+        config: S3Config {
+            endpoint: Url::parse("https://s3.example").expect("endpoint"),
+            bucket: "uploads".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "service/secret/key".into(),
+            session_token: None,
+            path_style: true,
+        },
+        key: String::new(),
+        now: OffsetDateTime::parse(SERVICE_NOW, &time::format_description::well_known::Rfc3339)
+            .expect("time"),
+        expires: 0,
+        put: None,
+        get: None,
+    }
+}
+
+fn service_ask(payload: &str, iq_type: &str) -> minidom::Element {
+    let case = service_case();
+    let service = xmpp_upload::SlotService::new(
+        xmpp_upload::ServiceConfig::new(
+            "upload.example.org".parse().expect("jid"),
+            *b"32 bytes of host secret.........",
+        )
+        .allowed_content_types(["image/*", "text/*", "application/octet-stream"]),
+        S3Store::new(case.config),
+    );
+    let iq: minidom::Element = format!(
+        "<iq xmlns='jabber:client' from='romeo@example.org/x' id='a1' \
+         to='upload.example.org' type='{iq_type}'>{payload}</iq>"
+    )
+    .parse()
+    .expect("iq");
+    service.handle(&iq, case.now).expect("a reply")
+}
+
+/// The slot's PUT and GET URLs.
+fn slot_urls(reply: &minidom::Element) -> (Url, Url) {
+    const NS: &str = "urn:xmpp:http:upload:0";
+    let slot = reply
+        .get_child("slot", NS)
+        .unwrap_or_else(|| panic!("no slot: {}", String::from(reply)));
+    let url = |name: &str| {
+        let u = slot.get_child(name, NS).and_then(|e| e.attr("url"));
+        Url::parse(u.expect("url")).expect("valid url")
+    };
+    (url("put"), url("get"))
+}
+
+fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Checks `url`'s signature with the oracle, signing `headers` (PUT) or none (GET).
+fn oracle_agrees(method: &str, url: &Url, headers: &[(String, String)]) {
+    let mut case = service_case();
+    case.expires = param(url, "X-Amz-Expires")
+        .and_then(|e| e.parse().ok())
+        .expect("X-Amz-Expires");
+    let (signature, _) = oracle(&case, method, url, headers);
+    assert_eq!(
+        param(url, "X-Amz-Signature").as_deref(),
+        Some(signature.as_str()),
+        "{url}"
+    );
+}
+
+#[test]
+fn service_issued_urls_bind_type_size_and_disposition() {
+    // Finding a: a list of types is refused (RFC 9110 §8.3.1 has no `,` in a media type).
+    let r = service_ask(
+        "<request xmlns='urn:xmpp:http:upload:0' filename='a.png' size='5' \
+         content-type='image/png; x=y, text/html'/>",
+        "get",
+    );
+    assert_eq!(r.attr("type"), Some("error"), "{}", String::from(&r));
+
+    // Finding c: no type requested, `application/octet-stream` signed (and checked by S3).
+    let r = service_ask(
+        "<request xmlns='urn:xmpp:http:upload:0' filename='a.bin' size='5'/>",
+        "get",
+    );
+    let (put, get) = slot_urls(&r);
+    assert_eq!(
+        param(&put, "X-Amz-SignedHeaders").as_deref(),
+        Some("content-length;content-type;host")
+    );
+    oracle_agrees(
+        "PUT",
+        &put,
+        &[
+            ("Content-Length".into(), "5".into()),
+            ("Content-Type".into(), "application/octet-stream".into()),
+        ],
+    );
+    assert_eq!(
+        param(&get, "response-content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    oracle_agrees("GET", &get, &[]);
+
+    // Finding c: an MD5-only p1 upload has no size to sign: refused.
+    let r = service_ask(
+        "<query xmlns='p1:http-file-transfer' md5='qN48INKsmQyPMZkHs0DWog=='/>",
+        "set",
+    );
+    assert_eq!(r.attr("type"), Some("error"), "{}", String::from(&r));
+
+    // Finding c: HTML and SVG are attachments; a JPEG is inline; both signed.
+    for (ty, name, served, disposition) in [
+        (
+            "text/html",
+            "x.html",
+            "text/html",
+            "attachment; filename*=UTF-8''x.html",
+        ),
+        (
+            "image/SVG+xml",
+            "Фото.svg",
+            "image/svg+xml",
+            "attachment; filename*=UTF-8''%D0%A4%D0%BE%D1%82%D0%BE.svg",
+        ),
+        ("image/JPEG", "a.jpg", "image/jpeg", "inline"),
+    ] {
+        let r = service_ask(
+            &format!(
+                "<request xmlns='urn:xmpp:http:upload:0' filename='{name}' size='5' \
+                 content-type='{ty}'/>"
+            ),
+            "get",
+        );
+        let (put, get) = slot_urls(&r);
+        assert_eq!(
+            param(&get, "response-content-type").as_deref(),
+            Some(served)
+        );
+        assert_eq!(
+            param(&get, "response-content-disposition").as_deref(),
+            Some(disposition)
+        );
+        oracle_agrees("GET", &get, &[]);
+        // The PUT signs the type as the client gave it: that is the header it sends.
+        oracle_agrees(
+            "PUT",
+            &put,
+            &[
+                ("Content-Length".into(), "5".into()),
+                ("Content-Type".into(), ty.into()),
+            ],
+        );
+    }
+}
