@@ -15,6 +15,13 @@
 //! 7. the declared bytes with the required headers get 200, and a presigned GET returns them;
 //! 8. a SHA-256-bound PUT (`x-amz-checksum-sha256`) with the right body gets 200, with another
 //!    checksum header 403.
+//! 10. a slot requested without a type signs `Content-Type: application/octet-stream`: a PUT
+//!     without that header, or with `text/html`, is refused; with it, 200;
+//! 11. a p1 upload by MD5 alone is refused by the service (a presigned PUT cannot bound an
+//!     undeclared size);
+//! 12. GET URLs carry signed `response-content-type` / `response-content-disposition`: the
+//!     server accepts them (7. and 10. GET through them), and where it applies the overrides
+//!     the answer has the signed `Content-Disposition` (`attachment` for a download by file ID).
 //!
 //! It exits non-zero on the first failure.
 
@@ -26,6 +33,7 @@ use time::{Duration, OffsetDateTime};
 use url::Url;
 use xmpp_upload::stanza::file_transfer::{DownloadRequest, Query, UploadRequest};
 use xmpp_upload::stanza::iq::{request, IqType};
+use xmpp_upload::stanza::upload::{Slot, SlotRequest};
 use xmpp_upload::storage::s3::{PutBinding, S3Config, S3Store};
 use xmpp_upload::{ServiceConfig, SlotService};
 
@@ -33,6 +41,9 @@ use xmpp_upload::{ServiceConfig, SlotService};
 struct Answer {
     status: u16,
     body: Vec<u8>,
+    /// `Content-Type` and `Content-Disposition`, when sent.
+    content_type: Option<String>,
+    content_disposition: Option<String>,
 }
 
 fn send(
@@ -61,10 +72,17 @@ fn send(
         Err(e) => return Err(format!("{method} failed: {e}")),
     };
     let status = response.status();
+    let content_type = response.header("content-type").map(str::to_owned);
+    let content_disposition = response.header("content-disposition").map(str::to_owned);
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
         .map_err(|e| e.to_string())?;
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        content_type,
+        content_disposition,
+    })
 }
 
 /// The first 200 bytes of a body, for messages (s3s-fs answers XML errors).
@@ -287,7 +305,23 @@ fn run() -> Result<usize, String> {
     );
     match send("GET", &get, &[], &[]) {
         Ok(a) if a.status == 200 && a.body == body => {
-            println!("ok   GET returns the same {} bytes", body.len())
+            println!("ok   GET returns the same {} bytes", body.len());
+            // 12. A download by file ID does not know the type: an attachment.
+            let want = "attachment; filename*=UTF-8''";
+            match a.content_disposition.as_deref() {
+                Some(d) if d.starts_with(want) => {
+                    println!("ok   GET by file ID served with Content-Disposition: {d}")
+                }
+                Some(d) => {
+                    checks.failures += 1;
+                    println!("FAIL GET by file ID: Content-Disposition {d:?}, want {want}…");
+                }
+                None => println!(
+                    "info GET by file ID: the server ignores response-content-disposition \
+                     (Content-Type {:?})",
+                    a.content_type
+                ),
+            }
         }
         Ok(a) => {
             checks.failures += 1;
@@ -374,7 +408,99 @@ fn run() -> Result<usize, String> {
         );
     }
 
+    // 10. A slot requested without a type: `application/octet-stream` is signed.
+    let notype = v0_slot(&service, "notes.bin", len, None, now)?;
+    let octets = vec![
+        ("Content-Length".to_owned(), len.to_string()),
+        (
+            "Content-Type".to_owned(),
+            "application/octet-stream".to_owned(),
+        ),
+    ];
+    checks.expect(
+        "PUT (slot without a type) without Content-Type",
+        send("PUT", &notype.0, &octets[..1], &body),
+        refused,
+        "4xx",
+    );
+    checks.expect(
+        "PUT (slot without a type) with Content-Type: text/html",
+        send(
+            "PUT",
+            &notype.0,
+            &[("Content-Type".to_owned(), "text/html".to_owned())],
+            &body,
+        ),
+        refused,
+        "4xx",
+    );
+    checks.expect(
+        "PUT (slot without a type) with Content-Type: application/octet-stream",
+        send("PUT", &notype.0, &octets, &body),
+        |s| s == 200,
+        "200",
+    );
+    match send("GET", &notype.1, &[], &[]) {
+        Ok(a) if a.status == 200 && a.body == body => println!(
+            "ok   GET (slot without a type): 200, Content-Type {:?}, Content-Disposition {:?}",
+            a.content_type, a.content_disposition
+        ),
+        Ok(a) => {
+            checks.failures += 1;
+            println!(
+                "FAIL GET (slot without a type): {} ({})",
+                a.status,
+                snippet(&a.body)
+            );
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL GET (slot without a type): {e}");
+        }
+    }
+
+    // 11. A p1 upload by MD5 alone: no size to sign, refused by the service.
+    match ask(
+        &service,
+        IqType::Set,
+        UploadRequest::new(md5).to_element(),
+        now,
+    ) {
+        Err(e) if e.starts_with("error reply") => {
+            println!("ok   p1 upload by MD5 alone refused")
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL p1 upload by MD5 alone: {e}");
+        }
+        Ok(r) => {
+            checks.failures += 1;
+            println!(
+                "FAIL p1 upload by MD5 alone got a slot: {}",
+                String::from(&r)
+            );
+        }
+    }
+
     Ok(checks.failures)
+}
+
+/// Asks the service for an XEP-0363 slot: (PUT URL, GET URL).
+fn v0_slot(
+    service: &SlotService<S3Store>,
+    name: &str,
+    len: u64,
+    content_type: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<(Url, Url), String> {
+    let mut request = SlotRequest::new(name, len);
+    if let Some(t) = content_type {
+        request = request.with_content_type(t);
+    }
+    let reply = ask(service, IqType::Get, request.to_element(), at)?;
+    let slot =
+        Slot::try_from(reply.children().next().ok_or("empty reply")?).map_err(|e| e.to_string())?;
+    Ok((slot.put, slot.get))
 }
 
 /// PUT URL, the headers it needs, and the file ID.

@@ -88,6 +88,13 @@ impl SlotError {
                 stanza_error::plain(T::Cancel, C::ItemNotFound, &text)
             }
             SlotError::Disabled => stanza_error::plain(T::Cancel, C::ServiceUnavailable, &text),
+            // A backend that cannot cap an undeclared size (S3): the client must declare it;
+            // retrying the same request would not help.
+            SlotError::Storage(StorageError::SizeRequired) => stanza_error::plain(
+                T::Modify,
+                C::BadRequest,
+                "This service needs the file size: declare it in the request",
+            ),
             SlotError::Storage(_) | SlotError::QuotaUnavailable(_) => stanza_error::plain(
                 T::Wait,
                 C::InternalServerError,

@@ -612,7 +612,7 @@ impl<S: StorageBackend> SlotService<S> {
             let ty = match &content_type {
                 Some(t) => t,
                 None => {
-                    octets = ContentType::new("application/octet-stream")?;
+                    octets = ContentType::octet_stream();
                     &octets
                 }
             };

@@ -587,3 +587,34 @@ fn s3_bucket_error_names_the_bucket_rule() {
     let line = answer.outcome.to_string();
     assert!(line.contains("bucket: only lowercase letters"), "{line}");
 }
+
+#[test]
+fn s3_needs_a_declared_size_and_says_so_as_bad_request() {
+    let store = S3Store::new(S3Config {
+        endpoint: "https://s3.eu-west-1.amazonaws.com".parse().unwrap(),
+        bucket: "chat-uploads".into(),
+        region: "eu-west-1".into(),
+        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+        path_style: false,
+    });
+    let svc = SlotService::new(config(), store);
+    // ProcessOne's upload by MD5 alone: a presigned PUT cannot cap its size.
+    let up = parse(
+        "<iq type='set' id='u1' from='romeo@montague.tld/orchard' to='upload.montague.tld'>\
+         <query xmlns='p1:http-file-transfer' md5='qN48INKsmQyPMZkHs0DWog=='/></iq>",
+    );
+    let answer = svc.process(&up, now());
+    assert_eq!(
+        error_of(answer.reply.as_ref().unwrap()),
+        ("modify".to_owned(), "bad-request".to_owned())
+    );
+    assert!(matches!(
+        answer.outcome,
+        Outcome::Refused {
+            error: SlotError::Storage(StorageError::SizeRequired),
+            ..
+        }
+    ));
+}
