@@ -1,0 +1,421 @@
+#!/usr/bin/env bash
+# Real XMPP clients that nobody here wrote upload through examples/upload_component on two real
+# servers, all on 127.0.0.1:
+#   servers: Prosody 0.12 (Debian) with `Component "upload.localhost"` and ejabberd 23.01 (Debian,
+#            its Erlang VM in the foreground) with an `ejabberd_service` listener for
+#            upload.localhost; each has a self-signed certificate for localhost (STARTTLS offered,
+#            not required), users alice and bob, and NO upload service of its own, so the only one a
+#            client can discover is ours (one component process per server).
+#   clients: go-sendxmpp (`-h FILE`), profanity (`/sendfile`, driven through a private tmux
+#            server), @xmpp/client from npm (tests/e2e/xmppjs_upload.mjs) and nbxmpp, Gajim's
+#            library (tests/e2e/nbxmpp_upload.py, Debian's /usr/bin/python3).
+# Each client uploads its own file; the script downloads the GET URL the client produced and
+# compares it byte for byte with the original. The clients' HTTP requests pass through a
+# transparent relay (tests/e2e/http_trace_proxy.py) that records request lines and headers, and
+# each client's raw slot request is cut out of ejabberd's debug log into the run directory
+# (the source of tests/fixtures/clients/c6x-*.xml). Then two HTTP checks on the store itself
+# (CLIENTS_E2E_HTTP_EXTRAS=1, the default): a chunked PUT without Content-Length or
+# Content-Type, and a Range resume (206 with the tail, 416 when unsatisfiable).
+# Ends with a clients × servers table; exits non-zero on any failure.
+#
+# Installs what is missing (apt: prosody ejabberd go-sendxmpp profanity tmux python3-nbxmpp
+# openssl curl, and nodejs/npm only if there is no node; npm: @xmpp/client into
+# .cache/clients-e2e/npm) and skips what is there. Every process it starts is stopped on exit.
+#
+# Environment: CLIENTS_E2E_HTTP_EXTRAS (1 = run the two HTTP checks, default 1),
+# CLIENTS_E2E_CLIENTS (space-separated subset of "go-sendxmpp profanity xmppjs nbxmpp"),
+# CLIENTS_E2E_KEEP=1 (keep the run directory), CARGO_TARGET_DIR (honoured for the binary).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+HTTP_EXTRAS="${CLIENTS_E2E_HTTP_EXTRAS:-1}"
+CLIENTS="${CLIENTS_E2E_CLIENTS:-go-sendxmpp profanity xmppjs nbxmpp}"
+SERVERS="prosody ejabberd"
+MAX_FILE_SIZE=$((10 * 1024 * 1024))
+XMPPJS_VERSION=0.14.0
+CACHE="$ROOT/.cache/clients-e2e"
+T0=$(date +%s)
+say() { printf 'clients-e2e [t+%ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+# --- installs (each skipped when present) ------------------------------------------------------
+ejabberd_libs() { # the folder holding ejabberd-<version>/ (ERL_LIBS), empty if none
+    local d
+    for d in /usr/lib/*/ejabberd-* /usr/lib/ejabberd-*; do
+        [ -d "$d/ebin" ] && { dirname "$d"; return 0; }
+    done
+    return 0
+}
+APT=()
+command -v prosody >/dev/null 2>&1 || APT+=(prosody)
+{ command -v erl >/dev/null 2>&1 && [ -n "$(ejabberd_libs)" ]; } || APT+=(ejabberd)
+command -v go-sendxmpp >/dev/null 2>&1 || APT+=(go-sendxmpp)
+command -v profanity >/dev/null 2>&1 || APT+=(profanity)
+command -v tmux >/dev/null 2>&1 || APT+=(tmux)
+command -v openssl >/dev/null 2>&1 || APT+=(openssl)
+command -v curl >/dev/null 2>&1 || APT+=(curl)
+/usr/bin/python3 -c 'import nbxmpp' >/dev/null 2>&1 || APT+=(python3-nbxmpp)
+command -v node >/dev/null 2>&1 || APT+=(nodejs npm)
+{ command -v npm >/dev/null 2>&1 || [[ " ${APT[*]} " == *" npm "* ]]; } || APT+=(npm)
+if [ "${#APT[@]}" -gt 0 ]; then
+    say "installing (apt): ${APT[*]}"
+    t=$(date +%s)
+    $SUDO apt-get update -qq
+    # The package scripts of ejabberd and prosody try to start daemons; the image's policy-rc.d
+    # (or the lack of systemd) stops that. A lock held by another apt waits up to 10 minutes.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${APT[@]}" >/dev/null
+    say "apt installs done in $(( $(date +%s) - t )) s"
+else
+    say "apt packages already installed"
+fi
+ERL_LIBS_DIR="$(ejabberd_libs)"
+[ -n "$ERL_LIBS_DIR" ] || { echo "clients-e2e: ejabberd's Erlang libraries not found" >&2; exit 1; }
+
+NPM_DIR="$CACHE/npm"
+if [ -f "$NPM_DIR/node_modules/@xmpp/client/package.json" ] \
+    && grep -q "\"version\": \"$XMPPJS_VERSION\"" "$NPM_DIR/node_modules/@xmpp/client/package.json"; then
+    say "@xmpp/client $XMPPJS_VERSION already in $NPM_DIR"
+else
+    say "installing @xmpp/client@$XMPPJS_VERSION (npm) into $NPM_DIR"
+    t=$(date +%s)
+    mkdir -p "$NPM_DIR"
+    npm install --prefix "$NPM_DIR" --no-audit --no-fund --no-save --silent "@xmpp/client@$XMPPJS_VERSION" >/dev/null
+    say "npm install done in $(( $(date +%s) - t )) s"
+fi
+
+version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
+declare -A VER=(
+    [prosody]="Prosody $(version prosody)"
+    [ejabberd]="ejabberd $(version ejabberd)"
+    [go-sendxmpp]="go-sendxmpp $(version go-sendxmpp)"
+    [profanity]="profanity $(version profanity)"
+    [xmppjs]="@xmpp/client $XMPPJS_VERSION (node $(node --version))"
+    [nbxmpp]="nbxmpp $(/usr/bin/python3 -c 'import nbxmpp; print(nbxmpp.__version__)') (python3-nbxmpp $(version python3-nbxmpp))"
+)
+for k in prosody ejabberd $CLIENTS; do say "${VER[$k]}"; done
+
+# --- build (as ci/e2e.sh: this checkout, CARGO_TARGET_DIR honoured) ----------------------------
+say "building examples/upload_component (debug)"
+t=$(date +%s)
+cargo build --quiet --example upload_component
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/upload_component"
+[ -x "$BIN" ] || { echo "clients-e2e: $BIN not found" >&2; exit 1; }
+say "built in $(( $(date +%s) - t )) s"
+
+# --- run directory, clean-up, results table ----------------------------------------------------
+RUN="$(mktemp -d /tmp/xmpp-upload-clients-e2e.XXXXXX)"
+cp "$BIN" "$RUN/upload_component"   # a private copy: other builds may replace the shared one
+BIN="$RUN/upload_component"
+PIDS=()
+TMUX_SOCK="$RUN/tmux.sock"
+declare -A RESULT=()
+ROWS=()
+record() { # ROW SERVER MARK REASON
+    local key="$1|$2"
+    [[ " ${ROWS[*]} " == *" $1 "* ]] || ROWS+=("$1")
+    RESULT[$key]="$3 $4"
+}
+print_table() {
+    [ "${#ROWS[@]}" -gt 0 ] || return 0
+    echo
+    echo "clients × servers (upload through upload_component, GET compared byte for byte):"
+    printf '%-26s' ""
+    local s r
+    for s in $SERVERS; do printf ' | %-60s' "${VER[$s]}"; done
+    echo
+    for r in "${ROWS[@]}"; do
+        printf '%-26s' "$r"
+        for s in $SERVERS; do printf ' | %-60s' "${RESULT[$r|$s]:-- not run}"; done
+        echo
+    done
+    echo
+}
+FAILED=0
+cleanup() {
+    local rc=$?
+    [ -S "$TMUX_SOCK" ] && tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
+    # Last started first: listeners and components go before the servers they talk to.
+    local i pid
+    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    print_table
+    [ "$rc" -eq 0 ] && [ "$FAILED" -ne 0 ] && rc=1
+    if [ "$rc" -ne 0 ]; then
+        for log in "$RUN"/*.log; do
+            [ -f "$log" ] || continue
+            case "$log" in *ejabberd-raw.log|*prosody.log) n=25 ;; *) n=40 ;; esac
+            echo "--- last lines of $log"; tail -n "$n" "$log"
+        done
+    fi
+    if [ "$rc" -ne 0 ] || [ "${CLIENTS_E2E_KEEP:-0}" = 1 ]; then
+        echo "clients-e2e: logs kept in $RUN"
+    else
+        rm -rf "$RUN"
+    fi
+    say "finished (exit $rc)"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() { # PORT SECONDS PID
+    local i
+    for i in $(seq $(( $2 * 10 ))); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        kill -0 "$3" 2>/dev/null || { echo "clients-e2e: process $3 exited while waiting for port $1" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "clients-e2e: port $1 not open after $2 s" >&2
+    return 1
+}
+wait_log() { # FILE PATTERN SECONDS: poll a log for an extended regex
+    local i
+    for i in $(seq $(( $3 * 10 ))); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+read -r P_C2S P_COMP E_C2S E_COMP E_HTTP P_STORE E_STORE P_TRACE E_TRACE < <(/usr/bin/python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(9)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks:
+    s.close()
+EOF
+)
+declare -A C2S=([prosody]=$P_C2S [ejabberd]=$E_C2S)
+declare -A COMP=([prosody]=$P_COMP [ejabberd]=$E_COMP)
+declare -A STORE=([prosody]=$P_STORE [ejabberd]=$E_STORE)
+declare -A TRACE=([prosody]=$P_TRACE [ejabberd]=$E_TRACE)
+say "ports: prosody c2s $P_C2S component $P_COMP; ejabberd c2s $E_C2S component $E_COMP http $E_HTTP; stores $P_STORE/$E_STORE behind relays $P_TRACE/$E_TRACE"
+COMPONENT_SECRET="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+
+# --- certificate: self-signed for localhost, for the clients that insist on STARTTLS -----------
+mkdir -p "$RUN/certs"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,DNS:upload.localhost,IP:127.0.0.1" \
+    -keyout "$RUN/certs/localhost.key" -out "$RUN/certs/localhost.crt" >"$RUN/openssl.log" 2>&1 \
+    || { cat "$RUN/openssl.log"; exit 1; }
+cat "$RUN/certs/localhost.crt" "$RUN/certs/localhost.key" > "$RUN/certs/localhost.pem"
+chmod 600 "$RUN/certs/localhost.key" "$RUN/certs/localhost.pem"
+
+fill() { # TEMPLATE OUT C2S COMPONENT [HTTP]
+    sed -e "s#@RUN@#$RUN#g" -e "s#@C2S_PORT@#$3#g" -e "s#@COMPONENT_PORT@#$4#g" \
+        -e "s#@HTTP_PORT@#${5:-0}#g" -e "s#@COMPONENT_SECRET@#$COMPONENT_SECRET#g" "$1" > "$2"
+}
+
+# --- Prosody: users alice and bob, our component's listener -------------------------------------
+mkdir -p "$RUN/prosody/data"
+fill tests/e2e/clients-prosody.cfg.lua "$RUN/prosody/prosody.cfg.lua" "$P_C2S" "$P_COMP"
+for u in alice bob; do
+    prosodyctl --config "$RUN/prosody/prosody.cfg.lua" register "$u" localhost "${u}pw" >>"$RUN/prosodyctl.log" 2>&1 \
+        || { cat "$RUN/prosodyctl.log"; exit 1; }
+done
+prosody -F --config "$RUN/prosody/prosody.cfg.lua" >"$RUN/prosody.log" 2>&1 &
+PIDS+=("$!"); PROSODY_PID=$!
+wait_port "$P_C2S" 20 "$PROSODY_PID"
+wait_port "$P_COMP" 20 "$PROSODY_PID"
+say "Prosody up (pid $PROSODY_PID)"
+
+# --- ejabberd: its VM in the foreground, everything in one folder, no Erlang distribution ------
+EJ="$RUN/ejabberd"
+mkdir -p "$EJ/log" "$EJ/spool"
+fill tests/e2e/clients-ejabberd.yml "$EJ/ejabberd.yml" "$E_C2S" "$E_COMP" "$E_HTTP"
+(
+    cd "$EJ"
+    exec env EJABBERD_CONFIG_PATH="$EJ/ejabberd.yml" EJABBERD_LOG_PATH="$EJ/log/ejabberd.log" \
+        ERL_CRASH_DUMP="$EJ/log/erl_crash.dump" ERL_INETRC=/etc/ejabberd/inetrc ERL_LIBS="$ERL_LIBS_DIR" \
+        HOME="$EJ" erl +K true -noinput -mnesia dir "\"$EJ/spool\"" -s ejabberd
+) >"$RUN/ejabberd-vm.log" 2>&1 &
+PIDS+=("$!"); EJABBERD_PID=$!
+wait_port "$E_C2S" 60 "$EJABBERD_PID"
+wait_port "$E_COMP" 20 "$EJABBERD_PID"
+wait_port "$E_HTTP" 20 "$EJABBERD_PID"
+for u in alice bob; do
+    code=$(curl -sS -o "$RUN/ejabberd-register.out" -w '%{http_code}' -X POST "http://127.0.0.1:$E_HTTP/api/register" \
+        -H 'Content-Type: application/json' -d "{\"user\":\"$u\",\"host\":\"localhost\",\"password\":\"${u}pw\"}")
+    [ "$code" = 200 ] || { echo "clients-e2e: ejabberd register $u: HTTP $code $(cat "$RUN/ejabberd-register.out")" >&2; exit 1; }
+done
+say "ejabberd up (pid $EJABBERD_PID), alice and bob registered"
+
+# --- our component, once per server, each behind its own HTTP recording relay ------------------
+declare -A BASE
+for s in $SERVERS; do
+    /usr/bin/python3 tests/e2e/http_trace_proxy.py "${TRACE[$s]}" "${STORE[$s]}" "$RUN/http-$s.jsonl" \
+        >"$RUN/relay-$s.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "${TRACE[$s]}" 10 "$!"
+    BASE[$s]="http://127.0.0.1:${TRACE[$s]}/upload/"
+    "$BIN" \
+        --xmpp-addr "127.0.0.1:${COMP[$s]}" \
+        --jid upload.localhost \
+        --component-secret "$COMPONENT_SECRET" \
+        --http-addr "127.0.0.1:${STORE[$s]}" \
+        --base-url "${BASE[$s]}" \
+        --store-dir "$RUN/store-$s" \
+        --max-file-size "$MAX_FILE_SIZE" \
+        --allow-domain localhost \
+        --retention-days 1 \
+        --insecure-http \
+        >"$RUN/component-$s.log" 2>&1 &
+    PIDS+=("$!"); pid=$!
+    wait_log "$RUN/component-$s.log" 'xmpp: online as' 30 \
+        || { echo "clients-e2e: upload_component did not connect to $s in 30 s" >&2; exit 1; }
+    wait_port "${STORE[$s]}" 10 "$pid"
+    say "upload_component connected to $s (pid $pid)"
+done
+
+# --- bob: a listening client on each server; every uploader sends him the GET URL ---------------
+# go-sendxmpp -l prints "TIME FROM: BODY" per message. Both servers keep offline messages, so
+# nothing is lost if bob is still logging in when the first upload is done.
+for s in $SERVERS; do
+    go-sendxmpp -l -u bob@localhost -p bobpw -j "127.0.0.1:${C2S[$s]}" -n >"$RUN/bob-$s.log" 2>&1 &
+    PIDS+=("$!")
+done
+
+# Each client uploads its own random PNG (a real image, so libmagic, mimetypes and a fixed
+# table all say image/png), named CLIENT-SERVER.png: a mix-up between runs cannot pass.
+mkdir -p "$RUN/files"
+make_png() { # PATH: 256×256 random RGB pixels, about 197 kB, incompressible
+    /usr/bin/python3 - "$1" <<'PY'
+import os, struct, sys, zlib
+w = h = 256
+raw = b"".join(b"\0" + os.urandom(w * 3) for _ in range(h))
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+PY
+}
+
+# The GET URL bob received for FILE (a name unique to one client and server), within 20 s.
+bob_url() { # SERVER NAME
+    local i url
+    for i in $(seq 200); do
+        url=$(grep -oE "https?://[^ ]*/$2(\\?[^ ]*)?" "$RUN/bob-$1.log" | tail -n 1 || true)
+        [ -n "$url" ] && { printf '%s\n' "$url"; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
+# GET URL byte for byte against FILE; WHY says what went wrong.
+check_download() { # URL FILE OUT
+    local code
+    code=$(curl -sS -o "$3" -D "$3.headers" -w '%{http_code}' "$1" 2>"$3.err") || { WHY="GET failed: $(head -c 200 "$3.err")"; return 1; }
+    [ "$code" = 200 ] || { WHY="GET answered $code"; return 1; }
+    cmp -s "$2" "$3" || { WHY="GET body differs from the uploaded file ($(stat -c %s "$3") of $(stat -c %s "$2") bytes)"; return 1; }
+}
+
+# What the client's PUT looked like, from the relay's record: "HTTP/1.1, Content-Type image/png,
+# Content-Length" (or "chunked", or "no Content-Type"), plus any slot header it sent.
+put_summary() { # SERVER NAME
+    /usr/bin/python3 - "$RUN/http-$1.jsonl" "$2" <<'PY'
+import json, sys
+puts = [e for e in map(json.loads, open(sys.argv[1])) if e["method"] == "PUT" and e["path"].split("?")[0].endswith("/" + sys.argv[2])]
+if not puts:
+    print("no PUT seen"); sys.exit()
+e = puts[-1]
+h = {k.lower(): v for k, v in e["headers"]}
+out = [e["version"], "Content-Type " + h["content-type"] if "content-type" in h else "no Content-Type"]
+if "content-length" in h: out.append("Content-Length")
+if "chunked" in h.get("transfer-encoding", ""): out.append("chunked")
+if "expect" in h: out.append("Expect: " + h["expect"])
+print(", ".join(out))
+PY
+}
+
+tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for REGEX
+    local i
+    for i in $(seq $(( $3 * 10 ))); do
+        tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$1" 2>/dev/null | grep -qE "$2" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Upload FILE with CLIENT through SERVER; sets URL to the GET URL the client got, or WHY.
+# (Not in a subshell: WHY and URL are globals.)
+upload_with() { # CLIENT SERVER FILE LOG
+    local c=$1 s=$2 f=$3 log=$4 port=${C2S[$2]} rc=0
+    case "$c" in
+    go-sendxmpp)
+        # Always STARTTLS; -n accepts the self-signed certificate. Discovers the service by
+        # disco#items/#info itself and sends the GET URL to bob.
+        timeout 60 go-sendxmpp -u alice@localhost -p alicepw -j "127.0.0.1:$port" -n -h "$f" bob@localhost \
+            >"$log" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] || { WHY="go-sendxmpp exited $rc: $(tail -n 1 "$log")"; return 1; }
+        ;;
+    profanity)
+        # A terminal client: driven through a private tmux server, as a user would type.
+        local sess="profanity-$s" home="$RUN/profanity-$s"
+        mkdir -p "$home"
+        tmux -S "$TMUX_SOCK" new-session -d -s "$sess" -x 250 -y 50 \
+            "env HOME='$home' profanity -l DEBUG 2>'$log'"
+        tmux_wait "$sess" 'Type /help' 20 || { WHY="profanity did not start"; return 1; }
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" "/connect alice@localhost server 127.0.0.1 port $port tls trust" Enter
+        tmux_wait "$sess" 'Enter password' 20 || { WHY="no password prompt"; return 1; }
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" 'alicepw' Enter
+        # /sendfile only works once profanity has discovered the upload service.
+        wait_log "$home/.local/share/profanity/logs/profanity.log" 'Received disco#info response from: upload\.localhost' 30 \
+            || { WHY="profanity never got upload.localhost's disco#info"; tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"; return 1; }
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/msg bob@localhost' Enter
+        tmux_wait "$sess" 'bob@localhost' 10 || { WHY="no chat window for bob"; return 1; }
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" "/sendfile $f" Enter
+        tmux_wait "$sess" "me: https?://[^ ]*/$(basename "$f")|[Ff]ail|[Ee]rror" 60 || true
+        tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/quit' Enter
+        grep -qE "me: https?://[^ ]*/$(basename "$f")" "$log.screen" \
+            || { WHY="no upload message on screen: $(grep -E "Upload|[Ff]ail|[Ee]rror" "$log.screen" | tail -n 1 | tr -s ' ')"; return 1; }
+        ;;
+    xmppjs)
+        NODE_EXTRA_CA_CERTS="$RUN/certs/localhost.crt" timeout 60 node tests/e2e/xmppjs_upload.mjs \
+            --modules "$NPM_DIR/node_modules" --jid alice@localhost --password alicepw --port "$port" \
+            --to bob@localhost --service upload.localhost "$f" >"$log" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] || { WHY="$(tail -n 1 "$log")"; return 1; }
+        ;;
+    nbxmpp)
+        timeout 60 /usr/bin/python3 tests/e2e/nbxmpp_upload.py --jid alice@localhost --password alicepw \
+            --host "127.0.0.1:$port" --to bob@localhost --service upload.localhost "$f" >"$log" 2>&1 || rc=$?
+        [ "$rc" -eq 0 ] || { WHY="$(tail -n 1 "$log")"; return 1; }
+        ;;
+    *) WHY="unknown client $c"; return 1 ;;
+    esac
+    local url
+    url=$(bob_url "$s" "$(basename "$f")") || { WHY="bob never got a message with the GET URL"; return 1; }
+    # Clients that print the URL they got must agree with what bob received.
+    if grep -q '^GET ' "$log" && [ "$(grep '^GET ' "$log" | tail -n 1 | cut -d' ' -f2)" != "$url" ]; then
+        WHY="the client's GET URL differs from the one bob received"; return 1
+    fi
+    URL="$url"
+}
+
+# --- the matrix: every client through our component on every server ----------------------------
+for s in $SERVERS; do
+    for c in $CLIENTS; do
+        f="$RUN/files/$c-$s.png"
+        make_png "$f"
+        WHY=""; URL=""
+        t=$(date +%s)
+        if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got"; then
+            record "$c" "$s" "✓" "$(stat -c %s "$f") B identical; $(put_summary "$s" "$(basename "$f")")"
+            say "$c via $s: ok in $(( $(date +%s) - t )) s ($(put_summary "$s" "$(basename "$f")"))"
+        else
+            [ -n "$WHY" ] || WHY="failed (see $c-$s.log)"
+            record "$c" "$s" "✗" "$WHY"
+            say "$c via $s: FAILED: $WHY"
+            FAILED=1
+        fi
+    done
+done
