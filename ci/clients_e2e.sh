@@ -113,26 +113,38 @@ TMUX_SOCK="$RUN/tmux.sock"
 declare -A RESULT=()
 ROWS=()
 record() { # ROW SERVER MARK REASON
-    local key="$1|$2"
-    [[ " ${ROWS[*]} " == *" $1 "* ]] || ROWS+=("$1")
-    RESULT[$key]="$3 $4"
+    local r
+    for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && break; done
+    [ "${r:-}" = "$1" ] || ROWS+=("$1")
+    RESULT["$1|$2"]="$3 $4"
 }
-print_table() {
+print_table() { # rows × servers, each cell "✓ …" or "✗ why"; columns padded by characters
     [ "${#ROWS[@]}" -gt 0 ] || return 0
-    echo
-    echo "clients × servers (upload through upload_component, GET compared byte for byte):"
-    printf '%-26s' ""
-    local s r
-    for s in $SERVERS; do printf ' | %-60s' "${VER[$s]}"; done
-    echo
-    for r in "${ROWS[@]}"; do
-        printf '%-26s' "$r"
-        for s in $SERVERS; do printf ' | %-60s' "${RESULT[$r|$s]:-- not run}"; done
+    local r s
+    {
+        printf 'clients × servers'
+        for s in $SERVERS; do printf '\t%s' "${VER[$s]}"; done
         echo
-    done
+        for r in "${ROWS[@]}"; do
+            printf '%s' "$r"
+            for s in $SERVERS; do printf '\t%s' "${RESULT[$r|$s]:-- not run}"; done
+            echo
+        done
+    } >"$RUN/table.tsv"
+    echo
+    /usr/bin/python3 - "$RUN/table.tsv" <<'PY' || cat "$RUN/table.tsv"
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")]
+w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+for n, r in enumerate(rows):
+    print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+    if n == 0:
+        print("-+-".join("-" * x for x in w))
+PY
     echo
 }
 FAILED=0
+FAILED_LOGS=()
 cleanup() {
     local rc=$?
     [ -S "$TMUX_SOCK" ] && tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true
@@ -145,9 +157,14 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     print_table
-    [ "$rc" -eq 0 ] && [ "$FAILED" -ne 0 ] && rc=1
+    local logs=("$RUN"/*.log)
+    if [ "$rc" -eq 0 ] && [ "$FAILED" -ne 0 ]; then
+        # The set-up worked and some checks failed: their own logs and the components' suffice.
+        rc=1
+        logs=("${FAILED_LOGS[@]}" "$RUN"/component-*.log)
+    fi
     if [ "$rc" -ne 0 ]; then
-        for log in "$RUN"/*.log; do
+        for log in "${logs[@]}"; do
             [ -f "$log" ] || continue
             case "$log" in *ejabberd-raw.log|*prosody.log) n=25 ;; *) n=40 ;; esac
             echo "--- last lines of $log"; tail -n "$n" "$log"
@@ -311,29 +328,27 @@ bob_url() { # SERVER NAME
 }
 
 # GET URL byte for byte against FILE; WHY says what went wrong.
-check_download() { # URL FILE OUT
+check_download() { # URL FILE OUT SERVER
     local code
+    # The URL must be one of ours (our relay in front of our store), not some other service's.
+    case "$1" in "${BASE[$4]}"*) ;; *) WHY="GET URL is not below ${BASE[$4]}: ${1%%\?*}"; return 1 ;; esac
     code=$(curl -sS -o "$3" -D "$3.headers" -w '%{http_code}' "$1" 2>"$3.err") || { WHY="GET failed: $(head -c 200 "$3.err")"; return 1; }
     [ "$code" = 200 ] || { WHY="GET answered $code"; return 1; }
     cmp -s "$2" "$3" || { WHY="GET body differs from the uploaded file ($(stat -c %s "$3") of $(stat -c %s "$2") bytes)"; return 1; }
 }
 
 # What the client's PUT looked like, from the relay's record: "HTTP/1.1, Content-Type image/png,
-# Content-Length" (or "chunked", or "no Content-Type"), plus any slot header it sent.
+# Content-Length" (or "chunked", "no Content-Type", slot headers it sent …).
 put_summary() { # SERVER NAME
-    /usr/bin/python3 - "$RUN/http-$1.jsonl" "$2" <<'PY'
-import json, sys
-puts = [e for e in map(json.loads, open(sys.argv[1])) if e["method"] == "PUT" and e["path"].split("?")[0].endswith("/" + sys.argv[2])]
-if not puts:
-    print("no PUT seen"); sys.exit()
-e = puts[-1]
-h = {k.lower(): v for k, v in e["headers"]}
-out = [e["version"], "Content-Type " + h["content-type"] if "content-type" in h else "no Content-Type"]
-if "content-length" in h: out.append("Content-Length")
-if "chunked" in h.get("transfer-encoding", ""): out.append("chunked")
-if "expect" in h: out.append("Expect: " + h["expect"])
-print(", ".join(out))
-PY
+    /usr/bin/python3 tests/e2e/client_evidence.py put "$RUN/http-$1.jsonl" "$2"
+}
+# How the client's c2s stream was secured (the servers offer STARTTLS but do not require it).
+declare -A RESOURCE=([go-sendxmpp]=go-sendxmpp. [profanity]=profanity. [xmppjs]=xmppjs-e2e [nbxmpp]=nbxmpp-e2e)
+tls_summary() { # CLIENT SERVER NAME
+    case "$2" in
+    prosody) /usr/bin/python3 tests/e2e/client_evidence.py tls prosody "$RUN/prosody.log" "${RESOURCE[$1]}" ;;
+    ejabberd) /usr/bin/python3 tests/e2e/client_evidence.py tls ejabberd "$EJ/log/ejabberd.log" "$3" ;;
+    esac
 }
 
 tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for REGEX
@@ -408,14 +423,121 @@ for s in $SERVERS; do
         make_png "$f"
         WHY=""; URL=""
         t=$(date +%s)
-        if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got"; then
-            record "$c" "$s" "✓" "$(stat -c %s "$f") B identical; $(put_summary "$s" "$(basename "$f")")"
-            say "$c via $s: ok in $(( $(date +%s) - t )) s ($(put_summary "$s" "$(basename "$f")"))"
+        if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got" "$s"; then
+            record "$c" "$s" "✓" "$(stat -c %s "$f") B identical"
+            say "$c via $s: ok in $(( $(date +%s) - t )) s"
         else
             [ -n "$WHY" ] || WHY="failed (see $c-$s.log)"
             record "$c" "$s" "✗" "$WHY"
             say "$c via $s: FAILED: $WHY"
             FAILED=1
+            FAILED_LOGS+=("$RUN/$c-$s.log" "$RUN/$c-$s.log.screen")
         fi
     done
 done
+
+# --- what each client sent: stream security, the PUT's head, the raw slot request --------------
+# ejabberd's debug log holds the raw bytes of each stanza it received (its logger writes
+# asynchronously: poll); they are saved as slot-requests/CLIENT.xml, the source of the fixtures
+# tests/fixtures/clients/c6x-*.xml (CLIENTS_E2E_KEEP=1 keeps them).
+mkdir -p "$RUN/slot-requests"
+echo
+echo "what each client sent:"
+for c in $CLIENTS; do
+    for s in $SERVERS; do
+        name="$c-$s.png"
+        printf '  %-12s via %-9s %s; PUT %s\n' "$c" "$s" "$(tls_summary "$c" "$s" "$name")" "$(put_summary "$s" "$name")"
+    done
+    for _ in $(seq 100); do
+        /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd.png" \
+            >"$RUN/slot-requests/$c.xml"
+        [ -s "$RUN/slot-requests/$c.xml" ] && break
+        sleep 0.1
+    done
+    printf '  %-12s slot request: %s\n' "$c" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
+done
+
+# --- two HTTP checks on the store itself (issue 11, items 1 and 3) -------------------------------
+# 1. A PUT streamed with Transfer-Encoding: chunked, no Content-Length and no Content-Type (as the
+#    xmpp-rs `xmpp` crate sends it) to a slot bound to its size: 201, and GET returns the bytes.
+# 2. A resumed download: `Range: bytes=N-` on a client's upload gives 206 with exactly the tail
+#    (Conversations resumes this way); a range starting at the size gives 416.
+# curl's status line and headers are printed whenever an answer is not the expected one.
+show_answer() { # HEADERS-FILE
+    sed 's/^/      /' "$1" | tr -d '\r'
+}
+http_extras() { # SERVER
+    local s=$1 f="$RUN/files/chunked-$s.txt" slot code
+    WHY=""
+    head -c 150000 /dev/urandom | base64 >"$f"
+    slot="$RUN/chunked-$s.slot"
+    timeout 60 /usr/bin/python3 tests/e2e/nbxmpp_upload.py --slot-only --jid alice@localhost --password alicepw \
+        --host "127.0.0.1:${C2S[$s]}" --to bob@localhost --service upload.localhost "$f" >"$slot" 2>"$slot.err" \
+        || { record "HTTP chunked PUT" "$s" "✗" "no slot: $(tail -n 1 "$slot.err")"; FAILED=1; return 0; }
+    local put get
+    put=$(sed -n 's/^PUT //p' "$slot"); get=$(sed -n 's/^GET //p' "$slot")
+    local hdrs=()
+    while IFS= read -r h; do hdrs+=(-H "$h"); done < <(sed -n 's/^HEADER //p' "$slot")
+    # `-T -` reads stdin: curl streams it chunked and sends no Content-Length and no Content-Type;
+    # `Expect:` drops the 100-continue curl would add, as the xmpp crate's reqwest sends none.
+    code=$(curl -sS -o "$RUN/chunked-$s.body" -D "$RUN/chunked-$s.headers" -w '%{http_code}' \
+        "${hdrs[@]}" -H 'Expect:' -T - "$put" <"$f" 2>&1) || true
+    if [ "$code" = 201 ] && check_download "$get" "$f" "$RUN/files/chunked-$s.got" "$s"; then
+        record "HTTP chunked PUT" "$s" "✓" "201, GET identical ($(put_summary "$s" "$(basename "$f")"))"
+    else
+        [ "$code" = 201 ] || WHY="PUT answered $code, expected 201"
+        record "HTTP chunked PUT" "$s" "✗" "$WHY"
+        say "chunked PUT via $s: $WHY; request: $(put_summary "$s" "$(basename "$f")"); answer:"
+        show_answer "$RUN/chunked-$s.headers"; head -c 300 "$RUN/chunked-$s.body" | sed 's/^/      /'; echo
+        FAILED=1
+    fi
+
+    # Range resume on the file nbxmpp (else any client) uploaded through this server.
+    local src="" c
+    for c in nbxmpp $CLIENTS; do
+        [ -f "$RUN/files/$c-$s.got" ] && { src=$c; break; }
+    done
+    [ -n "$src" ] || { record "HTTP Range resume" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
+    local orig="$RUN/files/$src-$s.png" url size n
+    url=$(bob_url "$s" "$src-$s.png")
+    size=$(stat -c %s "$orig"); n=$(( size / 3 ))
+    code=$(curl -sS -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" -w '%{http_code}' \
+        -H "Range: bytes=$n-" "$url" 2>&1) || true
+    WHY=""
+    if [ "$code" != 206 ]; then
+        WHY="Range: bytes=$n- answered $code, expected 206"
+    elif ! tail -c +$(( n + 1 )) "$orig" | cmp -s - "$RUN/range-$s.body"; then
+        WHY="206 body is not the last $(( size - n )) bytes ($(stat -c %s "$RUN/range-$s.body") received)"
+    elif ! tr -d '\r' <"$RUN/range-$s.headers" | grep -qi "^content-range: bytes $n-$(( size - 1 ))/$size\$"; then
+        WHY="206 without Content-Range: bytes $n-$(( size - 1 ))/$size"
+    fi
+    if [ -z "$WHY" ]; then
+        code=$(curl -sS -o /dev/null -D "$RUN/range416-$s.headers" -w '%{http_code}' \
+            -H "Range: bytes=$size-" "$url" 2>&1) || true
+        [ "$code" = 416 ] || { WHY="Range: bytes=$size- answered $code, expected 416"; cp "$RUN/range416-$s.headers" "$RUN/range-$s.headers"; }
+    fi
+    if [ -z "$WHY" ]; then
+        record "HTTP Range resume" "$s" "✓" "206 with the last $(( size - n )) B, 416 past the end"
+    else
+        record "HTTP Range resume" "$s" "✗" "$WHY"
+        say "Range via $s: $WHY; answer:"; show_answer "$RUN/range-$s.headers"
+        FAILED=1
+    fi
+}
+if [ "$HTTP_EXTRAS" = 1 ]; then
+    for s in $SERVERS; do http_extras "$s"; done
+else
+    for s in $SERVERS; do
+        record "HTTP chunked PUT" "$s" "-" "skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"
+        record "HTTP Range resume" "$s" "-" "skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"
+    done
+fi
+
+# --- the processes must all still be there ------------------------------------------------------
+for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { say "process $pid died during the run"; FAILED=1; }
+done
+if grep -F "$COMPONENT_SECRET" "$RUN"/component-*.log >/dev/null; then
+    say "a component log contains the component secret"; FAILED=1
+fi
+[ "$FAILED" -eq 0 ] && say "passed" || say "FAILED"
