@@ -32,6 +32,9 @@ cd "$ROOT"
 HTTP_EXTRAS="${CLIENTS_E2E_HTTP_EXTRAS:-1}"
 CLIENTS="${CLIENTS_E2E_CLIENTS:-go-sendxmpp profanity xmppjs nbxmpp}"
 SERVERS="prosody ejabberd"
+for c in $CLIENTS; do
+    case "$c" in go-sendxmpp|profanity|xmppjs|nbxmpp) ;; *) echo "clients-e2e: unknown client $c" >&2; exit 2 ;; esac
+done
 MAX_FILE_SIZE=$((10 * 1024 * 1024))
 XMPPJS_VERSION=0.14.0
 CACHE="$ROOT/.cache/clients-e2e"
@@ -86,6 +89,7 @@ else
 fi
 
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
+declare -A LABEL=([go-sendxmpp]=go-sendxmpp [profanity]=profanity [xmppjs]=@xmpp/client [nbxmpp]=nbxmpp)
 declare -A VER=(
     [prosody]="Prosody $(version prosody)"
     [ejabberd]="ejabberd $(version ejabberd)"
@@ -395,6 +399,9 @@ upload_with() { # CLIENT SERVER FILE LOG
             || { WHY="no upload message on screen: $(grep -E "Upload|[Ff]ail|[Ee]rror" "$log.screen" | tail -n 1 | tr -s ' ')"; return 1; }
         ;;
     xmppjs)
+        # @xmpp/client 0.14 needs Node >= 20.10 (Debian 12's own nodejs is 18).
+        node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)' \
+            || { WHY="node $(node --version) is older than the 20.10 @xmpp/client $XMPPJS_VERSION needs"; return 1; }
         NODE_EXTRA_CA_CERTS="$RUN/certs/localhost.crt" timeout 60 node tests/e2e/xmppjs_upload.mjs \
             --modules "$NPM_DIR/node_modules" --jid alice@localhost --password alicepw --port "$port" \
             --to bob@localhost --service upload.localhost "$f" >"$log" 2>&1 || rc=$?
@@ -424,12 +431,12 @@ for s in $SERVERS; do
         WHY=""; URL=""
         t=$(date +%s)
         if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got" "$s"; then
-            record "$c" "$s" "✓" "$(stat -c %s "$f") B identical"
-            say "$c via $s: ok in $(( $(date +%s) - t )) s"
+            record "${LABEL[$c]}" "$s" "✓" "$(stat -c %s "$f") B identical"
+            say "${LABEL[$c]} via $s: ok in $(( $(date +%s) - t )) s"
         else
             [ -n "$WHY" ] || WHY="failed (see $c-$s.log)"
-            record "$c" "$s" "✗" "$WHY"
-            say "$c via $s: FAILED: $WHY"
+            record "${LABEL[$c]}" "$s" "✗" "$WHY"
+            say "${LABEL[$c]} via $s: FAILED: $WHY"
             FAILED=1
             FAILED_LOGS+=("$RUN/$c-$s.log" "$RUN/$c-$s.log.screen")
         fi
@@ -446,7 +453,7 @@ echo "what each client sent:"
 for c in $CLIENTS; do
     for s in $SERVERS; do
         name="$c-$s.png"
-        printf '  %-12s via %-9s %s; PUT %s\n' "$c" "$s" "$(tls_summary "$c" "$s" "$name")" "$(put_summary "$s" "$name")"
+        printf '  %-12s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$name")" "$(put_summary "$s" "$name")"
     done
     for _ in $(seq 100); do
         /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd.png" \
@@ -454,7 +461,7 @@ for c in $CLIENTS; do
         [ -s "$RUN/slot-requests/$c.xml" ] && break
         sleep 0.1
     done
-    printf '  %-12s slot request: %s\n' "$c" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
+    printf '  %-12s slot request: %s\n' "${LABEL[$c]}" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
 done
 
 # --- two HTTP checks on the store itself (issue 11, items 1 and 3) -------------------------------
