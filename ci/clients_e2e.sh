@@ -305,7 +305,11 @@ for s in $SERVERS; do
 done
 
 # Each client uploads its own random PNG (a real image, so libmagic, mimetypes and a fixed
-# table all say image/png), named CLIENT-SERVER.png: a mix-up between runs cannot pass.
+# table all say image/png) named "CLIENT-SERVER café.png": a mix-up between runs cannot pass, and
+# the space and the é show what each client does with names (go-sendxmpp replaces every
+# non-ASCII letter and the space by "_", profanity the space; the others send them as they are).
+# The ASCII key CLIENT-SERVER at the start of the name survives all of them: it finds the
+# client's URL, PUT and slot request in the logs.
 mkdir -p "$RUN/files"
 make_png() { # PATH: 256×256 random RGB pixels, about 197 kB, incompressible
     /usr/bin/python3 - "$1" <<'PY'
@@ -320,11 +324,11 @@ with open(sys.argv[1], "wb") as f:
 PY
 }
 
-# The GET URL bob received for FILE (a name unique to one client and server), within 20 s.
-bob_url() { # SERVER NAME
+# The GET URL bob received for the file whose name starts with KEY, within 20 s.
+bob_url() { # SERVER KEY
     local i url
     for i in $(seq 200); do
-        url=$(grep -oE "https?://[^ ]*/$2(\\?[^ ]*)?" "$RUN/bob-$1.log" | tail -n 1 || true)
+        url=$(grep -oE "https?://[^ ]*/$2[^/ ?]*(\\?[^ ]*)?" "$RUN/bob-$1.log" | tail -n 1 || true)
         [ -n "$url" ] && { printf '%s\n' "$url"; return 0; }
         sleep 0.1
     done
@@ -343,12 +347,12 @@ check_download() { # URL FILE OUT SERVER
 
 # What the client's PUT looked like, from the relay's record: "HTTP/1.1, Content-Type image/png,
 # Content-Length" (or "chunked", "no Content-Type", slot headers it sent …).
-put_summary() { # SERVER NAME
+put_summary() { # SERVER KEY
     /usr/bin/python3 tests/e2e/client_evidence.py put "$RUN/http-$1.jsonl" "$2"
 }
 # How the client's c2s stream was secured (the servers offer STARTTLS but do not require it).
 declare -A RESOURCE=([go-sendxmpp]=go-sendxmpp. [profanity]=profanity. [xmppjs]=xmppjs-e2e [nbxmpp]=nbxmpp-e2e)
-tls_summary() { # CLIENT SERVER NAME
+tls_summary() { # CLIENT SERVER KEY
     case "$2" in
     prosody) /usr/bin/python3 tests/e2e/client_evidence.py tls prosody "$RUN/prosody.log" "${RESOURCE[$1]}" ;;
     ejabberd) /usr/bin/python3 tests/e2e/client_evidence.py tls ejabberd "$EJ/log/ejabberd.log" "$3" ;;
@@ -367,7 +371,7 @@ tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for 
 # Upload FILE with CLIENT through SERVER; sets URL to the GET URL the client got, or WHY.
 # (Not in a subshell: WHY and URL are globals.)
 upload_with() { # CLIENT SERVER FILE LOG
-    local c=$1 s=$2 f=$3 log=$4 port=${C2S[$2]} rc=0
+    local c=$1 s=$2 f=$3 log=$4 port=${C2S[$2]} rc=0 key="$1-$2"
     case "$c" in
     go-sendxmpp)
         # Always STARTTLS; -n accepts the self-signed certificate. Discovers the service by
@@ -391,13 +395,15 @@ upload_with() { # CLIENT SERVER FILE LOG
             || { WHY="profanity never got upload.localhost's disco#info"; tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"; return 1; }
         tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/msg bob@localhost' Enter
         tmux_wait "$sess" 'bob@localhost' 10 || { WHY="no chat window for bob"; return 1; }
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" "/sendfile $f" Enter
+        # The path has a space: profanity takes it in double quotes.
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" -l "/sendfile \"$f\""
+        tmux -S "$TMUX_SOCK" send-keys -t "$sess" Enter
         # Done when the message with the URL is on screen; profanity says "… failed: …" or "…
         # not supported …" otherwise.
-        tmux_wait "$sess" "me: https?://[^ ]*/$(basename "$f")|failed|not supported" 60 || true
+        tmux_wait "$sess" "me: https?://[^ ]*/$key|failed|not supported" 60 || true
         tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"
         tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/quit' Enter
-        grep -qE "me: https?://[^ ]*/$(basename "$f")" "$log.screen" \
+        grep -qE "me: https?://[^ ]*/$key" "$log.screen" \
             || { WHY="no upload message on screen: $(grep -E "Upload|failed|not supported" "$log.screen" | tail -n 1 | tr -s ' ')"; return 1; }
         ;;
     xmppjs)
@@ -417,7 +423,7 @@ upload_with() { # CLIENT SERVER FILE LOG
     *) WHY="unknown client $c"; return 1 ;;
     esac
     local url
-    url=$(bob_url "$s" "$(basename "$f")") || { WHY="bob never got a message with the GET URL"; return 1; }
+    url=$(bob_url "$s" "$key") || { WHY="bob never got a message with the GET URL"; return 1; }
     # Clients that print the URL they got must agree with what bob received.
     if grep -q '^GET ' "$log" && [ "$(grep '^GET ' "$log" | tail -n 1 | cut -d' ' -f2)" != "$url" ]; then
         WHY="the client's GET URL differs from the one bob received"; return 1
@@ -428,7 +434,7 @@ upload_with() { # CLIENT SERVER FILE LOG
 # --- the matrix: every client through our component on every server ----------------------------
 for s in $SERVERS; do
     for c in $CLIENTS; do
-        f="$RUN/files/$c-$s.png"
+        f="$RUN/files/$c-$s café.png"
         make_png "$f"
         WHY=""; URL=""
         t=$(date +%s)
@@ -454,11 +460,10 @@ echo
 echo "what each client sent:"
 for c in $CLIENTS; do
     for s in $SERVERS; do
-        name="$c-$s.png"
-        printf '  %-12s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$name")" "$(put_summary "$s" "$name")"
+        printf '  %-12s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$c-$s")" "$(put_summary "$s" "$c-$s")"
     done
     for _ in $(seq 100); do
-        /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd.png" \
+        /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd" \
             >"$RUN/slot-requests/$c.xml"
         [ -s "$RUN/slot-requests/$c.xml" ] && break
         sleep 0.1
@@ -493,11 +498,11 @@ http_extras() { # SERVER
     code=$(curl -sS -o "$RUN/chunked-$s.body" -D "$RUN/chunked-$s.headers" -w '%{http_code}' \
         "${hdrs[@]}" -H 'Expect:' -T - "$put" <"$f" 2>&1) || true
     if [ "$code" = 201 ] && check_download "$get" "$f" "$RUN/files/chunked-$s.got" "$s"; then
-        record "HTTP chunked PUT" "$s" "✓" "201, GET identical ($(put_summary "$s" "$(basename "$f")"))"
+        record "HTTP chunked PUT" "$s" "✓" "201, GET identical ($(put_summary "$s" "chunked-$s"))"
     else
         [ "$code" = 201 ] || WHY="PUT answered $code, expected 201"
         record "HTTP chunked PUT" "$s" "✗" "$WHY"
-        say "chunked PUT via $s: $WHY; request: $(put_summary "$s" "$(basename "$f")"); answer:"
+        say "chunked PUT via $s: $WHY; request: $(put_summary "$s" "chunked-$s"); answer:"
         show_answer "$RUN/chunked-$s.headers"; head -c 300 "$RUN/chunked-$s.body" | sed 's/^/      /'; echo
         FAILED=1
     fi
@@ -508,8 +513,8 @@ http_extras() { # SERVER
         [ -f "$RUN/files/$c-$s.got" ] && { src=$c; break; }
     done
     [ -n "$src" ] || { record "HTTP Range resume" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
-    local orig="$RUN/files/$src-$s.png" url size n
-    url=$(bob_url "$s" "$src-$s.png")
+    local orig="$RUN/files/$src-$s café.png" url size n
+    url=$(bob_url "$s" "$src-$s")
     size=$(stat -c %s "$orig"); n=$(( size / 3 ))
     code=$(curl -sS -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" -w '%{http_code}' \
         -H "Range: bytes=$n-" "$url" 2>&1) || true

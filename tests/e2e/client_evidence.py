@@ -1,27 +1,31 @@
 #!/usr/bin/env python3
 """What a client really did, read from the logs of a ci/clients_e2e.sh run (standard library only).
 
-  client_evidence.py put RELAY.jsonl NAME
-      the PUT of file NAME as tests/e2e/http_trace_proxy.py recorded it, in one line:
+NAME_PREFIX is the start of the file's name as the client sent it (clients rewrite the rest).
+
+  client_evidence.py put RELAY.jsonl NAME_PREFIX
+      the PUT of the file as tests/e2e/http_trace_proxy.py recorded it, in one line:
       "HTTP/1.1, Content-Type image/png, Content-Length" (or "no Content-Type", "chunked", …)
   client_evidence.py tls prosody PROSODY.log RESOURCE_PREFIX
-  client_evidence.py tls ejabberd EJABBERD.log NAME
+  client_evidence.py tls ejabberd EJABBERD.log NAME_PREFIX
       how the client's c2s stream was secured: "STARTTLS (TLSv1.3 …)" or "plain TCP"
-  client_evidence.py slot-request EJABBERD.log NAME
-      the slot request for file NAME exactly as the client sent it (ejabberd's debug log keeps
+  client_evidence.py slot-request EJABBERD.log NAME_PREFIX
+      the slot request for the file exactly as the client sent it (ejabberd's debug log keeps
       the raw bytes of every stanza it receives); empty output if there is none
 """
 
 import json
 import re
 import sys
+from urllib.parse import unquote
 
 
-def put(path, name):
+def put(path, prefix):
     puts = []
     for line in open(path, encoding="utf-8"):
         e = json.loads(line)
-        if e["method"] == "PUT" and e["path"].split("?")[0].endswith("/" + name):
+        last = unquote(e["path"].split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+        if e["method"] == "PUT" and last.startswith(prefix):
             puts.append(e)
     if not puts:
         return "no PUT seen"
@@ -42,33 +46,45 @@ def put(path, name):
 
 
 def erlang_binary(s):
-    """The text of an Erlang binary literal as ejabberd's logger prints it (<<"...">>)."""
-    out = bytearray()
+    """The bytes of an Erlang binary literal as ejabberd's logger prints it (<<"...">>), as text.
+
+    The logger prints each byte of the binary as a Latin-1 character (a UTF-8 "é" becomes "Ã©"
+    in the log file) or as an octal escape: mapping the characters back to bytes gives the
+    client's UTF-8. Should a logger print real Unicode characters instead, that mapping fails
+    and the text is taken as it stands.
+    """
+    raw = bytearray()
     i = 0
-    simple = {"n": b"\n", "t": b"\t", "r": b"\r", '"': b'"', "\\": b"\\", "'": b"'"}
+    simple = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'"}
+    text = []
     while i < len(s):
         c = s[i]
         if c == "\\" and i + 1 < len(s):
             nxt = s[i + 1]
             if nxt in simple:
-                out += simple[nxt]
+                text.append(simple[nxt])
                 i += 2
                 continue
             m = re.match(r"[0-7]{1,3}", s[i + 1:])
             if m:
-                out.append(int(m.group(0), 8))
+                text.append(chr(int(m.group(0), 8)))
                 i += 1 + len(m.group(0))
                 continue
-        out += c.encode("utf-8")
+        text.append(c)
         i += 1
-    return out.decode("utf-8", "replace")
+    text = "".join(text)
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 RECEIVED = re.compile(r'\((tls|tcp)\|[^)]*\) Received XML on stream = <<"(.*)">>')
 
 
-def ejabberd_request(path, name):
-    """(transport, raw stanza) of the last slot request for NAME received on a c2s stream."""
+def ejabberd_request(path, prefix):
+    """(transport, raw stanza) of the last slot request for a name starting with PREFIX
+    received on a c2s stream."""
     found = None
     for line in open(path, encoding="utf-8", errors="replace"):
         m = RECEIVED.search(line)
@@ -81,7 +97,7 @@ def ejabberd_request(path, name):
         if iq is None:
             continue
         raw = iq.group(0)
-        if re.search(r"(filename=[\"']|<filename>)" + re.escape(name) + r"[\"'<]", raw):
+        if re.search(r"(filename=[\"']|<filename>)" + re.escape(prefix), raw):
             found = (m.group(1), raw)
     return found
 
