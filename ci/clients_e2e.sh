@@ -297,10 +297,11 @@ for s in $SERVERS; do
 done
 
 # --- bob: a listening client on each server; every uploader sends him the GET URL ---------------
+mkdir -p "$RUN/home-go-sendxmpp"   # go-sendxmpp's HOME: the runner's own config stays out
 # go-sendxmpp -l prints "TIME FROM: BODY" per message. Both servers keep offline messages, so
 # nothing is lost if bob is still logging in when the first upload is done.
 for s in $SERVERS; do
-    go-sendxmpp -l -u bob@localhost -p bobpw -j "127.0.0.1:${C2S[$s]}" -n >"$RUN/bob-$s.log" 2>&1 &
+    HOME="$RUN/home-go-sendxmpp" go-sendxmpp -l -u bob@localhost -p bobpw -j "127.0.0.1:${C2S[$s]}" -n >"$RUN/bob-$s.log" 2>&1 &
     PIDS+=("$!")
 done
 
@@ -359,10 +360,12 @@ tls_summary() { # CLIENT SERVER KEY
     esac
 }
 
+# The private tmux server, in UTF-8 whatever the runner's locale (the file names have an é).
+tm() { LC_ALL=C.UTF-8 tmux -u -S "$TMUX_SOCK" "$@"; }
 tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for REGEX
     local i
     for i in $(seq $(( $3 * 10 ))); do
-        tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$1" 2>/dev/null | grep -qE "$2" && return 0
+        tm capture-pane -p -J -t "$1" 2>/dev/null | grep -qE "$2" && return 0
         sleep 0.1
     done
     return 1
@@ -376,7 +379,7 @@ upload_with() { # CLIENT SERVER FILE LOG
     go-sendxmpp)
         # Always STARTTLS; -n accepts the self-signed certificate. Discovers the service by
         # disco#items/#info itself and sends the GET URL to bob.
-        timeout 60 go-sendxmpp -u alice@localhost -p alicepw -j "127.0.0.1:$port" -n -h "$f" bob@localhost \
+        HOME="$RUN/home-go-sendxmpp" timeout 60 go-sendxmpp -u alice@localhost -p alicepw -j "127.0.0.1:$port" -n -h "$f" bob@localhost \
             >"$log" 2>&1 || rc=$?
         [ "$rc" -eq 0 ] || { WHY="go-sendxmpp exited $rc: $(tail -n 1 "$log")"; return 1; }
         ;;
@@ -384,25 +387,25 @@ upload_with() { # CLIENT SERVER FILE LOG
         # A terminal client: driven through a private tmux server, as a user would type.
         local sess="profanity-$s" home="$RUN/profanity-$s"
         mkdir -p "$home"
-        tmux -S "$TMUX_SOCK" new-session -d -s "$sess" -x 250 -y 50 \
-            "env HOME='$home' profanity -l DEBUG 2>'$log'"
+        tm new-session -d -s "$sess" -x 250 -y 50 \
+            "env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' LANG=C.UTF-8 LC_ALL=C.UTF-8 profanity -l DEBUG 2>'$log'"
         tmux_wait "$sess" 'Type /help' 20 || { WHY="profanity did not start"; return 1; }
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" "/connect alice@localhost server 127.0.0.1 port $port tls trust" Enter
+        tm send-keys -t "$sess" "/connect alice@localhost server 127.0.0.1 port $port tls trust" Enter
         tmux_wait "$sess" 'Enter password' 20 || { WHY="no password prompt"; return 1; }
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" 'alicepw' Enter
+        tm send-keys -t "$sess" 'alicepw' Enter
         # /sendfile only works once profanity has discovered the upload service.
         wait_log "$home/.local/share/profanity/logs/profanity.log" 'Received disco#info response from: upload\.localhost' 30 \
-            || { WHY="profanity never got upload.localhost's disco#info"; tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"; return 1; }
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/msg bob@localhost' Enter
+            || { WHY="profanity never got upload.localhost's disco#info"; tm capture-pane -p -J -t "$sess" >"$log.screen"; return 1; }
+        tm send-keys -t "$sess" '/msg bob@localhost' Enter
         tmux_wait "$sess" 'bob@localhost' 10 || { WHY="no chat window for bob"; return 1; }
         # The path has a space: profanity takes it in double quotes.
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" -l "/sendfile \"$f\""
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" Enter
+        tm send-keys -t "$sess" -l "/sendfile \"$f\""
+        tm send-keys -t "$sess" Enter
         # Done when the message with the URL is on screen; profanity says "… failed: …" or "…
         # not supported …" otherwise.
         tmux_wait "$sess" "me: https?://[^ ]*/$key|failed|not supported" 60 || true
-        tmux -S "$TMUX_SOCK" capture-pane -p -J -t "$sess" >"$log.screen"
-        tmux -S "$TMUX_SOCK" send-keys -t "$sess" '/quit' Enter
+        tm capture-pane -p -J -t "$sess" >"$log.screen"
+        tm send-keys -t "$sess" '/quit' Enter
         grep -qE "me: https?://[^ ]*/$key" "$log.screen" \
             || { WHY="no upload message on screen: $(grep -E "Upload|failed|not supported" "$log.screen" | tail -n 1 | tr -s ' ')"; return 1; }
         ;;
