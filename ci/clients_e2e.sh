@@ -6,14 +6,15 @@
 #            upload.localhost; each has a self-signed certificate for localhost (STARTTLS offered,
 #            not required), users alice and bob, and NO upload service of its own, so the only one a
 #            client can discover is ours (one component process per server).
-#   clients: go-sendxmpp (`-h FILE`), profanity (`/sendfile`, driven through a private tmux
+#   clients: go-sendxmpp (`-h FILE`; once with a PNG, once with a text file, for which it sends
+#            "text/plain; charset=utf-8"), profanity (`/sendfile`, driven through a private tmux
 #            server), @xmpp/client from npm (tests/e2e/xmppjs_upload.mjs) and nbxmpp, Gajim's
 #            library (tests/e2e/nbxmpp_upload.py, Debian's /usr/bin/python3).
 # Each client uploads its own file; the script downloads the GET URL the client produced and
 # compares it byte for byte with the original. The clients' HTTP requests pass through a
 # transparent relay (tests/e2e/http_trace_proxy.py) that records request lines and headers, and
 # each client's raw slot request is cut out of ejabberd's debug log into the run directory
-# (the source of tests/fixtures/clients/c6x-*.xml). Then two HTTP checks on the store itself
+# (the source of tests/fixtures/clients/c60-c64). Then two HTTP checks on the store itself
 # (CLIENTS_E2E_HTTP_EXTRAS=1, the default): a chunked PUT without Content-Length or
 # Content-Type, and a Range resume (206 with the tail, 416 when unsatisfiable).
 # Ends with a clients × servers table; exits non-zero on any failure.
@@ -23,17 +24,18 @@
 # .cache/clients-e2e/npm) and skips what is there. Every process it starts is stopped on exit.
 #
 # Environment: CLIENTS_E2E_HTTP_EXTRAS (1 = run the two HTTP checks, default 1),
-# CLIENTS_E2E_CLIENTS (space-separated subset of "go-sendxmpp profanity xmppjs nbxmpp"),
+# CLIENTS_E2E_CLIENTS (space-separated subset of
+# "go-sendxmpp go-sendxmpp-text profanity xmppjs nbxmpp", the default),
 # CLIENTS_E2E_KEEP=1 (keep the run directory), CARGO_TARGET_DIR (honoured for the binary).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 HTTP_EXTRAS="${CLIENTS_E2E_HTTP_EXTRAS:-1}"
-CLIENTS="${CLIENTS_E2E_CLIENTS:-go-sendxmpp profanity xmppjs nbxmpp}"
+CLIENTS="${CLIENTS_E2E_CLIENTS:-go-sendxmpp go-sendxmpp-text profanity xmppjs nbxmpp}"
 SERVERS="prosody ejabberd"
 for c in $CLIENTS; do
-    case "$c" in go-sendxmpp|profanity|xmppjs|nbxmpp) ;; *) echo "clients-e2e: unknown client $c" >&2; exit 2 ;; esac
+    case "$c" in go-sendxmpp|go-sendxmpp-text|profanity|xmppjs|nbxmpp) ;; *) echo "clients-e2e: unknown client $c" >&2; exit 2 ;; esac
 done
 MAX_FILE_SIZE=$((10 * 1024 * 1024))
 XMPPJS_VERSION=0.14.0
@@ -89,11 +91,13 @@ else
 fi
 
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
-declare -A LABEL=([go-sendxmpp]=go-sendxmpp [profanity]=profanity [xmppjs]=@xmpp/client [nbxmpp]=nbxmpp)
+declare -A LABEL=([go-sendxmpp]=go-sendxmpp [go-sendxmpp-text]="go-sendxmpp, .txt" [profanity]=profanity
+                  [xmppjs]=@xmpp/client [nbxmpp]=nbxmpp)
 declare -A VER=(
     [prosody]="Prosody $(version prosody)"
     [ejabberd]="ejabberd $(version ejabberd)"
     [go-sendxmpp]="go-sendxmpp $(version go-sendxmpp)"
+    [go-sendxmpp-text]="go-sendxmpp $(version go-sendxmpp), a text file"
     [profanity]="profanity $(version profanity)"
     [xmppjs]="@xmpp/client $XMPPJS_VERSION (node $(node --version))"
     [nbxmpp]="nbxmpp $(/usr/bin/python3 -c 'import nbxmpp; print(nbxmpp.__version__)') (python3-nbxmpp $(version python3-nbxmpp))"
@@ -336,6 +340,9 @@ bob_url() { # SERVER KEY
     return 1
 }
 
+served_type() { # HEADERS-FILE: the Content-Type of a GET answer
+    tr -d '\r' <"$1" | sed -n 's/^[Cc]ontent-[Tt]ype: *//p' | tail -n 1
+}
 # GET URL byte for byte against FILE; WHY says what went wrong.
 check_download() { # URL FILE OUT SERVER
     local code
@@ -352,7 +359,9 @@ put_summary() { # SERVER KEY
     /usr/bin/python3 tests/e2e/client_evidence.py put "$RUN/http-$1.jsonl" "$2"
 }
 # How the client's c2s stream was secured (the servers offer STARTTLS but do not require it).
-declare -A RESOURCE=([go-sendxmpp]=go-sendxmpp. [profanity]=profanity. [xmppjs]=xmppjs-e2e [nbxmpp]=nbxmpp-e2e)
+# (Both go-sendxmpp runs use resources go-sendxmpp.RANDOM: on Prosody the later session is read.)
+declare -A RESOURCE=([go-sendxmpp]=go-sendxmpp. [go-sendxmpp-text]=go-sendxmpp. [profanity]=profanity.
+                     [xmppjs]=xmppjs-e2e [nbxmpp]=nbxmpp-e2e)
 tls_summary() { # CLIENT SERVER KEY
     case "$2" in
     prosody) /usr/bin/python3 tests/e2e/client_evidence.py tls prosody "$RUN/prosody.log" "${RESOURCE[$1]}" ;;
@@ -376,7 +385,7 @@ tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for 
 upload_with() { # CLIENT SERVER FILE LOG
     local c=$1 s=$2 f=$3 log=$4 port=${C2S[$2]} rc=0 key="$1-$2"
     case "$c" in
-    go-sendxmpp)
+    go-sendxmpp|go-sendxmpp-text)
         # Always STARTTLS; -n accepts the self-signed certificate. Discovers the service by
         # disco#items/#info itself and sends the GET URL to bob.
         HOME="$RUN/home-go-sendxmpp" timeout 60 go-sendxmpp -u alice@localhost -p alicepw -j "127.0.0.1:$port" -n -h "$f" bob@localhost \
@@ -435,14 +444,23 @@ upload_with() { # CLIENT SERVER FILE LOG
 }
 
 # --- the matrix: every client through our component on every server ----------------------------
+declare -A ORIG=()
 for s in $SERVERS; do
     for c in $CLIENTS; do
-        f="$RUN/files/$c-$s café.png"
-        make_png "$f"
+        if [ "$c" = go-sendxmpp-text ]; then
+            # go-sendxmpp sniffs the type (Go's http.DetectContentType): for UTF-8 text it asks
+            # for, and PUTs, "text/plain; charset=utf-8", a type with a parameter.
+            f="$RUN/files/$c-$s café.txt"
+            { echo "Grüße from $c via $s, $(date -u)"; head -c 3000 /dev/urandom | base64; } >"$f"
+        else
+            f="$RUN/files/$c-$s café.png"
+            make_png "$f"
+        fi
+        ORIG["$c|$s"]="$f"
         WHY=""; URL=""
         t=$(date +%s)
         if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got" "$s"; then
-            record "${LABEL[$c]}" "$s" "✓" "$(stat -c %s "$f") B identical"
+            record "${LABEL[$c]}" "$s" "✓" "$(stat -c %s "$f") B identical, served as $(served_type "$RUN/files/$c-$s.got.headers")"
             say "${LABEL[$c]} via $s: ok in $(( $(date +%s) - t )) s"
         else
             [ -n "$WHY" ] || WHY="failed (see $c-$s.log)"
@@ -457,13 +475,13 @@ done
 # --- what each client sent: stream security, the PUT's head, the raw slot request --------------
 # ejabberd's debug log holds the raw bytes of each stanza it received (its logger writes
 # asynchronously: poll); they are saved as slot-requests/CLIENT.xml, the source of the fixtures
-# tests/fixtures/clients/c6x-*.xml (CLIENTS_E2E_KEEP=1 keeps them).
+# tests/fixtures/clients/c60-c64 (CLIENTS_E2E_KEEP=1 keeps them).
 mkdir -p "$RUN/slot-requests"
 echo
 echo "what each client sent:"
 for c in $CLIENTS; do
     for s in $SERVERS; do
-        printf '  %-12s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$c-$s")" "$(put_summary "$s" "$c-$s")"
+        printf '  %-18s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$c-$s")" "$(put_summary "$s" "$c-$s")"
     done
     for _ in $(seq 100); do
         /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd" \
@@ -471,7 +489,7 @@ for c in $CLIENTS; do
         [ -s "$RUN/slot-requests/$c.xml" ] && break
         sleep 0.1
     done
-    printf '  %-12s slot request: %s\n' "${LABEL[$c]}" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
+    printf '  %-18s slot request: %s\n' "${LABEL[$c]}" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
 done
 
 # --- two HTTP checks on the store itself (issue 11, items 1 and 3) -------------------------------
@@ -513,10 +531,11 @@ http_extras() { # SERVER
     # Range resume on the file nbxmpp (else any client) uploaded through this server.
     local src="" c
     for c in nbxmpp $CLIENTS; do
+        [ "$c" = go-sendxmpp-text ] && continue
         [ -f "$RUN/files/$c-$s.got" ] && { src=$c; break; }
     done
     [ -n "$src" ] || { record "HTTP Range resume" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
-    local orig="$RUN/files/$src-$s café.png" url size n
+    local orig="${ORIG[$src|$s]}" url size n
     url=$(bob_url "$s" "$src-$s")
     size=$(stat -c %s "$orig"); n=$(( size / 3 ))
     code=$(curl -sS -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" -w '%{http_code}' \

@@ -519,6 +519,13 @@ fn real_client_requests_parse_into_the_right_dialect_and_values() {
             196992,
             Some("image/png"),
         ),
+        (
+            "c64-go-sendxmpp-0.5.6-text-charset-request.xml",
+            V0,
+            "go-sendxmpp-text-ejabberd_caf_.txt",
+            4126,
+            Some("text/plain; charset=utf-8"),
+        ),
     ];
     assert!(cases.len() >= 15);
     for (file, dialect, filename, size, ty) in cases {
