@@ -174,7 +174,7 @@ cleanup() {
     if [ "$rc" -ne 0 ]; then
         for log in "${logs[@]}"; do
             [ -f "$log" ] || continue
-            case "$log" in *ejabberd-raw.log|*prosody.log) n=25 ;; *) n=40 ;; esac
+            case "$log" in *ejabberd-vm.log|*prosody.log) n=25 ;; *) n=40 ;; esac
             echo "--- last lines of $log"; tail -n "$n" "$log"
         done
     fi
