@@ -105,9 +105,16 @@ declare -A VER=(
 for k in prosody ejabberd $CLIENTS; do say "${VER[$k]}"; done
 
 # --- build (as ci/e2e.sh: this checkout, CARGO_TARGET_DIR honoured) ----------------------------
-say "building examples/upload_component (debug)"
+# With exactly the features the example declares as required (none today), so that the build
+# matches ci/e2e.sh's and keeps working if the example gains a `required-features` entry.
+FEATURES=$(cargo metadata --no-deps --format-version 1 | /usr/bin/python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+print(",".join(f for p in m["packages"] for t in p["targets"]
+               if t["name"] == "upload_component" for f in t.get("required-features", [])))')
+say "building examples/upload_component (debug${FEATURES:+, features $FEATURES})"
 t=$(date +%s)
-cargo build --quiet --example upload_component
+cargo build --quiet --example upload_component ${FEATURES:+--features "$FEATURES"}
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/upload_component"
 [ -x "$BIN" ] || { echo "clients-e2e: $BIN not found" >&2; exit 1; }
 say "built in $(( $(date +%s) - t )) s"
