@@ -131,7 +131,8 @@ record() { # ROW SERVER MARK REASON
     local r
     for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && break; done
     [ "${r:-}" = "$1" ] || ROWS+=("$1")
-    RESULT["$1|$2"]="$3 $4"
+    local why="${4//[$'\t\r\n']/ }"   # one line per cell
+    RESULT["$1|$2"]="$3 $why"
 }
 print_table() { # rows × servers, each cell "✓ …" or "✗ why"; columns padded by characters
     [ "${#ROWS[@]}" -gt 0 ] || return 0
@@ -492,7 +493,7 @@ for c in $CLIENTS; do
     done
     for _ in $(seq 100); do
         /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd" \
-            >"$RUN/slot-requests/$c.xml"
+            >"$RUN/slot-requests/$c.xml" || true
         [ -s "$RUN/slot-requests/$c.xml" ] && break
         sleep 0.1
     done
@@ -505,8 +506,15 @@ done
 # 2. A resumed download: `Range: bytes=N-` on a client's upload gives 206 with exactly the tail
 #    (Conversations resumes this way); a range starting at the size gives 416.
 # curl's status line and headers are printed whenever an answer is not the expected one.
-show_answer() { # HEADERS-FILE
-    sed 's/^/      /' "$1" | tr -d '\r'
+show_answer() { # HEADERS-FILE [BODY-FILE]: what the store answered, indented
+    if [ -s "$1" ]; then sed 's/^/      /' "$1" | tr -d '\r'; else echo "      (no answer headers)"; fi
+    if [ -n "${2:-}" ] && [ -s "$2" ]; then head -c 300 "$2" | sed 's/^/      /'; echo; fi
+    return 0
+}
+# curl's status code for a request; its error message, if any, goes to ERR-FILE ("000" then).
+http_code() { # ERR-FILE CURL-ARGS…
+    local err=$1; shift
+    curl -sS -w '%{http_code}' "$@" 2>"$err" || true
 }
 http_extras() { # SERVER
     local s=$1
@@ -523,15 +531,16 @@ http_extras() { # SERVER
     while IFS= read -r h; do hdrs+=(-H "$h"); done < <(sed -n 's/^HEADER //p' "$slot")
     # `-T -` reads stdin: curl streams it chunked and sends no Content-Length and no Content-Type;
     # `Expect:` drops the 100-continue curl would add, as the xmpp crate's reqwest sends none.
-    code=$(curl -sS -o "$RUN/chunked-$s.body" -D "$RUN/chunked-$s.headers" -w '%{http_code}' \
-        "${hdrs[@]}" -H 'Expect:' -T - "$put" <"$f" 2>&1) || true
+    code=$(http_code "$RUN/chunked-$s.err" -o "$RUN/chunked-$s.body" -D "$RUN/chunked-$s.headers" \
+        "${hdrs[@]}" -H 'Expect:' -T - "$put" <"$f")
     if [ "$code" = 201 ] && check_download "$get" "$f" "$RUN/files/chunked-$s.got" "$s"; then
         record "HTTP chunked PUT" "$s" "✓" "201, GET identical ($(put_summary "$s" "chunked-$s"))"
     else
-        [ "$code" = 201 ] || WHY="PUT answered $code, expected 201"
+        local err; err=$(head -c 120 "$RUN/chunked-$s.err" 2>/dev/null | tr '\n' ' ' || true)
+        [ "$code" = 201 ] || WHY="PUT answered $code, expected 201${err:+ ($err)}"
         record "HTTP chunked PUT" "$s" "✗" "$WHY"
         say "chunked PUT via $s: $WHY; request: $(put_summary "$s" "chunked-$s"); answer:"
-        show_answer "$RUN/chunked-$s.headers"; head -c 300 "$RUN/chunked-$s.body" | sed 's/^/      /'; echo
+        show_answer "$RUN/chunked-$s.headers" "$RUN/chunked-$s.body"
         FAILED=1
     fi
 
@@ -543,22 +552,22 @@ http_extras() { # SERVER
     done
     [ -n "$src" ] || { record "HTTP Range resume" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
     local orig="${ORIG[$src|$s]}" url size n
-    url=$(bob_url "$s" "$src-$s")
+    url=$(bob_url "$s" "$src-$s") || { record "HTTP Range resume" "$s" "✗" "no GET URL for $src"; FAILED=1; return 0; }
     size=$(stat -c %s "$orig"); n=$(( size / 3 ))
-    code=$(curl -sS -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" -w '%{http_code}' \
-        -H "Range: bytes=$n-" "$url" 2>&1) || true
+    code=$(http_code "$RUN/range-$s.err" -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" \
+        -H "Range: bytes=$n-" "$url")
     WHY=""
     if [ "$code" != 206 ]; then
         WHY="Range: bytes=$n- answered $code, expected 206"
     elif ! tail -c +$(( n + 1 )) "$orig" | cmp -s - "$RUN/range-$s.body"; then
-        WHY="206 body is not the last $(( size - n )) bytes ($(stat -c %s "$RUN/range-$s.body") received)"
+        WHY="206 body is not the last $(( size - n )) bytes ($(stat -c %s "$RUN/range-$s.body" 2>/dev/null || echo 0) received)"
     elif ! tr -d '\r' <"$RUN/range-$s.headers" | grep -qi "^content-range: bytes $n-$(( size - 1 ))/$size\$"; then
         WHY="206 without Content-Range: bytes $n-$(( size - 1 ))/$size"
     fi
     if [ -z "$WHY" ]; then
-        code=$(curl -sS -o /dev/null -D "$RUN/range416-$s.headers" -w '%{http_code}' \
-            -H "Range: bytes=$size-" "$url" 2>&1) || true
-        [ "$code" = 416 ] || { WHY="Range: bytes=$size- answered $code, expected 416"; cp "$RUN/range416-$s.headers" "$RUN/range-$s.headers"; }
+        code=$(http_code "$RUN/range-$s.err" -o /dev/null -D "$RUN/range416-$s.headers" \
+            -H "Range: bytes=$size-" "$url")
+        [ "$code" = 416 ] || { WHY="Range: bytes=$size- answered $code, expected 416"; cp "$RUN/range416-$s.headers" "$RUN/range-$s.headers" 2>/dev/null || :; }
     fi
     if [ -z "$WHY" ]; then
         record "HTTP Range resume" "$s" "✓" "206 with the last $(( size - n )) B, 416 past the end"
@@ -569,7 +578,8 @@ http_extras() { # SERVER
     fi
 }
 if [ "$HTTP_EXTRAS" = 1 ]; then
-    for s in $SERVERS; do http_extras "$s"; done
+    # (Called in a condition, so that nothing in it aborts the run: it records its own failures.)
+    for s in $SERVERS; do http_extras "$s" || { record "HTTP chunked PUT" "$s" "✗" "check aborted"; FAILED=1; }; done
 else
     for s in $SERVERS; do
         record "HTTP chunked PUT" "$s" "-" "skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"

@@ -5,15 +5,23 @@ Usage: http_trace_proxy.py LISTEN_PORT TARGET_PORT LOG_FILE
 
 ci/clients_e2e.sh hands out GET/PUT URLs that point here, so each real client's PUT passes
 through unchanged, byte for byte, in both directions; only the request head (request line and
-header names/values) of each request is appended to LOG_FILE as one JSON line, so the report can
-say which HTTP version, Content-Type, Content-Length or Transfer-Encoding and slot headers each
-client really sent. Header values that carry credentials (Authorization, Cookie) are not written.
-Standard library only (Debian's python3).
+header names/values) of the first request on each connection is appended to LOG_FILE as one JSON
+line, so the report can say which HTTP version, Content-Type, Content-Length or
+Transfer-Encoding and slot headers each client really sent. Header values that carry
+credentials (Authorization, Cookie) are not written; neither are query strings.
+
+Blocking sockets, one thread per direction: a store that answers early (411, 413, …) and closes
+while the client is still uploading must not cost the client that answer. (With asyncio streams,
+the failed write towards the closed store tore down the read side too, and the client got an
+empty reply.) The client's remaining upload is read and dropped, as the store's own lingering
+close would. Standard library only (Debian's python3).
 """
 
-import asyncio
 import json
+import socket
+import socketserver
 import sys
+import threading
 import time
 
 SECRET_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -42,17 +50,41 @@ def parse_head(raw):
     }
 
 
-async def pipe_client(reader, writer, log, peer):
-    """Client to store: copy everything, note each request head (first one per message)."""
-    buf = b""
-    in_head = True
-    try:
+class Relay(socketserver.BaseRequestHandler):
+    target_port = 0
+    log = None
+    log_lock = threading.Lock()
+
+    def handle(self):
+        client = self.request
+        try:
+            store = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            return
+        peer = "%s:%d" % self.client_address[:2]
+        up = threading.Thread(target=self.client_to_store, args=(client, store, peer), daemon=True)
+        up.start()
+        self.store_to_client(store, client)
+        # The answer is out: give the client a few seconds to read it and close; what it still
+        # uploads meanwhile is drained by the other thread.
+        up.join(5)
+        for s in (store, client):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def client_to_store(self, client, store, peer):
+        buf = b""
+        in_head = True
+        store_open = True
         while True:
-            data = await reader.read(65536)
+            try:
+                data = client.recv(65536)
+            except OSError:
+                break
             if not data:
                 break
-            writer.write(data)
-            await writer.drain()
             if in_head:
                 buf += data
                 end = buf.find(b"\r\n\r\n")
@@ -60,66 +92,59 @@ async def pipe_client(reader, writer, log, peer):
                     entry = parse_head(buf[:end])
                     entry["time"] = time.time()
                     entry["peer"] = peer
-                    log.write(json.dumps(entry) + "\n")
-                    log.flush()
+                    with self.log_lock:
+                        self.log.write(json.dumps(entry) + "\n")
+                        self.log.flush()
                     # Later requests on a kept-alive connection are not parsed (bodies would
                     # have to be framed); the clients here make one request per connection.
                     in_head = False
                     buf = b""
                 elif len(buf) > 65536:
                     in_head = False
-    except (ConnectionError, OSError):
-        pass
-    finally:
+            if store_open:
+                try:
+                    store.sendall(data)
+                except OSError:
+                    store_open = False  # the store has answered and closed: drop the rest
         try:
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (ConnectionError, OSError):
+            store.shutdown(socket.SHUT_WR)
+        except OSError:
             pass
 
-
-async def pipe(reader, writer):
-    try:
+    @staticmethod
+    def store_to_client(store, client):
         while True:
-            data = await reader.read(65536)
+            try:
+                data = store.recv(65536)
+            except OSError:
+                break
             if not data:
                 break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
+            try:
+                client.sendall(data)
+            except OSError:
+                break
         try:
-            if writer.can_write_eof():
-                writer.write_eof()
-        except (ConnectionError, OSError):
+            client.shutdown(socket.SHUT_WR)
+        except OSError:
             pass
 
 
-async def main():
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
     listen_port, target_port, log_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    log = open(log_path, "a", encoding="utf-8")
-
-    async def handle(c_reader, c_writer):
-        peer = "%s:%d" % c_writer.get_extra_info("peername")[:2]
-        try:
-            s_reader, s_writer = await asyncio.open_connection("127.0.0.1", target_port)
-        except OSError:
-            c_writer.close()
-            return
-        await asyncio.gather(
-            pipe_client(c_reader, s_writer, log, peer), pipe(s_reader, c_writer)
-        )
-        for w in (s_writer, c_writer):
-            w.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
-    async with server:
-        await server.serve_forever()
+    Relay.target_port = target_port
+    Relay.log = open(log_path, "a", encoding="utf-8")
+    with Server(("127.0.0.1", listen_port), Relay) as server:
+        server.serve_forever()
 
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main())
+        main()
     except KeyboardInterrupt:
         pass
