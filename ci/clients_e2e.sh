@@ -10,8 +10,9 @@
 #            "text/plain; charset=utf-8"), profanity (`/sendfile`, driven through a private tmux
 #            server), @xmpp/client from npm (tests/e2e/xmppjs_upload.mjs) and nbxmpp, Gajim's
 #            library (tests/e2e/nbxmpp_upload.py, Debian's /usr/bin/python3).
-# Each client uploads its own file; the script downloads the GET URL the client produced and
-# compares it byte for byte with the original. The clients' HTTP requests pass through a
+# Each client uploads its own file and sends the GET URL to bob (a go-sendxmpp listener); the
+# script downloads the URL bob received (which must be the one the client printed, where it
+# prints one, and must point at our store) and compares it byte for byte with the original. The clients' HTTP requests pass through a
 # transparent relay (tests/e2e/http_trace_proxy.py) that records request lines and headers, and
 # each client's raw slot request is cut out of ejabberd's debug log into the run directory
 # (the source of tests/fixtures/clients/c60-c64). Then two HTTP checks on the store itself
@@ -21,7 +22,8 @@
 #
 # Installs what is missing (apt: prosody ejabberd go-sendxmpp profanity tmux python3-nbxmpp
 # openssl curl, and nodejs/npm only if there is no node; npm: @xmpp/client into
-# .cache/clients-e2e/npm) and skips what is there. Every process it starts is stopped on exit.
+# .cache/clients-e2e/npm, which needs Node >= 20.10) and skips what is there. Every process it
+# starts is stopped on exit.
 #
 # Environment: CLIENTS_E2E_HTTP_EXTRAS (1 = run the two HTTP checks, default 1),
 # CLIENTS_E2E_CLIENTS (space-separated subset of
