@@ -489,6 +489,42 @@ fn real_client_requests_parse_into_the_right_dialect_and_values() {
             1000,
             Some("application/x-executable"),
         ),
+        // Captured from real clients by ci/clients_e2e.sh; the file was "CLIENT-ejabberd café.png".
+        (
+            "c60-go-sendxmpp-0.5.6-request.xml",
+            V0,
+            "go-sendxmpp-ejabberd_caf_.png",
+            196992,
+            Some("image/png"),
+        ),
+        (
+            "c61-profanity-0.13.1-request.xml",
+            V0,
+            "profanity-ejabberd_café.png",
+            196992,
+            Some("image/png"),
+        ),
+        (
+            "c62-xmppjs-0.14.0-request.xml",
+            V0,
+            "xmppjs-ejabberd café.png",
+            196992,
+            Some("image/png"),
+        ),
+        (
+            "c63-nbxmpp-4.2.2-request.xml",
+            V0,
+            "nbxmpp-ejabberd café.png",
+            196992,
+            Some("image/png"),
+        ),
+        (
+            "c64-go-sendxmpp-0.5.6-text-charset-request.xml",
+            V0,
+            "go-sendxmpp-text-ejabberd_caf_.txt",
+            4126,
+            Some("text/plain; charset=utf-8"),
+        ),
     ];
     assert!(cases.len() >= 15);
     for (file, dialect, filename, size, ty) in cases {
