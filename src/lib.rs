@@ -70,6 +70,7 @@ pub mod checked;
 mod crypto;
 pub mod file_id;
 pub mod ns;
+mod redact;
 pub mod service;
 pub mod stanza;
 pub mod storage;
