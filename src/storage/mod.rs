@@ -19,8 +19,14 @@ use url::Url;
 
 use crate::checked::{ContentType, FileName};
 
+#[cfg(feature = "external")]
+#[cfg_attr(docsrs, doc(cfg(feature = "external")))]
 pub mod external;
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub mod s3;
+#[cfg(feature = "signed")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signed")))]
 pub mod signed;
 
 /// Issues upload targets and download URLs for checked requests.
