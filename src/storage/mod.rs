@@ -254,8 +254,9 @@ impl DownloadGrant {
     }
 }
 
-/// Where and how to upload, and where the file will be.
-#[derive(Debug, Clone, PartialEq)]
+/// Where and how to upload, and where the file will be. Its `Debug` shows the URLs without
+/// their query (where signatures live) and the header names without their values.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UploadTarget {
     /// The PUT URL.
@@ -269,6 +270,53 @@ pub struct UploadTarget {
     pub get_url: Url,
     /// The key the object is stored under, for later [`DownloadGrant`]s.
     pub object_key: String,
+}
+
+impl fmt::Debug for UploadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |h: &mut dyn Iterator<Item = &str>| h.map(str::to_owned).collect::<Vec<_>>();
+        f.debug_struct("UploadTarget")
+            .field("put_url", &RedactedUrl(&self.put_url))
+            .field(
+                "slot_headers",
+                &names(&mut self.slot_headers.iter().map(|h| h.name.as_str())),
+            )
+            .field(
+                "required_headers",
+                &names(&mut self.required_headers.iter().map(|h| h.name.as_str())),
+            )
+            .field("get_url", &RedactedUrl(&self.get_url))
+            .field("object_key", &self.object_key)
+            .finish()
+    }
+}
+
+/// Shows a URL without credentials, query or fragment (`?…` marks a removed query), for
+/// `Debug` output of values holding signed URLs.
+pub(crate) struct RedactedUrl<'a>(pub(crate) &'a Url);
+
+impl fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let u = self.0;
+        if u.cannot_be_a_base() {
+            return write!(f, "\"{}:…\"", u.scheme());
+        }
+        write!(f, "\"{}://", u.scheme())?;
+        if !u.username().is_empty() || u.password().is_some() {
+            f.write_str("…@")?;
+        }
+        if let Some(host) = u.host_str() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = u.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(u.path())?;
+        if u.query().is_some() {
+            f.write_str("?…")?;
+        }
+        f.write_str("\"")
+    }
 }
 
 impl UploadTarget {
