@@ -53,6 +53,9 @@
 //!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
 //! * [`file_id`]: opaque, authenticated file IDs.
 //! * [`checked`]: validated file names and content types.
+//! * `http` (feature `http`): verifying PUT/GET from `http::request::Parts`, slot headers as
+//!   an `http::HeaderMap`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rustdoc::broken_intra_doc_links)]
@@ -69,6 +72,9 @@
 pub mod checked;
 mod crypto;
 pub mod file_id;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod ns;
 pub mod service;
 pub mod stanza;

@@ -8,8 +8,11 @@ mod file_id;
 mod fixtures;
 #[path = "suite/forgery.rs"]
 mod forgery;
+// The example HTTP store uses the `http` feature (`cargo test --all-features`).
+#[cfg(feature = "http")]
 #[path = "suite/http_e2e.rs"]
 mod http_e2e;
+#[cfg(feature = "http")]
 #[path = "../examples/support/http_store.rs"]
 mod http_store;
 #[path = "suite/malformed.rs"]
