@@ -93,6 +93,9 @@ pub struct VerifiedPut {
     pub sha256: Option<[u8; 32]>,
     /// The MD5 the body must have, when bound (`p1:http-file-transfer`).
     pub md5: Option<[u8; 16]>,
+    /// When the PUT URL expires: a server should not let an upload that started before
+    /// run on much past this (finish it by then plus a short grace).
+    pub expires: OffsetDateTime,
 }
 
 impl VerifiedPut {
@@ -569,6 +572,8 @@ impl SignedUrlStore {
         if now.unix_timestamp() >= exp {
             return Err(VerifyError::Expired);
         }
+        let expires = OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|_| VerifyError::Malformed("bad expiry"))?;
         let size = match (p.size.as_deref(), p.max.as_deref(), content_length) {
             (Some(size), None, len) => {
                 let size = parse_num(size)?;
@@ -615,6 +620,7 @@ impl SignedUrlStore {
             content_type: p.ty.map(Cow::into_owned),
             sha256,
             md5,
+            expires,
         })
     }
 
@@ -1165,6 +1171,7 @@ mod tests {
             content_type: None,
             sha256: Some(crate::crypto::sha256(b"abc")),
             md5: None,
+            expires: now(),
         };
         let mut c = v.body_check();
         c.update(b"ab").unwrap();
