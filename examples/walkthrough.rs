@@ -318,7 +318,7 @@ fn run() -> Result<Tour, Box<dyn std::error::Error>> {
         );
         t.check(
             got.header("content-security-policy") == Some(http_store::CSP),
-            "Content-Security-Policy: default-src 'none'; sandbox",
+            format!("Content-Security-Policy: {}", http_store::CSP),
         );
         let disposition = got.header("content-disposition").unwrap_or_default();
         let inline = http_store::is_inline(ty);

@@ -19,3 +19,6 @@ mod http_store;
 mod malformed;
 #[path = "suite/service_table.rs"]
 mod service_table;
+#[cfg(all(feature = "http", unix))]
+#[path = "suite/store_abuse.rs"]
+mod store_abuse;

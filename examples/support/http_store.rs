@@ -839,6 +839,8 @@ async fn write_sidecar(tmp_dir: &Path, meta: &Path, content_type: &str) -> Resul
     f.write_all(content_type.as_bytes())
         .await
         .map_err(|e| io_refusal("meta", &e))?;
+    // tokio writes in the background: only `flush` reports that write's error (ENOSPC).
+    f.flush().await.map_err(|e| io_refusal("meta", &e))?;
     f.sync_all().await.map_err(|e| io_refusal("meta", &e))?;
     drop(f);
     tokio::fs::rename(&tmp.0, meta)
@@ -868,7 +870,11 @@ async fn place(
             "slot dir is not a directory".into(),
         ));
     }
-    write_sidecar(tmp_dir, meta, content_type.unwrap_or(FALLBACK_TYPE)).await?;
+    if let Err(e) = write_sidecar(tmp_dir, meta, content_type.unwrap_or(FALLBACK_TYPE)).await {
+        // Nothing of this upload stays: the slot directory goes too if it is empty.
+        let _ = tokio::fs::remove_dir(dir).await;
+        return Err(e);
+    }
     match tokio::fs::hard_link(tmp, file).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

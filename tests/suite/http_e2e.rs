@@ -370,7 +370,7 @@ fn get_with(url: &Url, headers: &[(&str, &str)]) -> Raw {
     }
 }
 
-fn stored_files(dir: &std::path::Path) -> Vec<String> {
+pub(super) fn stored_files(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
