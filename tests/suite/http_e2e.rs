@@ -178,7 +178,8 @@ fn file_id_flow_over_real_http() {
 
 /// A running example store on 127.0.0.1 with its own directory, removed when dropped.
 pub(super) struct Server {
-    pub rt: tokio::runtime::Runtime,
+    /// Runs the server; dropped with it.
+    _rt: tokio::runtime::Runtime,
     pub addr: std::net::SocketAddr,
     pub dir: std::path::PathBuf,
     pub service: Arc<Service>,
@@ -229,7 +230,7 @@ pub(super) fn start(
     };
     rt.spawn(serve_with(listener, service.clone(), cfg, opts));
     Server {
-        rt,
+        _rt: rt,
         addr,
         dir,
         service,
