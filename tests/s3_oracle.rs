@@ -2,8 +2,9 @@
 //!
 //! 400 pseudo-random cases (fixed-seed xorshift, so every run is the same) over endpoints
 //! (path-style and virtual-hosted, ports, path prefixes), buckets, regions, credentials with
-//! and without session token, keys with Unicode and reserved characters, times, lifetimes and
-//! PUT header sets. For each case the URL's `X-Amz-Signature` must equal the oracle's signature
+//! and without session token, keys with Unicode and reserved characters, times, lifetimes,
+//! PUT header sets and GET response overrides (`response-content-type`,
+//! `response-content-disposition`, signed query parameters). For each case the URL's `X-Amz-Signature` must equal the oracle's signature
 //! over the same request, and the query must carry exactly the oracle's parameters. The path is
 //! checked separately against an independent strict encoding of prefix, bucket and key, since
 //! the oracle (as the AWS SDK's S3 client uses it) signs the path as given.
@@ -21,7 +22,8 @@ use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::{Duration, OffsetDateTime};
 use url::Url;
-use xmpp_upload::storage::s3::{PutBinding, S3Config, S3Store};
+use xmpp_upload::checked::{ContentType, InlinePolicy};
+use xmpp_upload::storage::s3::{GetOverrides, PutBinding, S3Config, S3Store};
 
 const CASES: usize = 400;
 
@@ -80,7 +82,28 @@ struct Case {
     now: OffsetDateTime,
     expires: i64,
     put: Option<PutBinding<'static>>,
+    /// For GETs: the response overrides, as given to `presign_get_with`.
+    get: Option<(Option<&'static str>, Option<String>)>,
 }
+
+/// Content types a download may be served with, hostile ones included.
+const SERVED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "text/plain; charset=utf-8",
+    "text/html; charset=utf-8",
+    "image/svg+xml",
+    "application/octet-stream",
+    "video/mp4",
+];
+/// File names for `Content-Disposition`, encoded by the crate's own rule.
+const FILE_NAMES: &[&str] = &[
+    "a.txt",
+    "Фото 1.jpg",
+    "x'y\"z;.html",
+    "100%.svg",
+    "🙂",
+    "a+b=c&d",
+];
 
 fn random_case(rng: &mut Rng) -> Case {
     let path_style = rng.chance(50);
@@ -182,12 +205,27 @@ fn random_case(rng: &mut Rng) -> Case {
             sha256: sha,
         }
     });
+    let get = (put.is_none() && rng.chance(60)).then(|| {
+        let ty = rng.chance(80).then(|| *rng.pick(SERVED_TYPES));
+        let disposition = rng.chance(80).then(|| {
+            let name = *rng.pick(FILE_NAMES);
+            let policy = if rng.chance(50) {
+                InlinePolicy::default()
+            } else {
+                InlinePolicy::never()
+            };
+            let known = ty.map(|t| ContentType::new(t).expect("served type"));
+            policy.content_disposition(known.as_ref(), name)
+        });
+        (ty, disposition)
+    });
     Case {
         config,
         key,
         now,
         expires,
         put,
+        get,
     }
 }
 
@@ -222,8 +260,23 @@ fn oracle(
         .build()
         .expect("params")
         .into();
+    // The oracle adds the X-Amz-* parameters; any other one (the response overrides) is part
+    // of the request it signs.
     let mut bare = url.clone();
-    bare.set_query(None);
+    let own: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(n, _)| !n.starts_with("X-Amz-"))
+        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        .collect();
+    if own.is_empty() {
+        bare.set_query(None);
+    } else {
+        let query: Vec<String> = own
+            .iter()
+            .map(|(n, v)| format!("{}={}", strict(n), strict(v)))
+            .collect();
+        bare.set_query(Some(&query.join("&")));
+    }
     let request = SignableRequest::new(
         method,
         bare.as_str(),
@@ -252,17 +305,27 @@ fn sorted_query(url: &Url) -> Vec<(String, String)> {
 #[test]
 fn presigned_urls_match_aws_sigv4() {
     let mut rng = Rng(0x5EED_0F53_3300_0001);
-    let (mut gets, mut puts, mut tokens, mut vhost) = (0, 0, 0, 0);
+    let (mut gets, mut puts, mut tokens, mut vhost, mut overrides) = (0, 0, 0, 0, 0);
     for i in 0..CASES {
         let case = random_case(&mut rng);
         let store = S3Store::new(case.config.clone());
         let expires_in = Duration::seconds(case.expires);
         let (method, url, required) = match case.put {
-            None => (
-                "GET",
-                store.presign_get(&case.key, case.now, expires_in),
-                Vec::new(),
-            ),
+            None => {
+                let url = match &case.get {
+                    None => store.presign_get(&case.key, case.now, expires_in),
+                    Some((ty, disposition)) => store.presign_get_with(
+                        &case.key,
+                        case.now,
+                        expires_in,
+                        &GetOverrides {
+                            content_type: *ty,
+                            content_disposition: disposition.as_deref(),
+                        },
+                    ),
+                };
+                ("GET", url, Vec::new())
+            }
             Some(binding) => {
                 let PutBinding {
                     content_length: len,
@@ -342,8 +405,20 @@ fn presigned_urls_match_aws_sigv4() {
             Some(signature.as_str()),
             "case {i}: {url}"
         );
-        // The oracle's parameters include its X-Amz-Signature.
+        // The oracle's parameters include its X-Amz-Signature; the overrides are ours, with
+        // exactly the values asked for.
         let mut theirs = params;
+        if let Some((ty, disposition)) = &case.get {
+            for (name, value) in [
+                ("response-content-type", ty.map(str::to_owned)),
+                ("response-content-disposition", disposition.clone()),
+            ] {
+                if let Some(value) = value {
+                    theirs.push((name.to_owned(), value));
+                    overrides += 1;
+                }
+            }
+        }
         theirs.sort();
         assert_eq!(ours, theirs, "case {i}");
 
@@ -367,7 +442,173 @@ fn presigned_urls_match_aws_sigv4() {
     }
     // The generator covers every dimension.
     assert!(
-        gets > 100 && puts > 100 && tokens > 50 && vhost > 100,
-        "{gets} {puts} {tokens} {vhost}"
+        gets > 100 && puts > 100 && tokens > 50 && vhost > 100 && overrides > 100,
+        "{gets} {puts} {tokens} {vhost} {overrides}"
     );
+}
+
+// ---- Through the slot service (issue 11, findings a and c) ------------------------------------
+//
+// Each check below failed on the code before the fix: the comma type got a slot, the PUT of a
+// request without a type signed no `content-type`, a p1 upload by MD5 alone got a PUT URL with
+// no size bound, and GET URLs carried no `response-content-disposition`.
+
+const SERVICE_NOW: &str = "2024-05-01T12:00:00Z";
+
+fn service_case() -> Case {
+    Case {
+        config: S3Config {
+            endpoint: Url::parse("https://s3.example").expect("endpoint"),
+            bucket: "uploads".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "service/secret/key".into(),
+            session_token: None,
+            path_style: true,
+        },
+        key: String::new(),
+        now: OffsetDateTime::parse(SERVICE_NOW, &time::format_description::well_known::Rfc3339)
+            .expect("time"),
+        expires: 0,
+        put: None,
+        get: None,
+    }
+}
+
+fn service_ask(payload: &str, iq_type: &str) -> minidom::Element {
+    let case = service_case();
+    let service = xmpp_upload::SlotService::new(
+        xmpp_upload::ServiceConfig::new(
+            "upload.example.org".parse().expect("jid"),
+            *b"32 bytes of host secret.........",
+        )
+        .allowed_content_types(["image/*", "text/*", "application/octet-stream"]),
+        S3Store::new(case.config),
+    );
+    let iq: minidom::Element = format!(
+        "<iq xmlns='jabber:client' from='romeo@example.org/x' id='a1' \
+         to='upload.example.org' type='{iq_type}'>{payload}</iq>"
+    )
+    .parse()
+    .expect("iq");
+    service.handle(&iq, case.now).expect("a reply")
+}
+
+/// The slot's PUT and GET URLs.
+fn slot_urls(reply: &minidom::Element) -> (Url, Url) {
+    const NS: &str = "urn:xmpp:http:upload:0";
+    let slot = reply
+        .get_child("slot", NS)
+        .unwrap_or_else(|| panic!("no slot: {}", String::from(reply)));
+    let url = |name: &str| {
+        let u = slot.get_child(name, NS).and_then(|e| e.attr("url"));
+        Url::parse(u.expect("url")).expect("valid url")
+    };
+    (url("put"), url("get"))
+}
+
+fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Checks `url`'s signature with the oracle, signing `headers` (PUT) or none (GET).
+fn oracle_agrees(method: &str, url: &Url, headers: &[(String, String)]) {
+    let mut case = service_case();
+    case.expires = param(url, "X-Amz-Expires")
+        .and_then(|e| e.parse().ok())
+        .expect("X-Amz-Expires");
+    let (signature, _) = oracle(&case, method, url, headers);
+    assert_eq!(
+        param(url, "X-Amz-Signature").as_deref(),
+        Some(signature.as_str()),
+        "{url}"
+    );
+}
+
+#[test]
+fn service_issued_urls_bind_type_size_and_disposition() {
+    // Finding a: a list of types is refused (RFC 9110 §8.3.1 has no `,` in a media type).
+    let r = service_ask(
+        "<request xmlns='urn:xmpp:http:upload:0' filename='a.png' size='5' \
+         content-type='image/png; x=y, text/html'/>",
+        "get",
+    );
+    assert_eq!(r.attr("type"), Some("error"), "{}", String::from(&r));
+
+    // Finding c: no type requested, `application/octet-stream` signed (and checked by S3).
+    let r = service_ask(
+        "<request xmlns='urn:xmpp:http:upload:0' filename='a.bin' size='5'/>",
+        "get",
+    );
+    let (put, get) = slot_urls(&r);
+    assert_eq!(
+        param(&put, "X-Amz-SignedHeaders").as_deref(),
+        Some("content-length;content-type;host")
+    );
+    oracle_agrees(
+        "PUT",
+        &put,
+        &[
+            ("Content-Length".into(), "5".into()),
+            ("Content-Type".into(), "application/octet-stream".into()),
+        ],
+    );
+    assert_eq!(
+        param(&get, "response-content-type").as_deref(),
+        Some("application/octet-stream")
+    );
+    oracle_agrees("GET", &get, &[]);
+
+    // Finding c: an MD5-only p1 upload has no size to sign: refused.
+    let r = service_ask(
+        "<query xmlns='p1:http-file-transfer' md5='qN48INKsmQyPMZkHs0DWog=='/>",
+        "set",
+    );
+    assert_eq!(r.attr("type"), Some("error"), "{}", String::from(&r));
+
+    // Finding c: HTML and SVG are attachments; a JPEG is inline; both signed.
+    for (ty, name, served, disposition) in [
+        (
+            "text/html",
+            "x.html",
+            "text/html",
+            "attachment; filename*=UTF-8''x.html",
+        ),
+        (
+            "image/SVG+xml",
+            "Фото.svg",
+            "image/svg+xml",
+            "attachment; filename*=UTF-8''%D0%A4%D0%BE%D1%82%D0%BE.svg",
+        ),
+        ("image/JPEG", "a.jpg", "image/jpeg", "inline"),
+    ] {
+        let r = service_ask(
+            &format!(
+                "<request xmlns='urn:xmpp:http:upload:0' filename='{name}' size='5' \
+                 content-type='{ty}'/>"
+            ),
+            "get",
+        );
+        let (put, get) = slot_urls(&r);
+        assert_eq!(
+            param(&get, "response-content-type").as_deref(),
+            Some(served)
+        );
+        assert_eq!(
+            param(&get, "response-content-disposition").as_deref(),
+            Some(disposition)
+        );
+        oracle_agrees("GET", &get, &[]);
+        // The PUT signs the type as the client gave it: that is the header it sends.
+        oracle_agrees(
+            "PUT",
+            &put,
+            &[
+                ("Content-Length".into(), "5".into()),
+                ("Content-Type".into(), ty.into()),
+            ],
+        );
+    }
 }

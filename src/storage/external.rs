@@ -30,8 +30,11 @@
 //! | [`Scheme::V2`] | `?v2=` | `"{path}\0{size}\0{content type}"` |
 //! | [`Scheme::Token`] | `?token=` | `"{path}\0{size}\0{content type}"` |
 //!
-//! The content type is the one the client declared, or `application/octet-stream` when it
-//! declared none. The URL itself carries the path percent-encoded segment by segment (every
+//! The content type is the one the client declared, byte for byte as it gave it
+//! ([`ContentType::as_given`]: checked, surrounding whitespace removed, *not* normalised), or
+//! `application/octet-stream` when it declared none. These servers compare the MAC with the
+//! `Content-Type` header of the PUT, and a client sends the type it declared: signing the
+//! normalised form (`image/jpeg` for a declared `image/JPEG`) would get that client a 403. The URL itself carries the path percent-encoded segment by segment (every
 //! byte outside `A-Z a-z 0-9 - . _ ~`), so no file name can add a path segment, a query or a
 //! fragment, and servers that decode the path get back the signed string's path exactly.
 //!
@@ -46,7 +49,7 @@
 //! * **No hash binding**: a declared SHA-256 or MD5 is not part of the signed string; the
 //!   server checks only the size (and, with `V2`/`Token`, the content type).
 //! * The exact size is required: grants without one are refused with
-//!   [`StorageError::Unsupported`].
+//!   [`StorageError::SizeRequired`].
 
 use core::fmt;
 use std::borrow::Cow;
@@ -183,7 +186,9 @@ impl ExternalStore {
 
     /// The PUT URL for `path` (below the base URL, segments separated by `/`, raw UTF-8),
     /// signed for a body of exactly `size` bytes and, with [`Scheme::V2`] and
-    /// [`Scheme::Token`], for `content_type` (`None`: `application/octet-stream`).
+    /// [`Scheme::Token`], for `content_type` as the client gave it
+    /// ([`ContentType::as_given`], the header its PUT carries; `None`:
+    /// `application/octet-stream`).
     ///
     /// The path is used as given, whatever the scheme: this is the way to sign for a layout
     /// of your own. Each segment must be non-empty, not `.` or `..`, and free of control
@@ -242,7 +247,7 @@ impl ExternalStore {
     fn mac(&self, path: &str, size: u64, content_type: Option<&ContentType>) -> String {
         let size = size.to_string();
         let tag = if self.scheme.binds_content_type() {
-            let ct = content_type.map_or(DEFAULT_CONTENT_TYPE, ContentType::as_str);
+            let ct = content_type.map_or(DEFAULT_CONTENT_TYPE, ContentType::as_given);
             self.key.sign(&[
                 path.as_bytes(),
                 b"\0",
@@ -281,9 +286,8 @@ impl StorageBackend for ExternalStore {
     }
 
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
-        let size = grant.size().ok_or(StorageError::Unsupported(
-            "uploads without a declared size (the external server checks it)",
-        ))?;
+        // The external server checks the size in the MAC: it must be known.
+        let size = grant.size().ok_or(StorageError::SizeRequired)?;
         let path: Cow<'_, str> = match self.scheme {
             Scheme::EjabberdV1 => Cow::Owned(ejabberd_path(grant)),
             _ => Cow::Borrowed(grant.key()),
@@ -292,11 +296,12 @@ impl StorageBackend for ExternalStore {
         let get_url = self.get_url_for(&path)?;
         let mut target = UploadTarget::new(put_url, get_url, path.into_owned());
         if self.scheme.binds_content_type() {
-            // The server compares the raw header with the signed type: the PUT must carry it,
-            // `application/octet-stream` included when the client declared none.
+            // The server compares the raw header with the signed type: the PUT must carry it
+            // as signed (as the client gave it), `application/octet-stream` included when the
+            // client declared none.
             let ct = grant
                 .content_type()
-                .map_or(DEFAULT_CONTENT_TYPE, ContentType::as_str);
+                .map_or(DEFAULT_CONTENT_TYPE, ContentType::as_given);
             target = target.with_required_header("Content-Type", ct);
         }
         Ok(target)
@@ -778,6 +783,66 @@ mod tests {
         assert_ne!(t.put_url, other);
     }
 
+    /// The MAC covers the `Content-Type` the client's PUT carries, and a client sends the type
+    /// it declared in its slot request (XEP-0363 §5), which this crate's normalisation
+    /// (`ContentType::as_str`) would change. The servers compare the raw header
+    /// (`mod_http_upload_external` protocol; RFC 9110 §5.5 strips only the surrounding
+    /// whitespace), so the type is signed as given.
+    #[test]
+    fn v2_signs_the_type_as_the_client_sends_it() {
+        for scheme in [Scheme::V2, Scheme::Token] {
+            let s = store("https://up.example/", scheme);
+            let param = scheme.query_param();
+            for (declared, sent, name, size, mac) in [
+                // python: m(SLOT_HEX + "/cat.jpg\x0023026\x00Image/JPEG")
+                (
+                    "Image/JPEG",
+                    "Image/JPEG",
+                    "cat.jpg",
+                    23026,
+                    "1e2ba87820412093a989b8aa3ddf3162e791c97e01ed8ef46f2b5257b3ec02c5",
+                ),
+                // python: m(SLOT_HEX + "/cat.jpg\x0023026\x00image/jpeg")
+                (
+                    " image/jpeg\t",
+                    "image/jpeg",
+                    "cat.jpg",
+                    23026,
+                    "33e6245a83bc6d661b3052dff44782a11e6726880ce5ebc9afbc818d65ea6d7f",
+                ),
+                // python: m(SLOT_HEX + '/notes.txt\x005\x00Text/Plain;  Charset="UTF-8"')
+                (
+                    "Text/Plain;  Charset=\"UTF-8\"",
+                    "Text/Plain;  Charset=\"UTF-8\"",
+                    "notes.txt",
+                    5,
+                    "14cd7d0a85eb970a237618067cf952c8f20fbf388938fa3e0d1919ff482c0ba5",
+                ),
+            ] {
+                let t = s
+                    .issue_upload(&grant("a@b.c", name, Some(size), Some(declared)))
+                    .unwrap();
+                assert_eq!(query(&t.put_url), format!("{param}={mac}"), "{declared:?}");
+                assert_eq!(t.required_headers.len(), 1);
+                assert_eq!(t.required_headers[0].name, "Content-Type");
+                assert_eq!(t.required_headers[0].value, sent, "{declared:?}");
+            }
+            // Not the normalised form: python: m(SLOT_HEX + "/notes.txt\x005\x00text/plain; charset=utf-8")
+            let t = s
+                .issue_upload(&grant(
+                    "a@b.c",
+                    "notes.txt",
+                    Some(5),
+                    Some("Text/Plain;  Charset=\"UTF-8\""),
+                ))
+                .unwrap();
+            assert_ne!(
+                query(&t.put_url),
+                format!("{param}=d392f7606b666f963e4299682ca21a47fe9b3658e4601181648faa901e0735a6")
+            );
+        }
+    }
+
     #[test]
     fn base_with_path_prefix() {
         // python: m(SLOT_HEX + "/x.bin 7"): the prefix is not signed.
@@ -912,10 +977,10 @@ mod tests {
     #[test]
     fn size_is_required() {
         let s = store("https://up.example/", Scheme::V1);
-        assert!(matches!(
+        assert_eq!(
             s.issue_upload(&grant("a@b.c", "x", None, None)),
-            Err(StorageError::Unsupported(_))
-        ));
+            Err(StorageError::SizeRequired)
+        );
         // Zero is a size.
         assert!(s.issue_upload(&grant("a@b.c", "x", Some(0), None)).is_ok());
     }

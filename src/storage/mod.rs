@@ -377,6 +377,11 @@ pub enum StorageError {
     /// The backend cannot honour what the grant requires.
     #[error("unsupported by this backend: {0}")]
     Unsupported(&'static str),
+    /// The upload's size was not declared (a `p1:http-file-transfer` request by MD5 alone) and
+    /// this backend cannot cap the body otherwise: a presigned S3 PUT signs one exact
+    /// `Content-Length`, never a range; external servers check the size in their MAC.
+    #[error("this backend needs the upload's size to be declared")]
+    SizeRequired,
     /// A key or secret is shorter than [`MIN_KEY_LEN`] bytes: URLs signed with it could be
     /// forged.
     #[error("the key is {len} bytes long; at least {min} are required")]

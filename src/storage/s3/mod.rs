@@ -6,8 +6,8 @@
 //!
 //! | grant | signed header | the PUT must send |
 //! |---|---|---|
-//! | exact size | `content-length` | `Content-Length: N` |
-//! | content type | `content-type` | `Content-Type: …` (as requested) |
+//! | exact size (always) | `content-length` | `Content-Length: N` |
+//! | content type (always) | `content-type` | `Content-Type: …` as requested, or `application/octet-stream` |
 //! | MD5 (`p1:http-file-transfer`) | `content-md5` | `Content-MD5: base64` |
 //! | SHA-256 (XEP-0300 `<hash/>`) | `x-amz-checksum-sha256` | `x-amz-checksum-sha256: base64` |
 //!
@@ -16,6 +16,21 @@
 //! headers are listed in [`UploadTarget::required_headers`]; XEP-0363 slot headers stay empty,
 //! as that protocol only allows `Authorization`, `Cookie` and `Expires` there.
 //!
+//! `content-type` is signed even when the request named no type, as
+//! `application/octet-stream` (the type the service checked against its allow-list, XEP-0363
+//! §5), so the uploader cannot choose the stored type. The price: a client that requested no
+//! type must send `Content-Type: application/octet-stream` (p1 results list it); one that sends
+//! no `Content-Type` at all gets 403 from S3. The type is signed as the client gave it
+//! ([`ContentType::as_given`]), since that is what its PUT carries.
+//!
+//! GET URLs (the slot's and [`StorageBackend::issue_download`]'s) sign the response header
+//! overrides `response-content-type` (the [normalised](ContentType::as_str) type,
+//! `application/octet-stream` when unknown) and `response-content-disposition` by the store's
+//! [`InlinePolicy`] (`inline` for the types it shows, else `attachment; filename*=…`), so
+//! S3 serves HTML or SVG as a download whatever type the object was stored with. A download by
+//! file ID does not know the type: it is served as an `application/octet-stream` attachment
+//! named after the key's last segment.
+//!
 //! The implementation follows AWS's "Authenticating Requests: Using Query Parameters (AWS
 //! Signature Version 4)", one step per file: `canonical` (canonical request), `sign` (string
 //! to sign, signing key, signature), `encode` (S3's `UriEncode`).
@@ -23,8 +38,9 @@
 //! # Limits
 //! * `X-Amz-Expires` is 1 to [`MAX_EXPIRES_SECONDS`] (7 days): SigV4 cannot sign longer. Slot
 //!   GET URLs are capped at 7 days; download URLs are re-issued through file IDs.
-//! * A presigned PUT cannot cap the size of the body by itself: a grant with neither an exact
-//!   size nor an MD5 is refused with [`StorageError::Unsupported`].
+//! * A presigned PUT signs one exact `Content-Length` and cannot carry a range (only POST
+//!   policies have `content-length-range`): a grant without a declared size (a
+//!   `p1:http-file-transfer` request by MD5 alone) is refused with [`StorageError::SizeRequired`].
 //! * Object keys are 1 to 1024 bytes of any Unicode, without `.` or `..` segments (URL
 //!   normalisation would remove them).
 
@@ -41,6 +57,7 @@ use self::sign::{
     root_key, scope, signature, signing_key, string_to_sign, KeyCache, Timestamp, ALGORITHM,
 };
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
+use crate::checked::{ContentType, InlinePolicy, OCTET_STREAM};
 use crate::crypto::SecretKey;
 
 mod canonical;
@@ -118,6 +135,18 @@ pub struct PutBinding<'a> {
     pub content_md5: Option<[u8; 16]>,
     /// The SHA-256 of the body (`x-amz-checksum-sha256`, base64).
     pub sha256: Option<[u8; 32]>,
+}
+
+/// Response header overrides a presigned GET signs (S3 `GetObject`'s `response-content-type`
+/// and `response-content-disposition` query parameters): S3 serves the object with these
+/// headers instead of the ones stored with it. Each value must be visible ASCII (spaces
+/// allowed), not empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GetOverrides<'a> {
+    /// The `Content-Type` to serve.
+    pub content_type: Option<&'a str>,
+    /// The `Content-Disposition` to serve.
+    pub content_disposition: Option<&'a str>,
 }
 
 /// The checked, canonical form of the configuration's URL parts.
@@ -204,6 +233,7 @@ pub struct S3Store {
     secret_empty: bool,
     base: Result<Base, StorageError>,
     keys: KeyCache,
+    inline: InlinePolicy,
 }
 
 impl fmt::Debug for S3Store {
@@ -243,6 +273,7 @@ impl S3Store {
             allow_insecure_http: false,
             base: Err(StorageError::InvalidBaseUrl),
             keys: KeyCache::default(),
+            inline: InlinePolicy::default(),
         };
         store.base = store.prepare();
         store
@@ -255,6 +286,15 @@ impl S3Store {
     pub fn allow_insecure_http(mut self, allow: bool) -> Self {
         self.allow_insecure_http = allow;
         self.base = self.prepare();
+        self
+    }
+
+    /// Which types the GET URLs this store issues as a [`StorageBackend`] serve `inline`
+    /// (default: [`InlinePolicy::default`]); everything else is served as an attachment. HTML,
+    /// SVG and XML are never inline.
+    #[must_use]
+    pub fn inline_policy(mut self, policy: InlinePolicy) -> Self {
+        self.inline = policy;
         self
     }
 
@@ -278,8 +318,73 @@ impl S3Store {
         now: OffsetDateTime,
         expires_in: Duration,
     ) -> Result<Url, StorageError> {
-        self.presign("GET", key, now, expires_in, SignedHeaders::default())
+        self.presign("GET", key, now, expires_in, SignedHeaders::default(), &[])
             .map(|p| p.url)
+    }
+
+    /// A presigned GET URL for `key` that also signs response header overrides: S3 serves the
+    /// object with `overrides`' `Content-Type` and `Content-Disposition`, whatever it was
+    /// stored with.
+    ///
+    /// # Errors
+    /// Those of [`S3Store::presign_get`], and [`StorageError::Unsupported`] for an override
+    /// that is empty or not visible ASCII.
+    pub fn presign_get_with(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+        overrides: &GetOverrides<'_>,
+    ) -> Result<Url, StorageError> {
+        let mut query = Vec::new();
+        for (name, value) in [
+            (
+                "response-content-disposition",
+                overrides.content_disposition,
+            ),
+            ("response-content-type", overrides.content_type),
+        ] {
+            if let Some(value) = value {
+                if !is_header_value(value) {
+                    return Err(StorageError::Unsupported(
+                        "a response override is not a valid HTTP header value",
+                    ));
+                }
+                query.push((name, value));
+            }
+        }
+        self.presign(
+            "GET",
+            key,
+            now,
+            expires_in,
+            SignedHeaders::default(),
+            &query,
+        )
+        .map(|p| p.url)
+    }
+
+    /// A presigned GET URL for a file named `filename` of type `content_type` (`None`:
+    /// unknown), served as this store's [`InlinePolicy`] says: `response-content-type` is the
+    /// normalised type (`application/octet-stream` when unknown) and
+    /// `response-content-disposition` is `inline` or `attachment; filename*=UTF-8''…`.
+    ///
+    /// # Errors
+    /// Those of [`S3Store::presign_get`].
+    pub fn presign_download(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+        content_type: Option<&ContentType>,
+        filename: &str,
+    ) -> Result<Url, StorageError> {
+        let disposition = self.inline.content_disposition(content_type, filename);
+        let overrides = GetOverrides {
+            content_type: Some(content_type.map_or(OCTET_STREAM, ContentType::as_str)),
+            content_disposition: Some(&disposition),
+        };
+        self.presign_get_with(key, now, expires_in, &overrides)
     }
 
     /// A presigned PUT URL for `key` that binds what `binding` gives, and the headers the PUT
@@ -300,7 +405,7 @@ impl S3Store {
         binding: &PutBinding<'_>,
     ) -> Result<(Url, Vec<(String, String)>), StorageError> {
         let (headers, required) = put_headers(binding)?;
-        let presigned = self.presign("PUT", key, now, expires_in, headers)?;
+        let presigned = self.presign("PUT", key, now, expires_in, headers, &[])?;
         Ok((presigned.url, required))
     }
 
@@ -357,7 +462,8 @@ impl S3Store {
         })
     }
 
-    /// Signs one request: canonical request, string to sign, signature, URL.
+    /// Signs one request: canonical request, string to sign, signature, URL. `extra` are query
+    /// parameters signed along with the `X-Amz-*` ones (the `response-*` overrides).
     fn presign(
         &self,
         method: &str,
@@ -365,6 +471,7 @@ impl S3Store {
         now: OffsetDateTime,
         expires_in: Duration,
         mut headers: SignedHeaders,
+        extra: &[(&str, &str)],
     ) -> Result<Presigned, StorageError> {
         let base = self.base.as_ref().map_err(Clone::clone)?;
         check_key(key)?;
@@ -392,6 +499,7 @@ impl S3Store {
         if let Some(token) = &self.session_token {
             params.push(("X-Amz-Security-Token", token));
         }
+        params.extend_from_slice(extra);
         let query = canonical_query(&params);
 
         let canonical_request = canonical_request(method, &path, &query, &headers);
@@ -427,18 +535,27 @@ impl StorageBackend for S3Store {
     }
 
     /// A presigned PUT for [`UploadGrant::key`] valid until [`UploadGrant::put_expires`],
-    /// binding the grant's size, content type, MD5 and SHA-256; and a presigned GET valid until
-    /// [`UploadGrant::get_expires`], capped at 7 days.
+    /// binding the grant's size, content type (`application/octet-stream` when none), MD5 and
+    /// SHA-256; and a presigned GET valid until [`UploadGrant::get_expires`], capped at 7 days,
+    /// serving the normalised type inline or as an attachment by the store's [`InlinePolicy`].
+    ///
+    /// # Errors
+    /// [`StorageError::SizeRequired`] when the grant has no declared size, and those of
+    /// [`S3Store::presign_put`].
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
-        if grant.size().is_none() && grant.md5().is_none() {
-            return Err(StorageError::Unsupported(
-                "an S3 presigned PUT needs an exact size or an MD5 to limit the upload",
-            ));
-        }
+        // A presigned PUT cannot sign a length range: without the exact size, the body would
+        // be unlimited (issue 11, finding c).
+        let size = grant.size().ok_or(StorageError::SizeRequired)?;
         let now = grant.now();
         let binding = PutBinding {
-            content_length: grant.size(),
-            content_type: grant.content_type().map(|t| t.as_str()),
+            content_length: Some(size),
+            // Signed as the client gave it (its PUT carries that string); without a type, the
+            // one the service checked against the allow-list.
+            content_type: Some(
+                grant
+                    .content_type()
+                    .map_or(OCTET_STREAM, ContentType::as_given),
+            ),
             content_md5: grant.md5().copied(),
             // XEP-0363 clients cannot be told to send `x-amz-checksum-sha256`: bind the hash
             // only where the required headers reach the client (p1 results list them).
@@ -449,7 +566,13 @@ impl StorageBackend for S3Store {
         };
         let (put_url, required) =
             self.presign_put(grant.key(), now, grant.put_expires() - now, &binding)?;
-        let get_url = self.presign_get(grant.key(), now, capped(grant.get_expires(), now))?;
+        let get_url = self.presign_download(
+            grant.key(),
+            now,
+            capped(grant.get_expires(), now),
+            grant.content_type(),
+            grant.filename().as_str(),
+        )?;
         let mut target = UploadTarget::new(put_url, get_url, grant.key());
         for (name, value) in &required {
             target = target.with_required_header(name, value);
@@ -458,12 +581,17 @@ impl StorageBackend for S3Store {
     }
 
     /// A presigned GET for [`DownloadGrant::key`] valid until [`DownloadGrant::expires`],
-    /// capped at 7 days.
+    /// capped at 7 days. The type is not known here: the file is served as an
+    /// `application/octet-stream` attachment named after the key's last segment.
     fn issue_download(&self, grant: &DownloadGrant) -> Result<Url, StorageError> {
-        self.presign_get(
-            grant.key(),
+        let key = grant.key();
+        let filename = key.rsplit('/').next().unwrap_or(key);
+        self.presign_download(
+            key,
             grant.now(),
             capped(Some(grant.expires()), grant.now()),
+            None,
+            filename,
         )
     }
 }
@@ -491,11 +619,7 @@ fn put_headers(
     }
     if let Some(ct) = binding.content_type {
         let value = normalize_header_value(ct);
-        if value.is_empty()
-            || !ct
-                .bytes()
-                .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
-        {
+        if !is_header_value(ct) {
             return Err(StorageError::Unsupported(
                 "the content type is not a valid HTTP header value",
             ));
@@ -513,6 +637,14 @@ fn put_headers(
         );
     }
     Ok((headers, required))
+}
+
+/// Whether `value` can travel as a header value: visible ASCII, spaces and tabs, not blank.
+fn is_header_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        && !value.trim_matches([' ', '\t']).is_empty()
 }
 
 /// `X-Amz-Expires` in whole seconds (truncated, so the URL never outlives the request).

@@ -42,6 +42,7 @@ fn aws_example() -> Presigned {
             at(T0),
             Duration::seconds(86_400),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap()
 }
@@ -164,6 +165,7 @@ fn unicode_and_reserved_keys_are_encoded_per_segment() {
             at(T0),
             Duration::days(1),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap();
     let path = "/ab12cd/%D0%A4%D0%BE%D1%82%D0%BE%20%D0%BE%D1%82%D0%BF%D1%83%D1%81%D0%BA%20%281%29%2B%26%3D%3F%23%25.jpg";
@@ -212,6 +214,7 @@ fn path_style_with_port_and_prefix() {
             at(T0),
             Duration::hours(1),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap();
     assert_eq!(
@@ -228,6 +231,7 @@ fn path_style_with_port_and_prefix() {
             at(T0),
             Duration::hours(1),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap();
     assert_eq!(
@@ -251,6 +255,7 @@ fn virtual_hosted_style() {
             at(T0),
             Duration::hours(1),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap();
     assert_eq!(
@@ -363,6 +368,7 @@ fn session_token_is_signed_in_the_query() {
             at(T0),
             Duration::days(1),
             SignedHeaders::default(),
+            &[],
         )
         .unwrap();
     let query = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-Security-Token=FQoGZXIvYXdzE%2B%2Ftoken%3D%3D&X-Amz-SignedHeaders=host";
@@ -463,7 +469,7 @@ fn put_binds_headers() {
         ]
     );
     let p = store
-        .presign("PUT", "f.jpg", at(T0), Duration::minutes(5), headers)
+        .presign("PUT", "f.jpg", at(T0), Duration::minutes(5), headers, &[])
         .unwrap();
     assert!(p.canonical_request.starts_with("PUT\n/f.jpg\n"));
     assert!(p.canonical_request.ends_with(
@@ -586,24 +592,261 @@ fn issue_upload_presigns_put_and_get() {
     );
 }
 
+/// Issue 11, finding c: a p1 upload by MD5 alone signed no `content-length`, so the PUT took a
+/// body of any size. AWS "Authenticating Requests: Using Query Parameters": a presigned URL
+/// signs header values, and S3's length range (`content-length-range`) exists only in POST
+/// policies; without a declared size the upload is refused.
 #[test]
-fn issue_upload_needs_size_or_md5() {
+fn issue_upload_needs_declared_size() {
     let store = S3Store::new(config("https://s3.example", "uploads", true));
-    assert!(matches!(
+    assert_eq!(
         store.issue_upload(&grant(None, None, None)),
-        Err(StorageError::Unsupported(_))
-    ));
+        Err(StorageError::SizeRequired)
+    );
+    assert_eq!(
+        store.issue_upload(&grant(None, Some([0xab; 16]), None)),
+        Err(StorageError::SizeRequired)
+    );
+    // With the size declared too, the MD5 is bound next to it.
     let t = store
-        .issue_upload(&grant(None, Some([0xab; 16]), None))
+        .issue_upload(&grant(Some(5), Some([0xab; 16]), None))
         .unwrap();
     assert_eq!(
         query_param(&t.put_url, "X-Amz-SignedHeaders").as_deref(),
-        Some("content-md5;content-type;host")
+        Some("content-length;content-md5;content-type;host")
     );
     assert!(t
         .required_headers
         .iter()
         .any(|h| h.name == "Content-MD5" && h.value == "q6urq6urq6urq6urq6urqw=="));
+}
+
+fn typed_grant(ty: Option<&str>, name: &str) -> UploadGrant {
+    UploadGrant::new(
+        [0x22; 16],
+        FileName::new(name).unwrap(),
+        Some(7),
+        10_000_000,
+        ty.map(|t| ContentType::new(t).unwrap()),
+        None,
+        None,
+        "alice@example.org".parse().unwrap(),
+        at(T0),
+        at(T0 + 300),
+        None,
+    )
+}
+
+fn required(t: &UploadTarget) -> Vec<(&str, &str)> {
+    t.required_headers
+        .iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect()
+}
+
+/// Issue 11, finding c: a request without a type signed no `content-type`, so the uploader
+/// chose the stored type past the allow-list. The service checks a missing type as
+/// `application/octet-stream` (XEP-0363 §5 lets it assume that type): that is what is signed.
+#[test]
+fn put_always_signs_content_type() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true));
+    let t = store.issue_upload(&typed_grant(None, "notes")).unwrap();
+    assert_eq!(
+        query_param(&t.put_url, "X-Amz-SignedHeaders").as_deref(),
+        Some("content-length;content-type;host")
+    );
+    assert_eq!(
+        required(&t),
+        [
+            ("Content-Length", "7"),
+            ("Content-Type", "application/octet-stream")
+        ]
+    );
+    // A declared type is signed as the client gave it: its PUT carries that very string, and
+    // S3 compares the signed value (RFC 9110 §8.3: the case of type and subtype is not
+    // significant, but SigV4's canonical headers keep it).
+    let t = store
+        .issue_upload(&typed_grant(Some("Text/Plain; Charset=UTF-8"), "a.txt"))
+        .unwrap();
+    assert_eq!(
+        required(&t),
+        [
+            ("Content-Length", "7"),
+            ("Content-Type", "Text/Plain; Charset=UTF-8")
+        ]
+    );
+}
+
+/// Issue 11, finding c: GET URLs carried no `response-content-disposition`, so HTML and SVG
+/// were served inline from the bucket. The S3 API reference (GetObject) lets a signed request
+/// override the served headers with `response-content-type` and `response-content-disposition`.
+#[test]
+fn slot_get_signs_response_overrides() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true));
+    let cases = [
+        (
+            Some("image/jpeg"),
+            "Фото.jpg",
+            "image/jpeg",
+            "inline".to_owned(),
+        ),
+        (
+            Some("IMAGE/PNG; x=1"),
+            "a.png",
+            "image/png",
+            "inline".to_owned(),
+        ),
+        (
+            Some("text/plain; charset=UTF-8"),
+            "a.txt",
+            "text/plain; charset=utf-8",
+            "inline".to_owned(),
+        ),
+        (
+            Some("text/html;charset=utf-8"),
+            "x.html",
+            "text/html; charset=utf-8",
+            "attachment; filename*=UTF-8''x.html".to_owned(),
+        ),
+        (
+            Some("image/svg+xml"),
+            "Фото.svg",
+            "image/svg+xml",
+            "attachment; filename*=UTF-8''%D0%A4%D0%BE%D1%82%D0%BE.svg".to_owned(),
+        ),
+        (
+            Some("application/xml"),
+            "a b.xml",
+            "application/xml",
+            "attachment; filename*=UTF-8''a%20b.xml".to_owned(),
+        ),
+        (
+            None,
+            "notes",
+            "application/octet-stream",
+            "attachment; filename*=UTF-8''notes".to_owned(),
+        ),
+    ];
+    for (ty, name, served, disposition) in cases {
+        let t = store.issue_upload(&typed_grant(ty, name)).unwrap();
+        let get = &t.get_url;
+        assert_eq!(
+            query_param(get, "response-content-type").as_deref(),
+            Some(served),
+            "{ty:?}"
+        );
+        assert_eq!(
+            query_param(get, "response-content-disposition").as_deref(),
+            Some(disposition.as_str()),
+            "{ty:?}"
+        );
+        assert_eq!(
+            query_param(get, "X-Amz-SignedHeaders").as_deref(),
+            Some("host")
+        );
+        // The same URL as the public call with the same values.
+        let again = store
+            .presign_get_with(
+                t.object_key.as_str(),
+                at(T0),
+                Duration::days(7),
+                &GetOverrides {
+                    content_type: Some(served),
+                    content_disposition: Some(&disposition),
+                },
+            )
+            .unwrap();
+        assert_eq!(&again, get, "{ty:?}");
+        // The PUT URL never carries overrides.
+        assert_eq!(query_param(&t.put_url, "response-content-type"), None);
+    }
+    // The inline rule is the store's to configure; never inline still means attachment.
+    let never = S3Store::new(config("https://s3.example", "uploads", true))
+        .inline_policy(crate::checked::InlinePolicy::never());
+    let t = never
+        .issue_upload(&typed_grant(Some("image/jpeg"), "a.jpg"))
+        .unwrap();
+    assert_eq!(
+        query_param(&t.get_url, "response-content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''a.jpg")
+    );
+}
+
+/// The overrides are signed query parameters: AWS's example GET with them, step 1 (canonical
+/// query string sorted by encoded name, values `UriEncode`d: `;`, `*`, `'`, `=` and space
+/// encoded).
+#[test]
+fn response_overrides_in_the_canonical_request() {
+    let p = aws_store()
+        .presign(
+            "GET",
+            "test.txt",
+            at(T0),
+            Duration::seconds(86_400),
+            SignedHeaders::default(),
+            &[
+                ("response-content-type", "text/plain; charset=utf-8"),
+                (
+                    "response-content-disposition",
+                    "attachment; filename*=UTF-8''a%20b.txt",
+                ),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        p.canonical_request,
+        "GET\n\
+         /test.txt\n\
+         X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&response-content-disposition=attachment%3B%20filename%2A%3DUTF-8%27%27a%2520b.txt&response-content-type=text%2Fplain%3B%20charset%3Dutf-8\n\
+         host:examplebucket.s3.amazonaws.com\n\
+         \n\
+         host\n\
+         UNSIGNED-PAYLOAD"
+    );
+    assert!(p.url.as_str().ends_with(&format!(
+        "&response-content-type=text%2Fplain%3B%20charset%3Dutf-8&X-Amz-Signature={}",
+        p.signature
+    )));
+    assert_eq!(
+        query_param(&p.url, "response-content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''a%20b.txt")
+    );
+
+    let store = aws_store();
+    for bad in ["", " ", "a\r\nb", "é"] {
+        for o in [
+            GetOverrides {
+                content_type: Some(bad),
+                ..GetOverrides::default()
+            },
+            GetOverrides {
+                content_disposition: Some(bad),
+                ..GetOverrides::default()
+            },
+        ] {
+            assert!(
+                matches!(
+                    store.presign_get_with("k", at(T0), Duration::hours(1), &o),
+                    Err(StorageError::Unsupported(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+    // No override: exactly presign_get (AWS's vector).
+    assert_eq!(
+        store
+            .presign_get_with(
+                "test.txt",
+                at(T0),
+                Duration::days(1),
+                &GetOverrides::default()
+            )
+            .unwrap(),
+        store
+            .presign_get("test.txt", at(T0), Duration::days(1))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -616,11 +859,36 @@ fn issue_download_presigns_get() {
             at(T0 + 86_400),
         ))
         .unwrap();
+    // A download by file ID does not know the type: an attachment named after the key's last
+    // segment (issue 11, finding c), otherwise AWS's example request.
     assert_eq!(
         url,
         aws_store()
-            .presign_get("test.txt", at(T0), Duration::days(1))
+            .presign_get_with(
+                "test.txt",
+                at(T0),
+                Duration::days(1),
+                &GetOverrides {
+                    content_type: Some("application/octet-stream"),
+                    content_disposition: Some("attachment; filename*=UTF-8''test.txt"),
+                }
+            )
             .unwrap()
+    );
+    let url = store
+        .issue_download(&DownloadGrant::new(
+            format!("{}/Фото 1.html", "11".repeat(16)),
+            at(T0),
+            at(T0 + 3600),
+        ))
+        .unwrap();
+    assert_eq!(
+        query_param(&url, "response-content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''%D0%A4%D0%BE%D1%82%D0%BE%201.html")
+    );
+    assert_eq!(
+        query_param(&url, "response-content-type").as_deref(),
+        Some("application/octet-stream")
     );
     let url = store
         .issue_download(&DownloadGrant::new(
