@@ -323,8 +323,11 @@ fn run() -> Result<Tour, Box<dyn std::error::Error>> {
         let disposition = got.header("content-disposition").unwrap_or_default();
         let inline = http_store::is_inline(ty);
         t.check(
-            disposition.starts_with(if inline { "inline" } else { "attachment" })
-                && disposition.contains("filename*=UTF-8''"),
+            if inline {
+                disposition == "inline"
+            } else {
+                disposition.starts_with("attachment") && disposition.contains("filename*=UTF-8''")
+            },
             format!("Content-Disposition: {disposition}"),
         );
         let head = http(&agent, "HEAD", &slot.get, &[], None)?;

@@ -18,12 +18,12 @@
 //!
 //! let store = SignedUrlStore::new("https://files.example/up/".parse()?, *b"a key of 32 random bytes........");
 //! let service = SlotService::new(
-//!     ServiceConfig::new("upload.example".parse()?, *b"32 bytes of host secret........."),
+//!     ServiceConfig::new("upload.example.org".parse()?, *b"32 bytes of host secret........."),
 //!     store,
 //! );
 //! let now = time::OffsetDateTime::now_utc();
 //! let request = SlotRequest::new("cat.jpg", 3).with_content_type("image/jpeg");
-//! let slot = service.request_slot(&"romeo@example/a".parse()?, &request, "id1", now)?.slot;
+//! let slot = service.request_slot(&"romeo@example.org/a".parse()?, &request, "id1", now)?.slot;
 //!
 //! // What the HTTP server receives: an origin-form target, a chunked body, no Content-Type.
 //! let target = &slot.put[url::Position::BeforePath..];

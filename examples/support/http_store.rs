@@ -21,9 +21,9 @@
 //!   when unsatisfiable; `If-Range`), a strong `ETag` and `Last-Modified` with
 //!   `If-None-Match`/`If-Modified-Since` (304), `X-Content-Type-Options: nosniff`, a
 //!   [`CSP`] that lets media play but nothing run or frame it, and a `Content-Disposition`
-//!   that is `inline` only for the configured types ([`StoreOptions::inline_types`]; HTML,
-//!   SVG and XML never), with an RFC 5987 `filename*`; 404 if absent. Files and sidecars are
-//!   opened without following symlinks.
+//!   that is `inline` only for the types of the configured [`InlinePolicy`]
+//!   ([`StoreOptions::inline`]; HTML, SVG and XML never), else `attachment` with an RFC 8187
+//!   `filename*`; 404 if absent. Files and sidecars are opened without following symlinks.
 //! * `GET`/`HEAD` below the stable-link base (optional): [`SlotService::resolve_stable_get`], 302.
 //! * `OPTIONS` and CORS headers on every answer, for web clients.
 //! * Under abuse ([`Limits`]): at most so many connections per IP and in all, with headroom
@@ -58,6 +58,7 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::net::TcpListener;
 use url::Url;
+use xmpp_upload::checked::{ContentType, Disposition, InlinePolicy};
 use xmpp_upload::storage::signed::{BodyCheck, SignedUrlStore, VerifiedPut, VerifyError};
 use xmpp_upload::{SlotError, SlotService};
 
@@ -137,26 +138,14 @@ impl Default for Limits {
 }
 
 /// What [`serve_with`] takes beyond [`HttpStoreConfig`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
     /// Connection caps and deadlines.
     pub limits: Limits,
-    /// Content types served `inline` (`type/*` patterns allowed); every other type is an
-    /// attachment. HTML, SVG and XML are never inline, whatever this says.
-    pub inline_types: Vec<String>,
+    /// Which content types are served `inline`; every other type is an attachment, with its
+    /// file name. HTML, SVG and XML are never inline, whatever the policy says.
+    pub inline: InlinePolicy,
 }
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            limits: Limits::default(),
-            inline_types: DEFAULT_INLINE.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
-}
-
-/// The default inline types: images, audio, video and plain text.
-pub const DEFAULT_INLINE: &[&str] = &["image/*", "audio/*", "video/*", "text/plain"];
 
 struct State {
     service: Arc<Service>,
@@ -907,74 +896,16 @@ async fn read_content_type(meta: &Path) -> HeaderValue {
     HeaderValue::from_str(ty).unwrap_or(fallback)
 }
 
-/// The lower-case `type/subtype` of a content type.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+/// Whether a file of this type is shown inline under `policy`: the library's rule
+/// ([`InlinePolicy`]), under which HTML, SVG, XML and other active types never are.
+pub fn is_inline_with(content_type: &str, policy: &InlinePolicy) -> bool {
+    policy.disposition(ContentType::new(content_type).ok().as_ref()) == Disposition::Inline
 }
 
-/// Types that can run scripts or be rendered as a page: never inline.
-fn never_inline(essence: &str) -> bool {
-    matches!(
-        essence,
-        "text/html" | "application/xhtml+xml" | "image/svg+xml" | "text/xml" | "application/xml"
-    ) || essence.ends_with("+xml")
-        || essence.ends_with("/xml")
-}
-
-/// `inline` only for the configured types (`type/*` patterns allowed), and never for HTML,
-/// SVG or XML, whatever the configuration says. Everything else is a download.
-pub fn is_inline_with(content_type: &str, inline_types: &[String]) -> bool {
-    let essence = essence(content_type);
-    if never_inline(&essence) {
-        return false;
-    }
-    inline_types.iter().any(|p| {
-        let p = p.trim().to_ascii_lowercase();
-        match p.strip_suffix("/*") {
-            Some(major) => essence
-                .split_once('/')
-                .is_some_and(|(m, sub)| m == major && !sub.is_empty()),
-            None => p == essence,
-        }
-    })
-}
-
-/// [`is_inline_with`] the default types ([`DEFAULT_INLINE`]): images (not SVG), audio,
-/// video and plain text.
+/// [`is_inline_with`] the default policy ([`InlinePolicy::default`]): common raster images
+/// (not SVG), audio, video and plain text.
 pub fn is_inline(content_type: &str) -> bool {
-    let defaults: Vec<String> = DEFAULT_INLINE.iter().map(|s| (*s).to_owned()).collect();
-    is_inline_with(content_type, &defaults)
-}
-
-/// `Content-Disposition` with an ASCII fallback `filename` and the exact name as an RFC 5987
-/// `filename*=UTF-8''…`.
-pub fn content_disposition(inline: bool, filename: &str) -> String {
-    let kind = if inline { "inline" } else { "attachment" };
-    let fallback: String = filename
-        .chars()
-        .map(|c| {
-            if c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\' && c != '%') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut exact = String::with_capacity(filename.len() * 3);
-    for b in filename.bytes() {
-        // RFC 5987 attr-char
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            exact.push(char::from(b));
-        } else {
-            let _ = write!(exact, "%{b:02X}");
-        }
-    }
-    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
+    is_inline_with(content_type, &InlinePolicy::default())
 }
 
 const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
@@ -1108,7 +1039,13 @@ async fn get(st: &State, parts: &Parts, label: String) -> Outcome {
     let etag = etag_of(&m);
     let modified = m.modified().ok().map(http_date);
     let ty = read_content_type(&meta).await;
-    let inline = is_inline_with(ty.to_str().unwrap_or(FALLBACK_TYPE), &st.opts.inline_types);
+    let disposition = st.opts.inline.content_disposition(
+        ty.to_str()
+            .ok()
+            .and_then(|t| ContentType::new(t).ok())
+            .as_ref(),
+        &verified.filename,
+    );
     // Stored files never change: caches may keep them as long as the URL lives.
     let cache = match verified.expires {
         Some(t) => format!("private, max-age={}", (t - now).whole_seconds().max(0)),
@@ -1143,7 +1080,7 @@ async fn get(st: &State, parts: &Parts, label: String) -> Outcome {
     }
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, ty);
-    if let Ok(v) = HeaderValue::from_str(&content_disposition(inline, &verified.filename)) {
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     // A range applies unless If-Range names another version.

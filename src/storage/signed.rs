@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
-use crate::checked::FileName;
+use crate::checked::{ContentType, FileName};
 use crate::crypto::{hex, unhex, SecretKey};
 use crate::stanza::file_transfer::encode_md5;
 
@@ -519,9 +519,9 @@ impl SignedUrlStore {
     /// # use xmpp_upload::storage::signed::{SignedUrlStore, VerifyError};
     /// # use xmpp_upload::{ServiceConfig, SlotService, stanza::upload::SlotRequest};
     /// # let store = SignedUrlStore::new("https://files.example/".parse()?, *b"a key of 32 random bytes........");
-    /// # let service = SlotService::new(ServiceConfig::new("upload.example".parse()?, *b"32 bytes of host secret........."), store);
+    /// # let service = SlotService::new(ServiceConfig::new("upload.example.org".parse()?, *b"32 bytes of host secret........."), store);
     /// # let now = time::OffsetDateTime::now_utc();
-    /// # let slot = service.request_slot(&"romeo@example/a".parse()?, &SlotRequest::new("a.txt", 5).with_content_type("text/plain"), "id", now)?.slot;
+    /// # let slot = service.request_slot(&"romeo@example.org/a".parse()?, &SlotRequest::new("a.txt", 5).with_content_type("text/plain"), "id", now)?.slot;
     /// // A chunked PUT without Content-Type: the bound size and type apply.
     /// let put = service.storage().verify_put_request(&slot.put, None, None, now)?;
     /// assert_eq!((put.size, put.content_type.as_deref()), (5, Some("text/plain")));
@@ -601,7 +601,9 @@ impl SignedUrlStore {
             _ => return Err(VerifyError::Malformed("size binding")),
         };
         if let (Some(bound), Some(given)) = (p.ty.as_deref(), content_type) {
-            if !essence(given).eq_ignore_ascii_case(essence(bound)) {
+            // Both parsed as RFC 9110 media types (a `,` refuses) and compared by essence.
+            let given = ContentType::new(given).map_err(|_| VerifyError::TypeMismatch)?;
+            if !given.essence().eq_ignore_ascii_case(essence(bound)) {
                 return Err(VerifyError::TypeMismatch);
             }
         }

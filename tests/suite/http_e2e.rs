@@ -586,7 +586,7 @@ fn get_links_end_with_the_file_name_and_serve_ranges_and_validators() {
 #[test]
 fn inline_types_are_configurable_and_never_html_svg_or_xml() {
     let opts = StoreOptions {
-        inline_types: vec!["image/*".into(), "text/*".into(), "application/xml".into()],
+        inline: xmpp_upload::checked::InlinePolicy::new(["image/*", "text/*", "application/xml"]),
         ..StoreOptions::default()
     };
     let srv = start(config(), opts, None);
@@ -610,5 +610,8 @@ fn inline_types_are_configurable_and_never_html_svg_or_xml() {
         let d = got.header("content-disposition").unwrap();
         assert_eq!(d.starts_with("inline"), inline, "{ty}: {d}");
         assert_eq!(d.starts_with("attachment"), !inline, "{ty}: {d}");
+        if !inline {
+            assert!(d.ends_with(&format!("filename*=UTF-8''{name}")), "{d}");
+        }
     }
 }
