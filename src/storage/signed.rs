@@ -872,6 +872,7 @@ mod tests {
             .unwrap();
         assert_eq!(v.filename, "my juliet.jpg");
         assert_eq!(v.key, format!("{}/my juliet.jpg", "ab".repeat(16)));
+        assert_eq!(v.expires, now() + Duration::seconds(300));
         assert!(matches!(
             s.verify_put(&t.put_url, 23457, Some("image/jpeg"), now()),
             Err(VerifyError::SizeMismatch { .. })
