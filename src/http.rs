@@ -132,6 +132,7 @@ fn single_text<'h>(
     Ok(Some(text.trim()).filter(|t| !t.is_empty()))
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 impl SignedUrlStore {
     /// Verifies a PUT from its request head: the method, the URL (the request target resolved
     /// with [`request_url`] against this store's base URL), `Content-Length` or its absence
@@ -176,6 +177,7 @@ impl SignedUrlStore {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 impl VerifyError {
     /// [`VerifyError::status`] as an [`http::StatusCode`].
     #[must_use]
@@ -184,6 +186,7 @@ impl VerifyError {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 impl UploadTarget {
     /// The headers the PUT must carry: the XEP-0363 slot headers and the
     /// [`required_headers`](UploadTarget::required_headers) (S3's signed `content-type`,

@@ -93,8 +93,9 @@ const ANSWER_SLACK: Duration = Duration::from_secs(5);
 pub struct HttpStoreConfig {
     /// The directory holding `{slot id}/{file name}`, `{slot id}.meta` and `.tmp/`.
     pub store_dir: PathBuf,
-    /// The base URL the [`SignedUrlStore`] issues URLs under; its scheme and authority are
-    /// used to rebuild request URLs (the server may sit behind a TLS proxy).
+    /// The base URL the [`SignedUrlStore`] issues URLs under (the store's own, which request
+    /// targets are resolved against: the server may sit behind a TLS proxy); its path marks
+    /// the slot ID in log lines.
     pub base_url: Url,
     /// The stable-link base given to `ServiceConfig::stable_get_base`, when used.
     pub stable_base: Option<Url>,
@@ -253,6 +254,8 @@ impl Drop for ConnSlot {
 struct Watchdog {
     origin: Instant,
     deadline_ms: AtomicU64,
+    /// Wakes the watcher when the deadline moves (it may move earlier).
+    moved: tokio::sync::Notify,
 }
 
 impl Watchdog {
@@ -260,6 +263,7 @@ impl Watchdog {
         let w = Self {
             origin: Instant::now(),
             deadline_ms: AtomicU64::new(0),
+            moved: tokio::sync::Notify::new(),
         };
         w.set(deadline);
         w
@@ -269,6 +273,7 @@ impl Watchdog {
         let ms = at.saturating_duration_since(self.origin).as_millis();
         self.deadline_ms
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.moved.notify_one();
     }
 
     fn get(&self) -> Instant {
@@ -334,6 +339,7 @@ pub async fn serve_with(
                 let at = dog.get();
                 tokio::select! {
                     _ = conn.as_mut() => break,
+                    () = dog.moved.notified() => {}
                     () = tokio::time::sleep_until(at.into()) => {
                         // Dropping the connection closes it.
                         if dog.get() <= Instant::now() {

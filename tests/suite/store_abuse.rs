@@ -91,6 +91,81 @@ fn idle_and_trickling_connections_do_not_lock_clients_out() {
 }
 
 #[test]
+fn headroom_is_kept_for_new_addresses() {
+    let opts = StoreOptions {
+        limits: Limits {
+            max_connections: 40,
+            max_connections_per_ip: 32,
+            reserve_from: 30,
+            ..Limits::default()
+        },
+        ..StoreOptions::default()
+    };
+    let srv = start(config(), opts, None);
+    let held: Vec<TcpStream> = (0..30)
+        .map(|_| trickler([127, 0, 0, 2], srv.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(held
+        .iter()
+        .all(|s| !closed_within(s, Duration::from_millis(50))));
+    // Past the reserve mark, an address that holds connections gets no more …
+    let more = trickler([127, 0, 0, 2], srv.addr).unwrap();
+    assert!(closed_within(&more, Duration::from_secs(2)));
+    // … while new addresses still get in, up to the global cap.
+    let fresh: Vec<TcpStream> = (3..13u8)
+        .map(|i| trickler([127, 0, 0, i], srv.addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(fresh
+        .iter()
+        .all(|s| !closed_within(s, Duration::from_millis(50))));
+    let over = trickler([127, 0, 0, 20], srv.addr).unwrap();
+    assert!(closed_within(&over, Duration::from_secs(2)));
+}
+
+#[test]
+fn a_reader_that_stalls_is_cut_off_at_the_get_deadline() {
+    let opts = StoreOptions {
+        limits: Limits {
+            get_deadline: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..StoreOptions::default()
+    };
+    let srv = start(config(), opts, None);
+    let len = 8 * 1024 * 1024;
+    let s = slot(&srv.service, "big.bin", len as u64, None);
+    assert_eq!(
+        status(ureq::put(s.put.as_str()).send_bytes(&vec![3u8; len])),
+        201
+    );
+    let mut c = TcpStream::connect(srv.addr).unwrap();
+    write!(
+        c,
+        "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        target(&s.get),
+        srv.addr
+    )
+    .unwrap();
+    // The client reads nothing; past the deadline the server gives up on it.
+    std::thread::sleep(Duration::from_secs(3));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the connection stayed open");
+    assert!(got < len, "all {got} bytes were sent");
+}
+
+#[test]
 fn idle_connections_are_closed_after_the_header_timeout() {
     let opts = StoreOptions {
         limits: Limits {
