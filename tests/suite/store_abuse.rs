@@ -59,8 +59,41 @@ fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
     }
 }
 
+/// Makes sure this process may open `want` files: both ends of every connection live here
+/// (about 1,100 for the next test), above the common soft limit of 1,024. Raises the soft
+/// limit towards the hard one with `prlimit` (util-linux) when needed.
+fn ensure_open_files(want: u64) {
+    fn limits() -> Option<(u64, String)> {
+        let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+        let nums: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+        let soft = match *nums.first()? {
+            "unlimited" => u64::MAX,
+            n => n.parse().ok()?,
+        };
+        Some((soft, (*nums.get(1)?).to_owned()))
+    }
+    let Some((soft, hard)) = limits() else {
+        return; // not Linux: nothing to read, nothing to raise
+    };
+    if soft >= want {
+        return;
+    }
+    let _ = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={hard}:{hard}"))
+        .status();
+    let now = limits().map_or(0, |(s, _)| s);
+    assert!(
+        now >= want,
+        "this test needs {want} open files; the limit is {now} (raise it: ulimit -n {want})"
+    );
+}
+
 #[test]
 fn idle_and_trickling_connections_do_not_lock_clients_out() {
+    ensure_open_files(2048);
     let srv = start(config(), StoreOptions::default(), None);
     // 512 connections that never finish their request head, from 16 addresses (32 each, the
     // per-address cap), and 64 more from one of them (refused at once by the per-address cap).
