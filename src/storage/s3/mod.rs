@@ -544,6 +544,19 @@ impl S3Store {
         now: OffsetDateTime,
         expires_in: Duration,
     ) -> Result<Url, StorageError> {
+        self.list_presigned(prefix, continuation, max_keys, now, expires_in)
+            .map(|p| p.url)
+    }
+
+    /// [`S3Store::presign_list`] with its intermediate values.
+    fn list_presigned(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: Option<u32>,
+        now: OffsetDateTime,
+        expires_in: Duration,
+    ) -> Result<Presigned, StorageError> {
         let base = self.base.as_ref().map_err(Clone::clone)?;
         if prefix.len() > MAX_KEY_BYTES {
             return Err(StorageError::InvalidKey(
@@ -585,7 +598,6 @@ impl S3Store {
             SignedHeaders::default(),
             &query,
         )
-        .map(|p| p.url)
     }
 
     /// The public, unsigned GET URL of `key` under [`S3Store::public_get_base`] (`None` when
