@@ -31,9 +31,18 @@
 //! file ID does not know the type: it is served as an `application/octet-stream` attachment
 //! named after the key's last segment.
 //!
+//! # Housekeeping
+//! Retention needs no SDK either: [`S3Store::presign_list`] signs a ListObjectsV2 by prefix
+//! (with continuation), [`ListPage::parse`] reads its XML answer with bounded work, and
+//! [`S3Store::presign_delete`] signs the `DELETE` of one object; the host sends them with any
+//! HTTP client. [`S3Store::key_prefix`] keeps the uploads under a prefix of their own (for a
+//! bucket lifecycle rule, or for listing), and [`S3Store::public_get_base`] hands out unsigned
+//! GET links on a public bucket or CDN. The README shows the lifecycle rule and the bucket CORS
+//! rule web clients need.
+//!
 //! The implementation follows AWS's "Authenticating Requests: Using Query Parameters (AWS
 //! Signature Version 4)", one step per file: `canonical` (canonical request), `sign` (string
-//! to sign, signing key, signature), `encode` (S3's `UriEncode`).
+//! to sign, signing key, signature), `encode` (S3's `UriEncode`); `list` reads listings.
 //!
 //! # Limits
 //! * `X-Amz-Expires` is 1 to [`MAX_EXPIRES_SECONDS`] (7 days): SigV4 cannot sign longer. Slot
@@ -190,7 +199,8 @@ struct Presigned {
     signature: String,
 }
 
-/// An S3 (or S3-compatible) bucket as a [`StorageBackend`]: SigV4 presigned PUT and GET URLs.
+/// An S3 (or S3-compatible) bucket as a [`StorageBackend`]: SigV4 presigned PUT and GET URLs,
+/// and presigned DELETE and ListObjectsV2 requests for housekeeping.
 ///
 /// It is `Send + Sync` and cheap to share: the only mutable state is the cached signing key of
 /// the current day. `Debug` prints the endpoint, bucket, region and access key ID only.
@@ -535,6 +545,37 @@ impl S3Store {
     /// [`StorageError::InvalidKey`] for a prefix longer than 1024 bytes or an empty or overlong
     /// (over 4096 bytes) continuation token; [`StorageError::Unsupported`] for `max_keys` 0
     /// or above 1000.
+    ///
+    /// # Example
+    /// ```
+    /// # use time::{Duration, OffsetDateTime};
+    /// # use xmpp_upload::storage::s3::{ListPage, S3Config, S3Store};
+    /// # let store = S3Store::new(S3Config {
+    /// #     endpoint: "https://s3.example.org".parse()?, bucket: "chat-uploads".into(),
+    /// #     region: "us-east-1".into(), access_key_id: "AKIDEXAMPLE".into(),
+    /// #     secret_access_key: "secret".into(), session_token: None, path_style: true,
+    /// # }).key_prefix("xmpp/");
+    /// # let now = OffsetDateTime::from_unix_timestamp(1_714_564_800)?;
+    /// let url = store.presign_list(store.issued_key_prefix(), None, Some(2), now, Duration::minutes(1))?;
+    /// assert_eq!(url.path(), "/chat-uploads");
+    /// assert!(url.as_str().contains("&list-type=2&max-keys=2&prefix=xmpp%2F&X-Amz-Signature="));
+    /// // The host GETs it; S3 answers (abridged):
+    /// let body = "<ListBucketResult><IsTruncated>true</IsTruncated>\
+    ///     <NextContinuationToken>dG9rZW4=</NextContinuationToken>\
+    ///     <Contents><Key>xmpp/0a1b/cat.jpg</Key><LastModified>2024-04-01T09:30:00.000Z</LastModified>\
+    ///     <ETag>&quot;70ee1738b6b21e2c8a43f3a5ab0eee71&quot;</ETag><Size>23026</Size></Contents>\
+    ///     </ListBucketResult>";
+    /// let page = ListPage::parse(body)?;
+    /// assert_eq!((page.objects[0].key.as_str(), page.objects[0].size), ("xmpp/0a1b/cat.jpg", 23026));
+    /// let delete = store.presign_delete(&page.objects[0].key, now, Duration::minutes(1))?;
+    /// assert_eq!(delete.path(), "/chat-uploads/xmpp/0a1b/cat.jpg");
+    /// // Next page:
+    /// let next = store.presign_list(
+    ///     store.issued_key_prefix(), page.next_continuation_token.as_deref(), Some(2), now, Duration::minutes(1),
+    /// )?;
+    /// assert!(next.as_str().contains("continuation-token=dG9rZW4%3D&"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use = "the URL is the only result"]
     pub fn presign_list(
         &self,
