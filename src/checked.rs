@@ -851,3 +851,73 @@ mod tests {
         );
     }
 }
+
+/// Why a size is not a plain decimal `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SizeError {
+    /// The value is empty.
+    #[error("empty")]
+    Empty,
+    /// The value has a sign (`-1`, `+5`).
+    #[error("a sign is not allowed")]
+    Sign,
+    /// The value has a character other than an ASCII digit (`1e3`, `0x10`, ` 5`).
+    #[error("not a plain decimal integer")]
+    NotDecimal,
+    /// The value is larger than `u64::MAX`.
+    #[error("larger than 18446744073709551615")]
+    TooLarge,
+}
+
+/// Parses a plain decimal `u64`: ASCII digits only, no sign, no spaces, no exponent.
+///
+/// ```
+/// use xmpp_upload::checked::{parse_size, SizeError};
+/// assert_eq!(parse_size("23456"), Ok(23456));
+/// assert_eq!(parse_size("+5"), Err(SizeError::Sign));
+/// assert_eq!(parse_size("18446744073709551616"), Err(SizeError::TooLarge));
+/// ```
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    if s.is_empty() {
+        return Err(SizeError::Empty);
+    }
+    if s.starts_with(['-', '+']) {
+        return Err(SizeError::Sign);
+    }
+    let mut n: u64 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return Err(SizeError::NotDecimal);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(SizeError::TooLarge)?;
+    }
+    Ok(n)
+}
+
+/// Decodes a base64 MD5 digest (RFC 1864 `Content-MD5` form, surrounding spaces allowed);
+/// `None` unless it is exactly 16 bytes.
+///
+/// ```
+/// use xmpp_upload::checked::decode_md5;
+/// assert_eq!(decode_md5("qN48INKsmQyPMZkHs0DWog==").map(|d| d[0]), Some(0xa8));
+/// assert_eq!(decode_md5("qN48INKsmQ=="), None);
+/// ```
+#[must_use]
+pub fn decode_md5(s: &str) -> Option<[u8; 16]> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()?;
+    <[u8; 16]>::try_from(bytes.as_slice()).ok()
+}
+
+/// Encodes an MD5 digest as base64 (RFC 1864 `Content-MD5` form).
+#[must_use]
+pub fn encode_md5(md5: &[u8; 16]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(md5)
+}

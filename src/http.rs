@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn content_md5_is_checked_from_the_head() {
-        let md5 = crate::stanza::file_transfer::decode_md5("qN48INKsmQyPMZkHs0DWog==").unwrap();
+        let md5 = crate::checked::decode_md5("qN48INKsmQyPMZkHs0DWog==").unwrap();
         let t = target(3, None, Some(md5));
         let s = store();
         let with =
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn target_headers_and_request() {
-        let md5 = crate::stanza::file_transfer::decode_md5("qN48INKsmQyPMZkHs0DWog==").unwrap();
+        let md5 = crate::checked::decode_md5("qN48INKsmQyPMZkHs0DWog==").unwrap();
         let t = target(3, Some("image/jpeg"), Some(md5));
         let h = t.put_headers().unwrap();
         assert_eq!(h.get("content-type").unwrap(), "image/jpeg");

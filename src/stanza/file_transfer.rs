@@ -25,7 +25,6 @@
 //! the four. A `<query/>` of another form is a mismatch for a type (the owned `TryFrom` gives
 //! the element back), so a receiver can try the types one after the other.
 
-use base64::Engine as _;
 use minidom::Element;
 use url::Url;
 use xmpp_parsers::iq::{IqGetPayload, IqResultPayload, IqSetPayload};
@@ -35,8 +34,6 @@ use xmpp_parsers::FromElementError;
 use super::{from_owned, parse_size, ParseError};
 use crate::ns;
 use crate::xml::{el, set, with};
-
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// The two names of this protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -83,15 +80,10 @@ pub fn is_file_transfer_ns(ns: &str) -> bool {
 /// assert!(decode_md5("qN48INKsmQ==").is_err());
 /// ```
 pub fn decode_md5(s: &str) -> Result<[u8; 16], ParseError> {
-    let bytes = B64.decode(s.trim()).map_err(|_| ParseError::InvalidMd5)?;
-    <[u8; 16]>::try_from(bytes.as_slice()).map_err(|_| ParseError::InvalidMd5)
+    crate::checked::decode_md5(s).ok_or(ParseError::InvalidMd5)
 }
 
-/// Encodes an MD5 digest as base64.
-#[must_use]
-pub fn encode_md5(md5: &[u8; 16]) -> String {
-    B64.encode(md5)
-}
+pub use crate::checked::encode_md5;
 
 /// Which of the four `<query/>` forms an element is, told apart by its attributes (`md5`,
 /// else `upload`, else `fileid`, else `download`).

@@ -287,12 +287,6 @@ pub enum ParseError {
     /// Some other value does not have the required form.
     #[error("invalid value for {0}")]
     InvalidValue(&'static str),
-    /// The IQ `type` is not one this request is sent with.
-    #[error("wrong IQ type for this request: expected '{expected}'")]
-    WrongIqType {
-        /// The type this payload must come in.
-        expected: &'static str,
-    },
     /// A disco#info result announces neither an XEP-0363 dialect nor
     /// `p1:http-file-transfer`: the entity is not an upload service.
     #[error("the entity announces no HTTP upload feature")]
@@ -392,51 +386,7 @@ pub(crate) fn from_owned<T>(
     }
 }
 
-/// Why a size is not a plain decimal `u64`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SizeError {
-    /// The value is empty.
-    #[error("empty")]
-    Empty,
-    /// The value has a sign (`-1`, `+5`).
-    #[error("a sign is not allowed")]
-    Sign,
-    /// The value has a character other than an ASCII digit (`1e3`, `0x10`, ` 5`).
-    #[error("not a plain decimal integer")]
-    NotDecimal,
-    /// The value is larger than `u64::MAX`.
-    #[error("larger than 18446744073709551615")]
-    TooLarge,
-}
-
-/// Parses a plain decimal `u64`: ASCII digits only, no sign, no spaces, no exponent.
-///
-/// ```
-/// use xmpp_upload::stanza::{parse_size, SizeError};
-/// assert_eq!(parse_size("23456"), Ok(23456));
-/// assert_eq!(parse_size("+5"), Err(SizeError::Sign));
-/// assert_eq!(parse_size("18446744073709551616"), Err(SizeError::TooLarge));
-/// ```
-pub fn parse_size(s: &str) -> Result<u64, SizeError> {
-    if s.is_empty() {
-        return Err(SizeError::Empty);
-    }
-    if s.starts_with(['-', '+']) {
-        return Err(SizeError::Sign);
-    }
-    let mut n: u64 = 0;
-    for b in s.bytes() {
-        if !b.is_ascii_digit() {
-            return Err(SizeError::NotDecimal);
-        }
-        n = n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(b - b'0')))
-            .ok_or(SizeError::TooLarge)?;
-    }
-    Ok(n)
-}
+pub use crate::checked::{parse_size, SizeError};
 
 /// Which flavour of XEP-0363 a request was made in; the answer mirrors it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

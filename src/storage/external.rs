@@ -54,7 +54,6 @@
 use core::fmt;
 use std::borrow::Cow;
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use url::Url;
 
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
@@ -64,14 +63,6 @@ use crate::crypto::{hex, SecretKey};
 /// The content type signed by `V2` and `Token` when the client declared none (the
 /// `mod_http_upload_external` convention, also used by ejabberd and prosody-filer).
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
-
-/// Bytes left as they are in a path segment: RFC 3986 unreserved characters only. Everything
-/// else, including `/`, `?`, `#`, `%`, `+`, `;` and all non-ASCII bytes, is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Which signed-URL variant the external server checks.
 ///
@@ -231,7 +222,7 @@ impl ExternalStore {
         let mut path = url.path().trim_end_matches('/').to_owned();
         for segment in segments {
             path.push('/');
-            path.extend(utf8_percent_encode(segment, SEGMENT));
+            super::urls::push_segment(&mut path, segment.as_bytes());
         }
         url.set_path(&path);
         // `set_path` cannot fail, but make sure the encoded path came through unchanged.

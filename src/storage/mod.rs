@@ -19,6 +19,9 @@ use url::Url;
 
 use crate::checked::{ContentType, FileName};
 
+mod urls;
+pub(crate) use urls::check_base;
+
 #[cfg(feature = "external")]
 #[cfg_attr(docsrs, doc(cfg(feature = "external")))]
 pub mod external;
@@ -470,35 +473,4 @@ pub(crate) fn check_key_len(len: usize) -> Result<(), StorageError> {
         });
     }
     Ok(())
-}
-
-/// Whether a URL's host is loopback, where plain http cannot be intercepted.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
-/// Checks a backend's base URL: hierarchical, https (or http on loopback, or http when
-/// allowed), without credentials, query or fragment.
-pub(crate) fn check_base(url: &Url, allow_http: bool) -> Result<(), StorageError> {
-    if url.cannot_be_a_base() {
-        return Err(StorageError::InvalidBaseUrl);
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(StorageError::BaseUrlCredentials);
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(StorageError::BaseUrlQueryOrFragment);
-    }
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if allow_http || is_loopback(url) => Ok(()),
-        _ => Err(StorageError::InsecureBaseUrl),
-    }
 }

@@ -29,22 +29,17 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use url::Url;
 
+use super::urls::SEGMENT;
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
+use crate::checked::encode_md5;
 use crate::checked::{ContentType, FileName};
 use crate::crypto::{hex, unhex, SecretKey};
-use crate::stanza::file_transfer::encode_md5;
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const VERSION: &str = "1";
 /// Query value encoding: everything but RFC 3986 unreserved characters and `/`, so common
 /// values (`image/jpeg`) need no decoding when verified.
 const QUERY_VALUE: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
-/// Path segment encoding: everything but RFC 3986 unreserved characters.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Issues HMAC-signed PUT/GET URLs under a base URL and verifies them.
 ///
@@ -106,7 +101,7 @@ impl VerifiedPut {
             return Ok(());
         };
         let given = header
-            .and_then(|h| crate::stanza::file_transfer::decode_md5(h).ok())
+            .and_then(crate::checked::decode_md5)
             .ok_or(VerifyError::DigestMismatch)?;
         if crate::crypto::ct_eq(&given, &expected) {
             Ok(())
@@ -345,7 +340,7 @@ fn parse_num(s: &str) -> Result<u64, VerifyError> {
     if s.len() > 1 && s.starts_with('0') {
         return Err(VerifyError::Malformed("non-canonical number"));
     }
-    crate::stanza::parse_size(s).map_err(|_| VerifyError::Malformed("bad number"))
+    crate::checked::parse_size(s).map_err(|_| VerifyError::Malformed("bad number"))
 }
 
 impl SignedUrlStore {
@@ -397,7 +392,7 @@ impl SignedUrlStore {
         let mut out = self.url_start(key.len() + 160)?;
         out.push_str(id);
         out.push('/');
-        out.extend(percent_encoding::utf8_percent_encode(name, SEGMENT));
+        super::urls::push_segment(&mut out, name.as_bytes());
         out.push('?');
         Ok(out)
     }
@@ -452,7 +447,7 @@ impl SignedUrlStore {
         }
         url.push_str(&B64URL.encode(sig));
         url.push('/');
-        url.extend(percent_encoding::utf8_percent_encode(name, SEGMENT));
+        super::urls::push_segment(&mut url, name.as_bytes());
         Url::parse(&url).map_err(|_| StorageError::InvalidBaseUrl)
     }
 

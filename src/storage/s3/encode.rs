@@ -6,26 +6,10 @@
 
 use percent_encoding::percent_decode_str;
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// The upper-case hex digit of a nibble (`n` < 16).
-fn upper_hex_digit(n: u8) -> char {
-    char::from_digit(u32::from(n), 16).map_or('0', |c| c.to_ascii_uppercase())
-}
-
-/// Appends `bytes`, percent-encoded as S3 wants, to `out` (`/` included: it becomes `%2F`).
+/// Appends `bytes`, percent-encoded as S3 wants, to `out` (`/` included: it becomes `%2F`):
+/// the crate's one segment encoding, which is exactly `UriEncode`.
 pub(super) fn encode_into(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        if is_unreserved(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(upper_hex_digit(b >> 4));
-            out.push(upper_hex_digit(b & 0x0f));
-        }
-    }
+    crate::storage::urls::push_segment(out, bytes);
 }
 
 /// One query name or value, or one path segment, encoded.

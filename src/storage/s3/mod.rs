@@ -996,7 +996,7 @@ fn public_base(url: &Url, allow_http: bool) -> Result<String, &'static str> {
     }
     match url.scheme() {
         "https" => {}
-        "http" if allow_http || super::is_loopback(url) => {}
+        "http" if allow_http || super::urls::is_loopback(url) => {}
         _ => {
             return Err(
                 "public GET base: must be https (plain http only on loopback or with allow_insecure_http)",
