@@ -100,11 +100,14 @@ fn dir_path(u: &Url) -> String {
     }
 }
 
+/// Called when a verified PUT was stored: object key, bytes, bound content type.
+pub type StoredHook = Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>;
+
 /// Callbacks for a host that records uploads and counts requests (the upload component).
 #[derive(Clone)]
 pub struct Hooks {
-    /// A verified PUT was stored: object key, bytes, bound content type.
-    pub stored: Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>,
+    /// A verified PUT was stored.
+    pub stored: StoredHook,
     /// A request was answered, with this status.
     pub answered: Arc<dyn Fn(u16) + Send + Sync>,
     /// Where log lines go instead of stderr.
