@@ -302,10 +302,17 @@ pub struct UploadTarget {
 
 impl fmt::Debug for UploadTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |h: &mut dyn Iterator<Item = &str>| h.map(str::to_owned).collect::<Vec<_>>();
         f.debug_struct("UploadTarget")
             .field("put_url", &crate::redact::RedactedUrl(&self.put_url))
-            .field("slot_headers", &self.slot_headers.len())
-            .field("required_headers", &self.required_headers)
+            .field(
+                "slot_headers",
+                &names(&mut self.slot_headers.iter().map(|h| h.name.as_str())),
+            )
+            .field(
+                "required_headers",
+                &names(&mut self.required_headers.iter().map(|h| h.name.as_str())),
+            )
             .field("get_url", &crate::redact::RedactedUrl(&self.get_url))
             .field("object_key", &self.object_key)
             .finish()
