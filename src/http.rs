@@ -200,7 +200,7 @@ impl UploadTarget {
             HeaderMap::with_capacity(self.slot_headers.len() + self.required_headers.len());
         for h in &self.slot_headers {
             map.append(
-                HeaderName::from_bytes(h.name.as_str().as_bytes())?,
+                HeaderName::from_bytes(h.name.as_bytes())?,
                 HeaderValue::from_str(&h.value)?,
             );
         }
