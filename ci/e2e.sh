@@ -89,9 +89,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT < <(python3 - <<'EOF'
+read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT < <(python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(8)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -235,6 +235,41 @@ kill -0 "$HOSTILE_PID" 2>/dev/null || { echo "e2e: the second component died" >&
 [ "$FAKE_RC" -eq 0 ] || { echo "e2e: hostile stanzas fed directly broke the component" >&2; exit 1; }
 kill -TERM "$HOSTILE_PID"; wait "$HOSTILE_PID" 2>/dev/null || true
 
+# --- S3 storage (when s3s-fs is installed, as ci/s3_e2e.sh does before this script in .ci/run) ---
+S3S_FS="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
+if [ -x "$S3S_FS" ]; then
+    say "S3 storage: a component on s3s-fs ($("$S3S_FS" --version 2>/dev/null || echo '?'))"
+    S3_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+    SECRETS+=("$S3_SECRET")
+    (umask 077; printf '%s\n' "$S3_SECRET" >"$RUN/secrets/s3_secret_key")
+    mkdir -p "$RUN/s3/uploads"
+    # s3s-fs itself takes its key as an argument: a test double, not the component.
+    "$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" --access-key e2e-access-key --secret-key "$S3_SECRET" \
+        "$RUN/s3" >"$RUN/s3s-fs.log" 2>&1 &
+    S3_PID=$!
+    PIDS+=("$S3_PID")
+    wait_port "$S3_PORT" 20 "$S3_PID"
+    sed -e "s#@RUN@#$RUN#g" -e "s#@FAKE_PORT@#$FAKE_PORT#g" -e "s#@OPS_PORT@#$S3_OPS_PORT#g" \
+        -e "s#@S3_PORT@#$S3_PORT#g" tests/e2e/component-s3.toml >"$RUN/component-s3.toml"
+    "$BIN" --config "$RUN/component-s3.toml" --check >>"$RUN/component-check.log" 2>&1 \
+        || { cat "$RUN/component-check.log"; echo "e2e: --check refused the S3 config" >&2; exit 1; }
+    python3 tests/e2e/component_s3.py --port "$FAKE_PORT" --secret-file "$RUN/secrets/component_secret" \
+        --ops-port "$S3_OPS_PORT" ${E2E_S3_EXPECT_DELETE:+--expect-deleted} >"$RUN/component-s3-driver.log" 2>&1 &
+    DRIVER_PID=$!
+    PIDS+=("$DRIVER_PID")
+    sleep 0.3
+    "$BIN" --config "$RUN/component-s3.toml" >"$RUN/component-s3.log" 2>&1 &
+    S3_COMPONENT_PID=$!
+    PIDS+=("$S3_COMPONENT_PID")
+    DRIVER_RC=0
+    wait "$DRIVER_PID" || DRIVER_RC=$?
+    cat "$RUN/component-s3-driver.log"
+    [ "$DRIVER_RC" -eq 0 ] || { echo "e2e: the S3-backed component failed" >&2; tail -n 20 "$RUN/component-s3.log" >&2; exit 1; }
+    kill -TERM "$S3_COMPONENT_PID"; wait "$S3_COMPONENT_PID" 2>/dev/null || true
+else
+    say "S3 storage: skipped (no s3s-fs; ci/s3_e2e.sh installs it)"
+fi
+
 # --- metrics, admin endpoint (account removal) ---------------------------------------------------
 METRICS="$(curl -fsS "http://127.0.0.1:$OPS_PORT/metrics")"
 metric() { printf '%s\n' "$METRICS" | awk -v m="$1" '$1 == m { print $2 }'; }
@@ -263,7 +298,7 @@ say "SIGTERM: stopped cleanly"
 
 # --- logs: one line per request, never a signature, key or secret ------------------------------
 for secret in "${SECRETS[@]}"; do
-    for log in "$RUN/component.log" "$RUN/component-hostile.log" "$RUN/component-check.log"; do
+    for log in "$RUN"/component*.log; do
         if grep -qF "$secret" "$log"; then echo "e2e: a secret is in $log" >&2; exit 1; fi
     done
 done

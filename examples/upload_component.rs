@@ -604,7 +604,8 @@ async fn xmpp_loop<S: StorageBackend>(
         },
         dropped: dropped.clone(),
     };
-    let put_window = Duration::from_secs(cfg.service.put_ttl_secs.saturating_add(60));
+    // An S3 PUT started before its URL expired may still be running: checked 30 s later.
+    let put_window = Duration::from_secs(cfg.service.put_ttl_secs.saturating_add(30));
     let mut shutdown = Box::pin(shutdown_signal());
     let mut backoff = Duration::from_secs(1);
     let jid_text = jid.to_string();
@@ -786,6 +787,7 @@ fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) 
                         owner: info.requester.to_bare(),
                         size: info.size,
                         content_type: info.content_type.clone(),
+                        issued: OffsetDateTime::now_utc(),
                         until: Instant::now() + ctx.put_window,
                     },
                 );

@@ -52,6 +52,8 @@ pub struct PendingUpload {
     pub owner: BareJid,
     pub size: Option<u64>,
     pub content_type: Option<String>,
+    /// When the slot was issued (an S3 upload's record dates from then).
+    pub issued: OffsetDateTime,
     /// When the PUT URL expires (plus a grace): after this the upload cannot complete.
     pub until: Instant,
 }
@@ -313,12 +315,7 @@ impl Retention {
             match s3_object_size(store.clone(), key.clone()).await {
                 Ok(Some(size)) => {
                     self.metrics.stored(size);
-                    let mut file = StoredFile::new(
-                        p.owner.clone(),
-                        key.clone(),
-                        size,
-                        OffsetDateTime::now_utc(),
-                    );
+                    let mut file = StoredFile::new(p.owner.clone(), key.clone(), size, p.issued);
                     if let Some(t) = &p.content_type {
                         file = file.with_content_type(t.clone());
                     }
