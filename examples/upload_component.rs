@@ -453,7 +453,12 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         session_token: None,
         path_style: s3.path_style,
     })
-    .allow_insecure_http(s3.insecure_http);
+    .allow_insecure_http(s3.insecure_http)
+    .key_prefix(s3.key_prefix.clone());
+    let store = match &s3.public_get_base {
+        Some(base) => store.public_get_base(base.clone()),
+        None => store,
+    };
     let records = records(cfg);
     let store = Arc::new(store);
     let service = build(

@@ -341,6 +341,12 @@ pub struct S3Storage {
     pub secret_access_key_env: Option<String>,
     #[serde(default)]
     pub path_style: bool,
+    /// Keys of uploads start with this (`"uploads/"`), so lifecycle rules and listings find them.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Slot GET URLs become public, unsigned `{base}/{key}` (a CDN or public bucket website).
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub public_get_base: Option<Url>,
     /// Allow a plain `http://` endpoint on a non-loopback host.
     #[serde(default)]
     pub insecure_http: bool,

@@ -356,11 +356,10 @@ pub fn spawn(retention: Arc<Retention>, every: Duration) -> tokio::task::JoinHan
 const HOUSEKEEPING_TTL: time::Duration = time::Duration::seconds(60);
 
 /// Deletes an S3 object through a presigned DELETE (S3 answers 204 whether or not it existed).
-///
-/// Needs `S3Store::presign_delete` (issue 13 item 4); until the library has it, this fails
-/// with a message saying so, and retention on S3 deletes nothing.
 pub async fn s3_delete(store: Arc<S3Store>, key: String) -> Result<(), String> {
-    let url = presign_delete(&store, &key)?;
+    let url = store
+        .presign_delete(&key, OffsetDateTime::now_utc(), HOUSEKEEPING_TTL)
+        .map_err(|e| e.to_string())?;
     let status = tokio::task::spawn_blocking(move || http_call("DELETE", &url, None))
         .await
         .map_err(|e| format!("task: {e}"))??;
@@ -368,10 +367,6 @@ pub async fn s3_delete(store: Arc<S3Store>, key: String) -> Result<(), String> {
         200 | 204 | 404 => Ok(()),
         s => Err(format!("S3 answered {s} to DELETE")),
     }
-}
-
-fn presign_delete(_store: &S3Store, _key: &str) -> Result<url::Url, String> {
-    Err("S3Store::presign_delete is not in this version of the library".into())
 }
 
 /// The size of an S3 object (`None`: absent), through a presigned GET of its first byte.
