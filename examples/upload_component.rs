@@ -53,7 +53,7 @@ use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Component, Stanza};
 use url::Url;
-use xmpp_upload::service::{Outcome, RetentionPolicy};
+use xmpp_upload::service::{Begin, Outcome, RetentionPolicy};
 use xmpp_upload::stanza::iq::{Iq, IqType};
 use xmpp_upload::storage::external::{ExternalStore, Scheme};
 use xmpp_upload::storage::s3::{S3Config, S3Store};
@@ -630,6 +630,7 @@ async fn xmpp_loop<S: StorageBackend>(
                 let since = Instant::now();
                 let ctx = Session {
                     service,
+                    charger: retention.and_then(|r| r.records.async_charge()),
                     retention,
                     metrics: &common.metrics,
                     ping_to: &ping_to,
@@ -704,6 +705,7 @@ enum SessionEnd {
 
 struct Session<'a, S> {
     service: &'a SlotService<S>,
+    charger: Option<Arc<dyn retention::AsyncCharge>>,
     retention: Option<&'a Retention>,
     metrics: &'a Metrics,
     ping_to: &'a str,
@@ -735,7 +737,7 @@ async fn session<S: StorageBackend>(
                     dropped_seen = now_dropped;
                 }
                 let request = Element::from(stanza);
-                let Some(reply) = answer(&request, ctx, &me) else { continue };
+                let Some(reply) = answer(&request, ctx, &me).await else { continue };
                 match Stanza::try_from(reply) {
                     Ok(reply) => {
                         if let Err(e) = component.send_stanza(reply).await {
@@ -769,7 +771,11 @@ async fn session<S: StorageBackend>(
 }
 
 /// The reply to one stanza, with its log line and counters.
-fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) -> Option<Element> {
+async fn answer<S: StorageBackend>(
+    request: &Element,
+    ctx: &Session<'_, S>,
+    me: &str,
+) -> Option<Element> {
     if let Some(d) = request.get_child("dropped", stanza_guard::DROPPED_NS) {
         let from = request.attr("from").unwrap_or("-");
         tracing::warn!(
@@ -780,7 +786,19 @@ fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) 
         );
         return policy_violation(request);
     }
-    let answer = ctx.service.process(request, OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc();
+    let answer = match ctx.charger.as_deref() {
+        // Quotas in the service (its MemoryLedger and inventory): the simple path.
+        None => ctx.service.process(request, now),
+        // Quotas in the host's own store (a database): the two-phase path, awaited here.
+        Some(charger) => match ctx.service.begin(request, now) {
+            Begin::Done(answer) => answer,
+            Begin::Charge(pending) => {
+                let result = charger.charge(pending.charge()).await;
+                pending.complete(result)
+            }
+        },
+    };
     ctx.metrics.outcome(&answer.outcome);
     match &answer.outcome {
         Outcome::Issued(info) => {

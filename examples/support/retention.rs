@@ -12,24 +12,40 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jid::BareJid;
 use time::OffsetDateTime;
 use xmpp_upload::service::{
-    plan, plan_account_removal, Deletion, Inventory, MemoryInventory, RetentionPolicy, StoredFile,
+    plan, plan_account_removal, Charge, ChargeError, Deletion, Inventory, MemoryInventory,
+    RetentionPolicy, StoredFile,
 };
 use xmpp_upload::storage::s3::S3Store;
 
 use super::metrics::Metrics;
 
-/// The record of stored files (and, later, the quota ledger), chosen by `[database]`.
-/// A database-backed kind adds a variant here.
+/// A quota store the host charges asynchronously (a database), on the library's two-phase
+/// path (`SlotService::begin`, then `PendingCharge::complete` with this result). It checks
+/// and records `charge` atomically: the windowed limits and, when `charge.limits.stored` is
+/// set, the stored bytes of its own record of files.
+pub trait AsyncCharge: Send + Sync + std::fmt::Debug {
+    fn charge<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ChargeError>> + Send + 'a>>;
+}
+
+/// The record of stored files and the quota state, chosen by `[database]`. A database-backed
+/// kind adds a variant here, with its `Inventory` and an `AsyncCharge`.
 #[derive(Debug, Clone)]
 pub enum Records {
-    /// One process, in memory; the local store's record is rebuilt from disk at start-up.
+    /// One process, in memory: the service's own `MemoryLedger` (simple path,
+    /// `SlotService::process`) and a `MemoryInventory`; the local store's record is rebuilt
+    /// from disk at start-up.
     Memory(Arc<MemoryInventory>),
 }
 
@@ -42,6 +58,14 @@ impl Records {
     pub fn inventory(&self) -> Arc<dyn Inventory> {
         match self {
             Self::Memory(m) => m.clone(),
+        }
+    }
+
+    /// The asynchronous quota store, if quotas are charged outside the service (then the
+    /// component answers through `begin`/`complete`); `None`: `SlotService::process`.
+    pub fn async_charge(&self) -> Option<Arc<dyn AsyncCharge>> {
+        match self {
+            Self::Memory(_) => None,
         }
     }
 }
