@@ -248,7 +248,7 @@ fn verify(c: &mut Criterion) {
     assert!(store
         .verify_put(&put, 23456, Some("image/jpeg"), now())
         .is_ok());
-    // The bytes the signature covers: nine length-prefixed fields of the same sizes.
+    // The bytes the signature covers: ten length-prefixed fields of the same sizes.
     let fields: Vec<Vec<u8>> = {
         let q: Vec<(String, String)> = put
             .query_pairs()
@@ -271,6 +271,7 @@ fn verify(c: &mut Criterion) {
             Vec::new(),
             Vec::new(),
             get("exp").into_bytes(),
+            get("by").into_bytes(),
         ]
         .to_vec()
     };

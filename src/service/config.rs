@@ -274,6 +274,12 @@ impl ServiceConfig {
         self.stable_get_base = Some(base);
         self
     }
+
+    /// The stable-link base, when set ([`ServiceConfig::stable_get_base`]).
+    #[must_use]
+    pub fn stable_get_base_url(&self) -> Option<&Url> {
+        self.stable_get_base.as_ref()
+    }
 }
 
 /// The default minimum charge of a slot against the quotas: 4 KiB.

@@ -71,6 +71,29 @@ pub enum SlotError {
 }
 
 impl SlotError {
+    /// A short, stable label for metrics and logs (`"too_large"`, `"quota"`, …): one per
+    /// variant, never changed once released, so dashboards keep working.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SlotError::Malformed(_) => "malformed",
+            SlotError::WrongIqType { .. } => "wrong_iq_type",
+            SlotError::UnknownRequester => "unknown_requester",
+            SlotError::Forbidden => "forbidden",
+            SlotError::BadFileName(_) => "bad_file_name",
+            SlotError::TooLarge { .. } => "too_large",
+            SlotError::BadContentType(_) => "bad_content_type",
+            SlotError::ContentTypeNotAllowed => "content_type_not_allowed",
+            SlotError::QuotaExceeded(_) => "quota",
+            SlotError::QuotaUnavailable(_) => "quota_unavailable",
+            SlotError::PayloadTooComplex => "payload_too_complex",
+            SlotError::UnknownFileId => "unknown_file_id",
+            SlotError::ExpiredFileId => "expired_file_id",
+            SlotError::Disabled => "disabled",
+            SlotError::Storage(_) => "storage",
+        }
+    }
+
     /// The stanza error for this refusal, with the upload payload in `dialect`'s namespace.
     #[must_use]
     pub fn to_stanza_error(&self, dialect: Dialect) -> StanzaError {

@@ -115,6 +115,17 @@ pub trait Inventory: Send + Sync + fmt::Debug {
     /// # Errors
     /// When the record could not be read.
     fn oldest(&self, limit: usize) -> Result<Vec<StoredFile>, InventoryError>;
+
+    /// How many files are stored and their total size, for metrics. The default walks
+    /// [`Inventory::oldest`]; implementations should keep running totals.
+    ///
+    /// # Errors
+    /// When the record could not be read.
+    fn totals(&self) -> Result<(u64, u64), InventoryError> {
+        let files = self.oldest(usize::MAX)?;
+        let bytes = files.iter().map(|f| f.size).fold(0, u64::saturating_add);
+        Ok((files.len() as u64, bytes))
+    }
 }
 
 /// A thread-safe in-memory [`Inventory`] for single-node services and tests: files by key,
@@ -130,11 +141,13 @@ struct InventoryState {
     /// Per owner: their keys in age order, and their total.
     by_owner: HashMap<BareJid, (BTreeSet<(OffsetDateTime, String)>, u64)>,
     by_age: BTreeMap<(OffsetDateTime, String), ()>,
+    total_bytes: u64,
 }
 
 impl InventoryState {
     fn remove(&mut self, key: &str) -> Option<StoredFile> {
         let file = self.by_key.remove(key)?;
+        self.total_bytes = self.total_bytes.saturating_sub(file.size);
         let order = (file.created, file.key.clone());
         self.by_age.remove(&order);
         if let Some((keys, total)) = self.by_owner.get_mut(&file.owner) {
@@ -181,6 +194,7 @@ impl Inventory for MemoryInventory {
         let entry = s.by_owner.entry(file.owner.clone()).or_default();
         entry.0.insert(order);
         entry.1 = entry.1.saturating_add(file.size);
+        s.total_bytes = s.total_bytes.saturating_add(file.size);
         s.by_key.insert(file.key.clone(), file);
         Ok(())
     }
@@ -214,6 +228,11 @@ impl Inventory for MemoryInventory {
             .filter_map(|(_, k)| s.by_key.get(k).cloned())
             .collect())
     }
+
+    fn totals(&self) -> Result<(u64, u64), InventoryError> {
+        let s = self.lock();
+        Ok((s.by_key.len() as u64, s.total_bytes))
+    }
 }
 
 impl<T: Inventory + ?Sized> Inventory for std::sync::Arc<T> {
@@ -231,6 +250,9 @@ impl<T: Inventory + ?Sized> Inventory for std::sync::Arc<T> {
     }
     fn oldest(&self, limit: usize) -> Result<Vec<StoredFile>, InventoryError> {
         (**self).oldest(limit)
+    }
+    fn totals(&self) -> Result<(u64, u64), InventoryError> {
+        (**self).totals()
     }
 }
 
@@ -571,6 +593,7 @@ mod tests {
         assert_eq!(inv.remove("k1").unwrap().map(|f| f.size), Some(10));
         assert_eq!(inv.remove("k1").unwrap(), None);
         assert_eq!(inv.stored_bytes(&a).unwrap(), 25);
+        assert_eq!(inv.totals().unwrap(), (2, 30));
         inv.remove("k2").unwrap();
         assert_eq!(inv.stored_bytes(&a).unwrap(), 0);
         assert!(inv.files_of(&a).unwrap().is_empty());

@@ -24,6 +24,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use hmac::Mac as _;
+use jid::BareJid;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -91,6 +92,9 @@ pub struct VerifiedPut {
     /// When the PUT URL expires: a server should not let an upload that started before
     /// run on much past this (finish it by then plus a short grace).
     pub expires: OffsetDateTime,
+    /// Who the slot was issued to (bound into the URL), so any HTTP node can record the
+    /// upload in the host's [`Inventory`](crate::service::Inventory) without shared state.
+    pub owner: Option<BareJid>,
 }
 
 impl VerifiedPut {
@@ -277,6 +281,7 @@ struct Params<'a> {
     sha256: Option<Cow<'a, str>>,
     md5: Option<Cow<'a, str>>,
     exp: Option<Cow<'a, str>>,
+    by: Option<Cow<'a, str>>,
     sig: Option<Cow<'a, str>>,
 }
 
@@ -300,6 +305,7 @@ impl<'a> Params<'a> {
                 "type" if !get_only => &mut p.ty,
                 "sha256" if !get_only => &mut p.sha256,
                 "md5" if !get_only => &mut p.md5,
+                "by" if !get_only => &mut p.by,
                 _ => return Err(VerifyError::Malformed("unknown query parameter")),
             };
             if slot.replace(form_decode(value)?).is_some() {
@@ -459,7 +465,8 @@ impl SignedUrlStore {
         sha256: &'a str,
         md5: &'a str,
         exp: &'a str,
-    ) -> [&'a [u8]; 9] {
+        owner: &'a str,
+    ) -> [&'a [u8]; 10] {
         [
             b"PUT",
             VERSION.as_bytes(),
@@ -470,6 +477,7 @@ impl SignedUrlStore {
             sha256.as_bytes(),
             md5.as_bytes(),
             exp.as_bytes(),
+            owner.as_bytes(),
         ]
     }
 
@@ -554,7 +562,7 @@ impl SignedUrlStore {
         for f in [&p.size, &p.max, &p.ty, &p.sha256, &p.md5]
             .map(field)
             .into_iter()
-            .chain([exp.as_bytes()])
+            .chain([exp.as_bytes(), field(&p.by)])
         {
             feed(&mut mac, f);
         }
@@ -610,6 +618,10 @@ impl SignedUrlStore {
             Some(h) => Some(unhex::<16>(h).ok_or(VerifyError::Malformed("md5"))?),
             None => None,
         };
+        let owner = match p.by.as_deref() {
+            Some(by) => Some(BareJid::new(by).map_err(|_| VerifyError::Malformed("owner"))?),
+            None => None,
+        };
         Ok(VerifiedPut {
             key: join_key(id, &name),
             filename: name.into_owned(),
@@ -618,6 +630,7 @@ impl SignedUrlStore {
             sha256,
             md5,
             expires,
+            owner,
         })
     }
 
@@ -783,9 +796,10 @@ impl StorageBackend for SignedUrlStore {
         let ty = grant.content_type().map(|t| t.as_str()).unwrap_or_default();
         let sha256 = grant.sha256().map(|d| hex(d)).unwrap_or_default();
         let md5 = grant.md5().map(|d| hex(d)).unwrap_or_default();
-        let sig = self
-            .key
-            .sign_fields(&Self::put_fields(key, &size, &max, ty, &sha256, &md5, &exp));
+        let owner = grant.requester().as_str();
+        let sig = self.key.sign_fields(&Self::put_fields(
+            key, &size, &max, ty, &sha256, &md5, &exp, owner,
+        ));
         put.push_str("v=");
         put.push_str(VERSION);
         for (name, value) in [
@@ -795,6 +809,7 @@ impl StorageBackend for SignedUrlStore {
             ("sha256", &sha256),
             ("md5", &md5),
             ("exp", &exp),
+            ("by", owner),
         ] {
             if !value.is_empty() {
                 put.push('&');
@@ -1170,6 +1185,7 @@ mod tests {
             sha256: Some(crate::crypto::sha256(b"abc")),
             md5: None,
             expires: now(),
+            owner: None,
         };
         let mut c = v.body_check();
         c.update(b"ab").unwrap();

@@ -142,3 +142,49 @@ fn owner_only_policy_refuses_another_users_p1_download() {
     // The owner cannot be read out of the ID.
     assert!(!fileid.contains("romeo"));
 }
+
+#[test]
+fn the_verified_put_names_the_uploader_for_the_inventory() {
+    let svc = service();
+    let req = xmpp_upload::stanza::upload::SlotRequest::new("a.txt", 5);
+    let issued = svc
+        .request_slot(
+            &"romeo@montague.tld/orchard".parse().unwrap(),
+            &req,
+            "o1",
+            now(),
+        )
+        .unwrap();
+    let put = svc
+        .storage()
+        .verify_put(&issued.slot.put, 5, None, now())
+        .unwrap();
+    assert_eq!(put.owner, Some("romeo@montague.tld".parse().unwrap()));
+    // The owner is signed: naming another uploader breaks the URL.
+    let forged = issued
+        .slot
+        .put
+        .as_str()
+        .replace("by=romeo%40montague.tld", "by=juliet%40capulet.tld");
+    assert_ne!(forged, issued.slot.put.as_str(), "the owner is in the URL");
+    assert!(svc
+        .storage()
+        .verify_put(&forged.parse().unwrap(), 5, None, now())
+        .is_err());
+    // Recorded from the verified PUT, with the verifier's size and key.
+    let inventory = MemoryInventory::new();
+    inventory
+        .record(StoredFile::new(
+            put.owner.clone().unwrap(),
+            put.key.clone(),
+            put.size,
+            now(),
+        ))
+        .unwrap();
+    assert_eq!(
+        inventory
+            .stored_bytes(&"romeo@montague.tld".parse().unwrap())
+            .unwrap(),
+        5
+    );
+}
