@@ -53,6 +53,7 @@
 //!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
 //! * [`file_id`]: opaque, authenticated file IDs.
 //! * [`checked`]: validated file names and content types.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rustdoc::broken_intra_doc_links)]
@@ -67,15 +68,25 @@
 )]
 
 pub mod checked;
+#[cfg(feature = "service")]
 mod crypto;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod file_id;
 pub mod ns;
+mod redact;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
 pub mod stanza;
+#[cfg(feature = "service")]
+#[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod storage;
 mod xml;
 
+#[cfg(feature = "service")]
 pub use service::{ConfigError, ServiceConfig, SlotError, SlotService};
+#[cfg(feature = "service")]
 pub use storage::StorageBackend;
 
 // The crates whose types appear in this crate's public API, re-exported so that users get

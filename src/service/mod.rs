@@ -87,7 +87,7 @@ use crate::stanza::disco::ServiceInfo;
 use crate::stanza::error as stanza_error;
 use crate::stanza::file_transfer::{self, DownloadResult, FileMessage, UploadResult};
 use crate::stanza::iq::{Iq, IqType};
-use crate::stanza::upload::{Purpose, Slot, SlotRequest};
+use crate::stanza::upload::{Purpose, Slot, SlotHeader, SlotRequest};
 use crate::stanza::{Dialect, ParseError};
 use crate::storage::{DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
 
@@ -99,7 +99,8 @@ pub const MAX_PAYLOAD_DEPTH: usize = 8;
 /// The most elements an upload payload may hold (a request has at most a handful).
 pub const MAX_PAYLOAD_ELEMENTS: usize = 64;
 
-/// A slot issued by [`SlotService::request_slot`].
+/// A slot issued by [`SlotService::request_slot`]. `Debug` shows its URLs without their
+/// query.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct IssuedSlot {
@@ -467,7 +468,14 @@ impl<S: StorageBackend> SlotService<S> {
                             upload: target.put_url.clone(),
                             fileid: Some(fileid),
                             download: Some(checked.issued.slot.get.clone()),
-                            headers: target.required_headers.clone(),
+                            headers: target
+                                .required_headers
+                                .iter()
+                                .map(|h| file_transfer::HttpHeader {
+                                    name: h.name.clone(),
+                                    value: h.value.clone(),
+                                })
+                                .collect(),
                             namespace: req.namespace,
                         };
                         self.pending(iq, echo, Element::from(result), checked)
@@ -691,7 +699,11 @@ impl<S: StorageBackend> SlotService<S> {
             protocol: ask.protocol,
         };
         let mut slot = Slot::new(target.put_url.clone(), get);
-        slot.headers = target.slot_headers.clone();
+        slot.headers = target
+            .slot_headers
+            .iter()
+            .map(slot_header)
+            .collect::<Result<_, _>>()?;
         Ok(Checked {
             issued: IssuedSlot { slot, target },
             info,
@@ -856,6 +868,28 @@ fn shallow_copy(e: &Element) -> Element {
         copy.append_child(c);
     }
     copy
+}
+
+/// A backend's slot header as XEP-0363 allows it: `Authorization`, `Cookie` or `Expires`,
+/// exact case, no CR or LF (strict clients such as nbxmpp reject a whole slot otherwise).
+fn slot_header(h: &crate::storage::Header) -> Result<SlotHeader, SlotError> {
+    use crate::stanza::upload::HeaderName;
+    let name = match h.name.as_str() {
+        "Authorization" => HeaderName::Authorization,
+        "Cookie" => HeaderName::Cookie,
+        "Expires" => HeaderName::Expires,
+        _ => {
+            return Err(SlotError::Storage(StorageError::Unsupported(
+                "a slot header other than Authorization, Cookie or Expires",
+            )))
+        }
+    };
+    if h.value.contains(['\r', '\n']) {
+        return Err(SlotError::Storage(StorageError::Unsupported(
+            "a slot header value with CR or LF",
+        )));
+    }
+    Ok(SlotHeader::new(name, &h.value))
 }
 
 fn stable_url(base: &Url, file_id: &str, filename: &str) -> Option<Url> {

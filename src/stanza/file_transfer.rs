@@ -309,7 +309,7 @@ pub struct HttpHeader {
 /// assert_eq!(UploadResult::try_from(&el)?, result);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct UploadResult {
     /// The PUT URL.
@@ -322,6 +322,22 @@ pub struct UploadResult {
     pub headers: Vec<HttpHeader>,
     /// The namespace the result came in, or is written in.
     pub namespace: Namespace,
+}
+
+impl core::fmt::Debug for UploadResult {
+    /// The URLs without their query (signed URLs are bearer capabilities).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UploadResult")
+            .field("upload", &crate::redact::RedactedUrl(&self.upload))
+            .field("fileid", &self.fileid)
+            .field(
+                "download",
+                &crate::redact::RedactedOpt(self.download.as_ref()),
+            )
+            .field("headers", &self.headers)
+            .field("namespace", &self.namespace)
+            .finish()
+    }
 }
 
 impl UploadResult {
@@ -517,13 +533,23 @@ conversions!(DownloadRequest);
 impl IqGetPayload for DownloadRequest {}
 
 /// The download result: a fresh, short-lived URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DownloadResult {
     /// The download URL.
     pub download: Url,
     /// The namespace the result came in, or is written in.
     pub namespace: Namespace,
+}
+
+impl core::fmt::Debug for DownloadResult {
+    /// The URL without its query (a signed URL is a bearer capability).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DownloadResult")
+            .field("download", &crate::redact::RedactedUrl(&self.download))
+            .field("namespace", &self.namespace)
+            .finish()
+    }
 }
 
 impl DownloadResult {

@@ -463,7 +463,7 @@ fn strip_crlf(s: &str) -> String {
 /// assert_eq!(slot.to_element(Dialect::V0).ns(), "urn:xmpp:http:upload:0");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Slot {
     /// The dialect the slot came in, or is written in (`Element::from`).
@@ -475,6 +475,22 @@ pub struct Slot {
     pub headers: Vec<SlotHeader>,
     /// The GET URL to share.
     pub get: Url,
+}
+
+impl core::fmt::Debug for Slot {
+    /// The URLs without their query, and only the names of the headers (an `Authorization`
+    /// value is a credential).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Slot")
+            .field("dialect", &self.dialect)
+            .field("put", &crate::redact::RedactedUrl(&self.put))
+            .field(
+                "headers",
+                &self.headers.iter().map(|h| &h.name).collect::<Vec<_>>(),
+            )
+            .field("get", &crate::redact::RedactedUrl(&self.get))
+            .finish()
+    }
 }
 
 impl Slot {

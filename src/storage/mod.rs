@@ -18,11 +18,15 @@ use time::OffsetDateTime;
 use url::Url;
 
 use crate::checked::{ContentType, FileName};
-use crate::stanza::file_transfer::HttpHeader;
-use crate::stanza::upload::SlotHeader;
 
+#[cfg(feature = "external")]
+#[cfg_attr(docsrs, doc(cfg(feature = "external")))]
 pub mod external;
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub mod s3;
+#[cfg(feature = "signed")]
+#[cfg_attr(docsrs, doc(cfg(feature = "signed")))]
 pub mod signed;
 
 /// Issues upload targets and download URLs for checked requests.
@@ -254,21 +258,58 @@ impl DownloadGrant {
     }
 }
 
+/// An HTTP header: a name and a value. Storage's own type, so backends do not depend on the
+/// XML layer; the service turns them into XEP-0363 `<header/>`s or p1 `<header/>`s.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Header {
+    /// The name, as the HTTP request must carry it.
+    pub name: String,
+    /// The exact value.
+    pub value: String,
+}
+
+impl Header {
+    /// A header.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
 /// Where and how to upload, and where the file will be.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// `Debug` shows the URLs without their query: a signed URL is a bearer capability.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UploadTarget {
     /// The PUT URL.
     pub put_url: Url,
-    /// XEP-0363 slot headers (`Authorization`, `Cookie`, `Expires` only).
-    pub slot_headers: Vec<SlotHeader>,
+    /// Headers to hand to XEP-0363 clients in the slot. XEP-0363 allows only
+    /// `Authorization`, `Cookie` and `Expires` (exact case, no CR/LF); the service refuses a
+    /// target with any other, as strict clients reject the whole slot.
+    pub slot_headers: Vec<Header>,
     /// HTTP headers the PUT must carry with these exact values (`Content-Type`,
     /// `Content-MD5`, …): listed in `p1:http-file-transfer` results.
-    pub required_headers: Vec<HttpHeader>,
+    pub required_headers: Vec<Header>,
     /// The GET URL of the slot.
     pub get_url: Url,
     /// The key the object is stored under, for later [`DownloadGrant`]s.
     pub object_key: String,
+}
+
+impl fmt::Debug for UploadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadTarget")
+            .field("put_url", &crate::redact::RedactedUrl(&self.put_url))
+            .field("slot_headers", &self.slot_headers.len())
+            .field("required_headers", &self.required_headers)
+            .field("get_url", &crate::redact::RedactedUrl(&self.get_url))
+            .field("object_key", &self.object_key)
+            .finish()
+    }
 }
 
 impl UploadTarget {
@@ -287,17 +328,7 @@ impl UploadTarget {
     /// Adds a header the PUT must carry.
     #[must_use]
     pub fn with_required_header(mut self, name: &str, value: &str) -> Self {
-        self.required_headers.push(HttpHeader {
-            name: name.to_owned(),
-            value: value.to_owned(),
-        });
-        self
-    }
-
-    /// Adds an XEP-0363 slot header.
-    #[must_use]
-    pub fn with_slot_header(mut self, header: SlotHeader) -> Self {
-        self.slot_headers.push(header);
+        self.required_headers.push(Header::new(name, value));
         self
     }
 }

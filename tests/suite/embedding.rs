@@ -618,3 +618,38 @@ fn s3_needs_a_declared_size_and_says_so_as_bad_request() {
         }
     ));
 }
+
+#[test]
+fn debug_output_never_shows_a_signed_query() {
+    let svc = service();
+    let req =
+        xmpp_upload::stanza::upload::SlotRequest::new("a.jpg", 10).with_content_type("image/jpeg");
+    let issued = svc
+        .request_slot(&"romeo@montague.tld/a".parse().unwrap(), &req, "i1", now())
+        .unwrap();
+    let query = issued
+        .slot
+        .put
+        .query()
+        .expect("a signed PUT URL")
+        .to_owned();
+    for shown in [
+        format!("{issued:?}"),
+        format!("{:?}", issued.slot),
+        format!("{:?}", issued.target),
+    ] {
+        assert!(!shown.contains(&query), "{shown}");
+        assert!(shown.contains("a.jpg"), "{shown}");
+    }
+    // p1 results too.
+    let up = parse(
+        "<iq type='set' id='u1' from='romeo@montague.tld/orchard' to='upload.montague.tld'>\
+         <query xmlns='p1:http-file-transfer' md5='qN48INKsmQyPMZkHs0DWog==' size='5' name='x.txt'/></iq>",
+    );
+    let reply = svc.handle(&up, now()).unwrap();
+    let result =
+        xmpp_upload::stanza::file_transfer::UploadResult::parse(reply.children().next().unwrap())
+            .unwrap();
+    let q = result.upload.query().unwrap().to_owned();
+    assert!(!format!("{result:?}").contains(&q));
+}
