@@ -1,303 +1,643 @@
-//! A complete XEP-0363 upload service: an XEP-0114 component that answers every stanza with
-//! `SlotService::handle`, plus the HTTP store for the signed URLs it issues.
+//! A complete upload service: an XEP-0114 component answering every stanza with
+//! [`SlotService::process`], the storage of your choice, and the built-in HTTP store.
 //!
 //! ```text
-//! cargo run --example upload_component -- \
-//!     --xmpp-addr 127.0.0.1:5347 --jid upload.example.org --component-secret S \
-//!     --http-addr 127.0.0.1:8080 --base-url https://upload.example.org/files/ \
-//!     --store-dir /var/lib/xmpp-upload --max-file-size 104857600 --allow-domain example.org
+//! cargo run --example upload_component -- --config examples/upload_component.toml
 //! ```
 //!
-//! Options (`--help`): `--store-key` / `--service-secret` (else random at start-up: URLs and file
-//! IDs then die with the process), `--retention-days` (default 30; decimals allowed),
-//! `--stable-links` (GET URLs become `{base}stable/{file id}/{name}` links resolved by 302),
-//! `--insecure-http` (allow an `http://` base URL, for loopback tests), `--ping-to DOMAIN`
-//! (keep-alive target, default the parent domain of the JID).
+//! Configuration: a TOML file (`examples/upload_component.toml` shows every setting). Secrets
+//! (component secret, service secret, store key, S3 secret key, admin token, previous secrets)
+//! come from files or environment variables, never from the command line. The flags below
+//! override non-secret settings of the file (or stand in for it, with secrets from the
+//! default environment variables); `--check` validates everything and exits.
 //!
-//! Logs one line per slot request and per HTTP request (never a secret, a signature or a full
-//! signed URL) and `xmpp: online as JID` once connected. Reconnects with back-off when the
-//! server goes away; stops cleanly on SIGINT or SIGTERM.
+//! * Storage (`[storage] kind`): `local` (signed URLs served by the built-in HTTP store),
+//!   `s3` (presigned URLs; the HTTP listener then only answers stable links, when enabled), or
+//!   `external` (an external upload server: `v1`, `v2`, `token` or `ejabberd` scheme).
+//! * Logs (`tracing`, on stderr): one line per slot from the library's `Outcome` (no URL,
+//!   signature or secret), one per HTTP request (method, status, slot-ID prefix, bytes).
+//! * `[ops] listen`: `/healthz`, `/metrics` (Prometheus text) and the admin endpoint
+//!   `DELETE /admin/users/{jid}/files` (bearer token from a file).
+//! * Retention (`[retention]`): the library's planner over the record of stored files, on
+//!   the local store and on S3; a stored-bytes quota per user (`service.stored_quota`).
+//! * Hostile stanzas: every stanza passes a depth and size guard before tokio-xmpp parses
+//!   it (`support/stanza_guard.rs`), and the runtime's threads get large stacks.
+//! * SIGTERM/SIGINT: stop accepting, let HTTP requests in flight finish (bounded by
+//!   `http.shutdown_grace_secs`), close the XMPP stream.
 
+#[path = "support/config.rs"]
+mod config;
 #[path = "support/http_store.rs"]
 mod http_store;
+#[path = "support/metrics.rs"]
+mod metrics;
+#[path = "support/ops.rs"]
+mod ops;
+#[path = "support/retention.rs"]
+mod retention;
+#[path = "support/stanza_guard.rs"]
+mod stanza_guard;
 
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use clap::Parser;
 use futures_util::StreamExt as _;
 use minidom::Element;
 use time::OffsetDateTime;
-use tokio_xmpp::connect::{DnsConfig, TcpServerConnector};
+use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Component, Stanza};
 use url::Url;
+use xmpp_upload::service::{Outcome, RetentionPolicy};
 use xmpp_upload::stanza::iq::{Iq, IqType};
+use xmpp_upload::storage::external::{ExternalStore, Scheme};
+use xmpp_upload::storage::s3::{S3Config, S3Store};
 use xmpp_upload::storage::signed::SignedUrlStore;
-use xmpp_upload::{ServiceConfig, SlotService};
+use xmpp_upload::{ServiceConfig, SlotService, StorageBackend};
 
-use http_store::{log, HttpStoreConfig, Service};
+use config::{Config, ExternalScheme, Secret, StorageKind};
+use metrics::Metrics;
+use retention::{Objects, PendingUpload, Records, Retention};
+use stanza_guard::GuardedConnector;
 
-const USAGE: &str = "\
-usage: upload_component --jid JID --component-secret SECRET --base-url URL --store-dir DIR [options]
-
-  --xmpp-addr HOST:PORT      XMPP server's component port (default 127.0.0.1:5347)
-  --jid JID                  the component's JID, e.g. upload.example.org
-  --component-secret S       the XEP-0114 shared secret
-  --http-addr HOST:PORT      where the HTTP store listens (default 127.0.0.1:8080)
-  --base-url URL             public URL of the HTTP store (https unless --insecure-http)
-  --store-dir DIR            where files are kept
-  --max-file-size BYTES      largest upload (default 104857600)
-  --allow-domain DOMAIN      users of DOMAIN may upload (repeatable; default: the JID's
-                             domain and its parent)
-  --retention-days DAYS      delete files after this many days (default 30, decimals allowed)
-  --store-key S              key signing the URLs (default: random at start-up)
-  --service-secret S         secret deriving slot and file IDs (default: random at start-up)
-  --stable-links             GET URLs are stable links below {base-url}stable/, answered with 302
-  --insecure-http            allow an http:// base URL (loopback tests only)
-  --ping-to DOMAIN           keep-alive ping target (default: the JID's parent domain)
-  -h, --help                 this text";
-
-struct Args {
-    xmpp_addr: String,
-    jid: String,
-    component_secret: String,
-    http_addr: SocketAddr,
-    base_url: Url,
-    store_dir: PathBuf,
-    max_file_size: u64,
-    allow_domains: Vec<String>,
-    retention: Duration,
-    store_key: Option<String>,
-    service_secret: Option<String>,
+/// Runs an XEP-0363 / p1:http-file-transfer upload service as an XEP-0114 component.
+///
+/// Secrets are never accepted on the command line: see the config file's `*_file` / `*_env`
+/// settings, or the XMPP_UPLOAD_* environment variables.
+#[derive(Debug, Parser)]
+#[command(name = "upload_component", version)]
+struct Cli {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration and the secrets, then exit.
+    #[arg(long)]
+    check: bool,
+    /// The component's JID (xmpp.jid).
+    #[arg(long)]
+    jid: Option<String>,
+    /// The XMPP server's component port, HOST:PORT (xmpp.server).
+    #[arg(long, value_name = "HOST:PORT")]
+    xmpp_addr: Option<String>,
+    /// Where the HTTP store listens (http.listen).
+    #[arg(long, value_name = "HOST:PORT")]
+    http_addr: Option<SocketAddr>,
+    /// Public URL of the HTTP store (http.base_url).
+    #[arg(long, value_name = "URL")]
+    base_url: Option<Url>,
+    /// Where the local store keeps files (storage.local.dir).
+    #[arg(long, value_name = "DIR")]
+    store_dir: Option<PathBuf>,
+    /// Largest upload in bytes (service.max_file_size).
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// Users of DOMAIN may upload; repeatable (service.allow_domains).
+    #[arg(long, value_name = "DOMAIN")]
+    allow_domain: Vec<String>,
+    /// Delete files after this many days (retention.max_age_days).
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<f64>,
+    /// GET URLs are stable links below {base-url}stable/ (service.stable_links).
+    #[arg(long)]
     stable_links: bool,
+    /// Allow an http:// base URL on a non-loopback host (http.insecure_http).
+    #[arg(long)]
     insecure_http: bool,
+    /// Keep-alive ping target (xmpp.ping_to).
+    #[arg(long, value_name = "DOMAIN")]
     ping_to: Option<String>,
+    /// Where /healthz, /metrics and /admin listen (ops.listen).
+    #[arg(long, value_name = "HOST:PORT")]
+    ops_addr: Option<SocketAddr>,
+    /// error, warn, info, debug or trace (log.level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
 }
 
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut xmpp_addr = "127.0.0.1:5347".to_owned();
-    let mut jid = None;
-    let mut component_secret = None;
-    let mut http_addr = "127.0.0.1:8080".to_owned();
-    let mut base_url = None;
-    let mut store_dir = None;
-    let mut max_file_size = xmpp_upload::service::DEFAULT_MAX_FILE_SIZE;
-    let mut allow_domains = Vec::new();
-    let mut retention_days = 30.0_f64;
-    let mut store_key = None;
-    let mut service_secret = None;
-    let mut stable_links = false;
-    let mut insecure_http = false;
-    let mut ping_to = None;
-    while let Some(flag) = it.next() {
-        // Both `--flag value` and `--flag=value`.
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (flag.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Err(String::new()),
-            "--xmpp-addr" => xmpp_addr = value()?,
-            "--jid" => jid = Some(value()?),
-            "--component-secret" => component_secret = Some(value()?),
-            "--http-addr" => http_addr = value()?,
-            "--base-url" => base_url = Some(value()?),
-            "--store-dir" => store_dir = Some(PathBuf::from(value()?)),
-            "--max-file-size" => {
-                max_file_size = xmpp_upload::stanza::parse_size(&value()?)
-                    .map_err(|e| format!("--max-file-size: {e}"))?;
-            }
-            "--allow-domain" => allow_domains.push(value()?),
-            "--retention-days" => {
-                retention_days = value()?
-                    .parse()
-                    .map_err(|_| "--retention-days: not a number".to_owned())?;
-                if !(retention_days > 0.0 && retention_days < 100_000.0) {
-                    return Err("--retention-days must be positive".into());
-                }
-            }
-            "--store-key" => store_key = Some(value()?),
-            "--service-secret" => service_secret = Some(value()?),
-            "--stable-links" => stable_links = true,
-            "--insecure-http" => insecure_http = true,
-            "--ping-to" => ping_to = Some(value()?),
-            other => return Err(format!("unknown option {other}")),
+impl Cli {
+    fn apply(&self, c: &mut Config) {
+        if let Some(v) = &self.jid {
+            c.xmpp.jid = Some(v.clone());
+        }
+        if let Some(v) = &self.xmpp_addr {
+            c.xmpp.server = v.clone();
+        }
+        if let Some(v) = self.http_addr {
+            c.http.listen = v;
+        }
+        if let Some(v) = &self.base_url {
+            c.http.base_url = Some(v.clone());
+        }
+        if let Some(v) = &self.store_dir {
+            c.storage.local.dir = Some(v.clone());
+        }
+        if let Some(v) = self.max_file_size {
+            c.service.max_file_size = v;
+        }
+        if !self.allow_domain.is_empty() {
+            c.service.allow_domains = self.allow_domain.clone();
+        }
+        if let Some(v) = self.retention_days {
+            c.retention.max_age_days = Some(v);
+        }
+        c.service.stable_links |= self.stable_links;
+        c.http.insecure_http |= self.insecure_http;
+        if let Some(v) = &self.ping_to {
+            c.xmpp.ping_to = Some(v.clone());
+        }
+        if let Some(v) = self.ops_addr {
+            c.ops.listen = Some(v);
+        }
+        if let Some(v) = &self.log_level {
+            c.log.level = v.clone();
         }
     }
-    let base_url: Url = base_url
-        .ok_or("--base-url is required")?
-        .parse()
-        .map_err(|e| format!("--base-url: {e}"))?;
-    match base_url.scheme() {
-        "https" => {}
-        "http" if insecure_http => {}
-        "http" => return Err("--base-url is http://: files would travel in clear text; pass --insecure-http for a loopback test".into()),
-        s => return Err(format!("--base-url: unsupported scheme {s}")),
-    }
-    if base_url.query().is_some() || base_url.cannot_be_a_base() {
-        return Err("--base-url must be a plain http(s) URL without a query".into());
-    }
-    for (name, s) in [
-        ("--store-key", &store_key),
-        ("--service-secret", &service_secret),
-    ] {
-        if s.as_ref().is_some_and(|s| s.len() < 16) {
-            return Err(format!(
-                "{name} must have at least 16 characters (32 random bytes are best)"
-            ));
-        }
-    }
-    Ok(Args {
-        xmpp_addr,
-        jid: jid.ok_or("--jid is required")?,
-        component_secret: component_secret.ok_or("--component-secret is required")?,
-        http_addr: http_addr.parse().map_err(|e| format!("--http-addr: {e}"))?,
-        base_url,
-        store_dir: store_dir.ok_or("--store-dir is required")?,
-        max_file_size,
-        allow_domains,
-        retention: Duration::from_secs_f64(retention_days * 86_400.0),
-        store_key,
-        service_secret,
-        stable_links,
-        insecure_http,
-        ping_to,
-    })
 }
 
-fn secret_or_random(given: Option<String>, what: &str) -> Result<Vec<u8>, String> {
-    if let Some(s) = given {
-        return Ok(s.into_bytes());
-    }
-    let mut key = vec![0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
-    log(format_args!(
-        "config: random {what} (URLs and file IDs issued now stop working at restart)"
-    ));
-    Ok(key)
-}
+/// Stack size of the runtime's threads. Only what a thread touches is committed, so this
+/// costs address space, not memory; it is a second line behind the stanza guard.
+const THREAD_STACK: usize = 32 * 1024 * 1024;
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) if e.is_empty() => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("upload_component: {e}\n\n{USAGE}");
+    let cli = Cli::parse();
+    let mut cfg = match &cli.config {
+        Some(path) => match Config::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("upload_component: config: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    cli.apply(&mut cfg);
+    let level = match cfg.log.level.parse::<tracing::Level>() {
+        Ok(l) => l,
+        Err(_) => {
+            eprintln!(
+                "upload_component: log.level: unknown level {:?}",
+                cfg.log.level
+            );
             return ExitCode::from(2);
         }
     };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = cfg.check() {
+        tracing::error!("config: {e}");
+        return ExitCode::from(2);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(THREAD_STACK)
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("upload_component: runtime: {e}");
+            tracing::error!("runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(args)) {
+    let check = cli.check;
+    // The whole service runs in a spawned task, on a runtime thread with the large stack
+    // (block_on would poll it on the main thread, whose stack is the process default).
+    let result = rt.block_on(async move {
+        match tokio::spawn(run(cfg, check)).await {
+            Ok(r) => r,
+            Err(e) => Err(format!("service task: {e}")),
+        }
+    });
+    // In-flight requests had their grace in `run`; whatever is left is cut here.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log(format_args!("upload_component: {e}"));
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let jid: jid::Jid = args.jid.parse().map_err(|e| format!("--jid: {e}"))?;
-    std::fs::create_dir_all(&args.store_dir).map_err(|e| format!("--store-dir: {e}"))?;
-    let store_key = secret_or_random(args.store_key.clone(), "store key")?;
-    let service_secret = secret_or_random(args.service_secret.clone(), "service secret")?;
+/// What every storage kind shares.
+struct Common {
+    cfg: Config,
+    jid: jid::Jid,
+    component_secret: Secret,
+    metrics: Arc<Metrics>,
+    online: Arc<AtomicBool>,
+}
 
-    let store = SignedUrlStore::new(args.base_url.clone(), store_key)
-        .allow_insecure_http(args.insecure_http);
-    let mut config =
-        ServiceConfig::new(jid.clone(), service_secret).max_file_size(args.max_file_size);
-    if !args.allow_domains.is_empty() {
-        config = config.allow_domains(args.allow_domains.iter());
+fn service_config(
+    cfg: &Config,
+    jid: &jid::Jid,
+    records: Option<&Records>,
+) -> Result<ServiceConfig, String> {
+    let s = &cfg.service;
+    let secret = cfg
+        .service_secret()
+        .require("service.secret", "XMPP_UPLOAD_SERVICE_SECRET")?;
+    let mut c = ServiceConfig::new(jid.clone(), secret.bytes().to_vec())
+        .max_file_size(s.max_file_size)
+        .put_ttl(time::Duration::seconds(
+            s.put_ttl_secs.try_into().unwrap_or(i64::MAX),
+        ));
+    for (i, path) in s.previous_secret_files.iter().enumerate() {
+        let src = config::SecretSource {
+            file: Some(path.clone()),
+            env: None,
+        };
+        let prev = src.require(&format!("service.previous_secret_files[{i}]"), "")?;
+        c = c.previous_secret(prev.bytes().to_vec());
     }
-    let stable_base = if args.stable_links {
-        let b = args
-            .base_url
-            .join("stable/")
-            .map_err(|e| format!("--base-url: {e}"))?;
-        config = config.stable_get_base(b.clone());
-        Some(b)
-    } else {
-        None
-    };
-    let service = Arc::new(SlotService::new(config, store));
+    if !s.allow_domains.is_empty() {
+        c = c.allow_domains(s.allow_domains.iter());
+    }
+    if let Some(types) = &s.allowed_content_types {
+        c = c.allowed_content_types(types.iter().cloned());
+    }
+    if let Some(t) = s.get_ttl_secs {
+        c = c.get_ttl(time::Duration::seconds(t.try_into().unwrap_or(i64::MAX)));
+    }
+    if let Some(d) = s.file_id_ttl_days {
+        c = c.file_id_ttl(config::days(d));
+    }
+    if let Some(q) = s.daily_quota {
+        c = c.daily_quota(q);
+    }
+    if let Some(q) = s.global_daily_quota {
+        c = c.global_daily_quota(q);
+    }
+    c = c.retention(retention_policy(cfg));
+    if let Some(records) = records {
+        c = c.inventory(records.inventory());
+        if let Some(q) = s.stored_quota {
+            c = c.stored_quota(q);
+        }
+    } else if s.stored_quota.is_some() {
+        return Err("service.stored_quota needs storage.kind \"local\" or \"s3\" (external servers keep their own record)".into());
+    }
+    if let Some(base) = cfg.stable_base()? {
+        c = c.stable_get_base(base);
+    }
+    Ok(c)
+}
 
-    // HTTP first: fail before connecting if the port is taken.
-    let listener = tokio::net::TcpListener::bind(args.http_addr)
+fn retention_policy(cfg: &Config) -> RetentionPolicy {
+    let r = &cfg.retention;
+    let mut p = RetentionPolicy::new();
+    if let Some(d) = r.max_age_days {
+        p = p.max_age(config::days(d));
+    }
+    if let Some(q) = r.per_user_soft_quota {
+        p = p.per_user_soft_quota(q);
+    }
+    if let Some(c) = r.total_cap {
+        p = p.total_cap(c);
+    }
+    p
+}
+
+fn records(cfg: &Config) -> Records {
+    match cfg.database.kind {
+        config::DatabaseKind::Memory => Records::memory(),
+    }
+}
+
+async fn run(cfg: Config, check: bool) -> Result<(), String> {
+    let jid_text = cfg.xmpp.jid.clone().ok_or("xmpp.jid is required")?;
+    let jid: jid::Jid = jid_text.parse().map_err(|e| format!("xmpp.jid: {e}"))?;
+    let component_secret = cfg
+        .component_secret()
+        .require("xmpp.component_secret", "XMPP_UPLOAD_COMPONENT_SECRET")?;
+    component_secret
+        .text()
+        .map_err(|e| format!("xmpp.component_secret {e}"))?;
+    let common = Common {
+        jid,
+        component_secret,
+        metrics: Arc::new(Metrics::default()),
+        online: Arc::new(AtomicBool::new(false)),
+        cfg,
+    };
+    match common.cfg.storage.kind {
+        StorageKind::Local => run_local(common, check).await,
+        StorageKind::S3 => run_s3(common, check).await,
+        StorageKind::External => run_external(common, check).await,
+    }
+}
+
+/// Builds the service with `try_new`: a bad configuration stops here, with the library's
+/// `ConfigError` text.
+fn build<S: StorageBackend>(
+    config: ServiceConfig,
+    storage: S,
+) -> Result<Arc<SlotService<S>>, String> {
+    SlotService::try_new(config, storage)
+        .map(Arc::new)
+        .map_err(|e| format!("config: {e}"))
+}
+
+fn fallback_owner(jid: &jid::Jid) -> jid::BareJid {
+    jid.to_bare()
+}
+
+async fn run_local(common: Common, check: bool) -> Result<(), String> {
+    let cfg = &common.cfg;
+    let dir = cfg
+        .storage
+        .local
+        .dir
+        .clone()
+        .ok_or("storage.local.dir is required")?;
+    let base_url = cfg
+        .http
+        .base_url
+        .clone()
+        .ok_or("http.base_url is required")?;
+    let key = cfg
+        .store_key()
+        .require("storage.local.key", "XMPP_UPLOAD_STORE_KEY")?;
+    let store = SignedUrlStore::new(base_url.clone(), key.bytes().to_vec())
+        .allow_insecure_http(cfg.http.insecure_http);
+    let records = records(cfg);
+    let service = build(service_config(cfg, &common.jid, Some(&records))?, store)?;
+    if check {
+        tracing::info!("config: ok (local storage in {})", dir.display());
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("storage.local.dir {}: {e}", dir.display()))?;
+    let retention = Arc::new(Retention {
+        records,
+        pending: retention::Pending::default(),
+        objects: Objects::Local(dir.clone()),
+        policy: retention_policy(cfg),
+        metrics: common.metrics.clone(),
+        fallback_owner: fallback_owner(&common.jid),
+    });
+    let found = {
+        let r = retention.clone();
+        tokio::task::spawn_blocking(move || r.scan_local())
+            .await
+            .map_err(|e| format!("scan: {e}"))?
+            .map_err(|e| format!("storage.local.dir {}: {e}", dir.display()))?
+    };
+    tracing::info!("retention: {found} stored files found in {}", dir.display());
+
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
-        .map_err(|e| format!("--http-addr {}: {e}", args.http_addr))?;
-    log(format_args!(
-        "http: listening on {} for {}",
-        listener.local_addr().map_err(|e| e.to_string())?,
-        args.base_url
-    ));
-    let http_cfg = HttpStoreConfig {
-        store_dir: args.store_dir.clone(),
-        base_url: args.base_url.clone(),
-        stable_base,
+        .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
+    tracing::info!("http: listening on {} for {base_url}", cfg.http.listen);
+    {
+        let (r, m) = (retention.clone(), common.metrics.clone());
+        http_store::set_hooks(http_store::Hooks {
+            stored: Arc::new(move |key, bytes, ty| r.stored_local(key, bytes, ty)),
+            answered: Arc::new(move |status| m.http(status)),
+            log: |line| tracing::info!("{line}"),
+        });
+    }
+    let http_cfg = http_store::HttpStoreConfig {
+        store_dir: dir.clone(),
+        base_url: base_url.clone(),
+        stable_base: cfg.stable_base()?,
         log: true,
     };
-    tokio::spawn(http_store::serve(listener, service.clone(), http_cfg));
-    http_store::spawn_purge(args.store_dir.clone(), args.retention);
+    let http = tokio::spawn(http_store::serve(listener, service.clone(), http_cfg));
+    // Abandoned temporary files of PUTs (the planner handles stored files).
+    let temp_purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let d = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                http_store::purge(
+                    &d,
+                    Duration::from_secs(u64::MAX / 4),
+                    std::time::SystemTime::now(),
+                )
+            })
+            .await;
+        }
+    });
+    let grace = Duration::from_secs(cfg.http.shutdown_grace_secs);
+    let result = serve(common, service, Some(retention), vec![http, temp_purge]).await;
+    drain_http(grace).await;
+    result
+}
 
-    let ping_to = args.ping_to.clone().unwrap_or_else(|| {
+async fn run_s3(common: Common, check: bool) -> Result<(), String> {
+    let cfg = &common.cfg;
+    let s3 = cfg.storage.s3.as_ref().ok_or("[storage.s3] is required")?;
+    let secret = config::SecretSource {
+        file: s3.secret_access_key_file.clone(),
+        env: s3.secret_access_key_env.clone(),
+    }
+    .require("storage.s3.secret_access_key", "XMPP_UPLOAD_S3_SECRET_KEY")?
+    .text()
+    .map_err(|e| format!("storage.s3.secret_access_key {e}"))?;
+    let store = S3Store::new(S3Config {
+        endpoint: s3.endpoint.clone(),
+        bucket: s3.bucket.clone(),
+        region: s3.region.clone(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: secret,
+        session_token: None,
+        path_style: s3.path_style,
+    })
+    .allow_insecure_http(s3.insecure_http);
+    let records = records(cfg);
+    let store = Arc::new(store);
+    let service = build(
+        service_config(cfg, &common.jid, Some(&records))?,
+        store.clone(),
+    )?;
+    if check {
+        tracing::info!("config: ok (S3 bucket {})", s3.bucket);
+        return Ok(());
+    }
+    let retention = Arc::new(Retention {
+        records,
+        pending: retention::Pending::default(),
+        objects: Objects::S3(store),
+        policy: retention_policy(cfg),
+        metrics: common.metrics.clone(),
+        fallback_owner: fallback_owner(&common.jid),
+    });
+    let mut tasks = Vec::new();
+    if let Some(stable) = cfg.stable_base()? {
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
+        tracing::info!("http: stable links on {} for {stable}", cfg.http.listen);
+        tasks.push(tokio::spawn(ops::serve_stable_links(
+            listener,
+            service.clone(),
+            stable,
+            common.metrics.clone(),
+        )));
+    }
+    serve(common, service, Some(retention), tasks).await
+}
+
+async fn run_external(common: Common, check: bool) -> Result<(), String> {
+    let cfg = &common.cfg;
+    let ext = cfg
+        .storage
+        .external
+        .as_ref()
+        .ok_or("[storage.external] is required")?;
+    let secret = config::SecretSource {
+        file: ext.secret_file.clone(),
+        env: ext.secret_env.clone(),
+    }
+    .require("storage.external.secret", "XMPP_UPLOAD_EXTERNAL_SECRET")?;
+    let scheme = match ext.scheme {
+        ExternalScheme::V1 => Scheme::V1,
+        ExternalScheme::V2 => Scheme::V2,
+        ExternalScheme::Token => Scheme::Token,
+        ExternalScheme::Ejabberd => Scheme::EjabberdV1,
+    };
+    let store = ExternalStore::new(ext.base_url.clone(), secret.bytes().to_vec(), scheme)
+        .allow_insecure_http(ext.insecure_http);
+    let service = build(service_config(cfg, &common.jid, None)?, store)?;
+    if check {
+        tracing::info!("config: ok (external upload server)");
+        return Ok(());
+    }
+    serve(common, service, None, Vec::new()).await
+}
+
+/// Waits (bounded) for the HTTP requests in flight to finish.
+async fn drain_http(grace: Duration) {
+    let start = Instant::now();
+    let mut n = http_store::requests_in_flight();
+    if n > 0 {
+        tracing::info!("http: waiting for {n} requests in flight");
+    }
+    while n > 0 && start.elapsed() < grace {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        n = http_store::requests_in_flight();
+    }
+    if n > 0 {
+        tracing::warn!(
+            "http: {n} requests still in flight after {}s; closing",
+            grace.as_secs()
+        );
+    }
+}
+
+/// The part every storage kind shares: the operations endpoint, retention, and the XMPP
+/// session until a signal. `tasks` are aborted at the end (listeners stop accepting).
+async fn serve<S: StorageBackend + 'static>(
+    common: Common,
+    service: Arc<SlotService<S>>,
+    retention: Option<Arc<Retention>>,
+    mut tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), String> {
+    let cfg = &common.cfg;
+    if let Some(addr) = cfg.ops.listen {
+        let admin_token = cfg
+            .admin_token()
+            .load("ops.admin_token", "XMPP_UPLOAD_ADMIN_TOKEN")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("ops.listen {addr}: {e}"))?;
+        tracing::info!(
+            "ops: /healthz and /metrics on {addr}{}",
+            if admin_token.is_some() {
+                ", admin endpoint on"
+            } else {
+                ", admin endpoint off"
+            }
+        );
+        tasks.push(tokio::spawn(ops::serve_ops(
+            listener,
+            Arc::new(ops::Ops {
+                metrics: common.metrics.clone(),
+                retention: retention.clone(),
+                admin_token,
+                xmpp_online: common.online.clone(),
+            }),
+        )));
+    }
+    if let Some(r) = &retention {
+        let every = Duration::from_secs(cfg.retention.interval_secs);
+        tasks.push(retention::spawn(r.clone(), every));
+    }
+    let result = xmpp_loop(&common, &service, retention.as_deref()).await;
+    for t in &tasks {
+        t.abort();
+    }
+    result
+}
+
+async fn xmpp_loop<S: StorageBackend>(
+    common: &Common,
+    service: &SlotService<S>,
+    retention: Option<&Retention>,
+) -> Result<(), String> {
+    let cfg = &common.cfg;
+    let jid = &common.jid;
+    let secret = common.component_secret.text()?;
+    let ping_to = cfg.xmpp.ping_to.clone().unwrap_or_else(|| {
         let domain = jid.domain().as_str();
         domain
             .split_once('.')
             .map_or(domain, |(_, parent)| parent)
             .to_owned()
     });
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let connector = GuardedConnector {
+        dns: DnsConfig::addr(&cfg.xmpp.server),
+        limits: stanza_guard::Limits {
+            max_depth: cfg.xmpp.max_stanza_depth,
+            max_bytes: cfg.xmpp.max_stanza_bytes,
+        },
+        dropped: dropped.clone(),
+    };
+    let put_window = Duration::from_secs(cfg.service.put_ttl_secs.saturating_add(60));
     let mut shutdown = Box::pin(shutdown_signal());
     let mut backoff = Duration::from_secs(1);
+    let jid_text = jid.to_string();
     loop {
-        let connect = Component::new_plaintext(
-            &args.jid,
-            &args.component_secret,
-            DnsConfig::addr(&args.xmpp_addr),
-            timeouts(),
-        );
+        let connect =
+            Component::new_with_connector(&jid_text, &secret, connector.clone(), timeouts());
         let connected = tokio::select! {
             c = tokio::time::timeout(Duration::from_secs(20), connect) => c,
             () = &mut shutdown => return Ok(()),
         };
         match connected {
             Ok(Ok(component)) => {
-                log(format_args!(
-                    "xmpp: online as {} via {}",
-                    component.jid, args.xmpp_addr
-                ));
+                tracing::info!("xmpp: online as {} via {}", component.jid, cfg.xmpp.server);
+                common.metrics.xmpp_connects.fetch_add(1, Ordering::Relaxed);
+                common.online.store(true, Ordering::Relaxed);
                 backoff = Duration::from_secs(1);
-                let since = std::time::Instant::now();
-                match session(component, &service, &ping_to, &mut shutdown).await {
+                let since = Instant::now();
+                let ctx = Session {
+                    service,
+                    retention,
+                    metrics: &common.metrics,
+                    ping_to: &ping_to,
+                    put_window,
+                    dropped: &dropped,
+                };
+                let end = session(component, &ctx, &mut shutdown).await;
+                common.online.store(false, Ordering::Relaxed);
+                match end {
                     SessionEnd::Shutdown => return Ok(()),
-                    SessionEnd::Lost => log(format_args!("xmpp: connection lost; reconnecting")),
+                    SessionEnd::Lost => tracing::warn!("xmpp: connection lost; reconnecting"),
                 }
                 // tokio-xmpp 6 also ends the stream on a stanza it cannot parse (any user can
-                // send one, e.g. a message of an unknown type): reconnect at once, so that the
-                // gap stays short, with a pause only when sessions die as soon as they start.
+                // send one): reconnect at once, with a pause only when sessions die at once.
                 if since.elapsed() < Duration::from_secs(1) {
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(250)) => {}
@@ -306,16 +646,16 @@ async fn run(args: Args) -> Result<(), String> {
                 }
                 continue;
             }
-            Ok(Err(e)) => log(format_args!(
+            Ok(Err(e)) => tracing::warn!(
                 "xmpp: cannot connect to {}: {e}; retrying in {}s",
-                args.xmpp_addr,
+                cfg.xmpp.server,
                 backoff.as_secs()
-            )),
-            Err(_) => log(format_args!(
+            ),
+            Err(_) => tracing::warn!(
                 "xmpp: connecting to {} timed out; retrying in {}s",
-                args.xmpp_addr,
+                cfg.xmpp.server,
                 backoff.as_secs()
-            )),
+            ),
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -348,7 +688,7 @@ async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
-    log(format_args!("upload_component: stopping"));
+    tracing::info!("upload_component: stopping");
 }
 
 enum SessionEnd {
@@ -356,45 +696,56 @@ enum SessionEnd {
     Lost,
 }
 
-async fn session(
-    mut component: Component<TcpServerConnector>,
-    service: &Service,
-    ping_to: &str,
+struct Session<'a, S> {
+    service: &'a SlotService<S>,
+    retention: Option<&'a Retention>,
+    metrics: &'a Metrics,
+    ping_to: &'a str,
+    put_window: Duration,
+    dropped: &'a std::sync::atomic::AtomicU64,
+}
+
+async fn session<S: StorageBackend>(
+    mut component: Component<GuardedConnector>,
+    ctx: &Session<'_, S>,
     shutdown: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
 ) -> SessionEnd {
     let mut keepalive = tokio::time::interval(KEEPALIVE);
     keepalive.tick().await;
     let me = component.jid.to_string();
     let mut pings = 0u64;
+    let mut dropped_seen = ctx.dropped.load(Ordering::Relaxed);
     loop {
         tokio::select! {
             stanza = component.next() => {
                 // tokio-xmpp ends the stream on I/O errors and on stanzas it cannot parse; the
                 // connection is then dropped and made anew.
                 let Some(stanza) = stanza else { return SessionEnd::Lost };
+                let now_dropped = ctx.dropped.load(Ordering::Relaxed);
+                if now_dropped != dropped_seen {
+                    ctx.metrics
+                        .stanzas_dropped
+                        .fetch_add(now_dropped - dropped_seen, Ordering::Relaxed);
+                    dropped_seen = now_dropped;
+                }
                 let request = Element::from(stanza);
-                let Some(reply) = service
-                    .handle(&request, OffsetDateTime::now_utc())
-                    .or_else(|| other_iq(&request, &me))
-                else {
-                    continue;
-                };
-                log(format_args!("xmpp: {}", describe(&request, &reply)));
+                let Some(reply) = answer(&request, ctx, &me) else { continue };
                 match Stanza::try_from(reply) {
                     Ok(reply) => {
                         if let Err(e) = component.send_stanza(reply).await {
-                            log(format_args!("xmpp: send failed: {e}"));
+                            tracing::warn!("xmpp: send failed: {e}");
                             return SessionEnd::Lost;
                         }
                     }
-                    Err(e) => log(format_args!("xmpp: reply not sendable: {e}")),
+                    Err(e) => tracing::warn!("xmpp: reply not sendable: {e}"),
                 }
             }
             _ = keepalive.tick() => {
                 pings += 1;
                 let ping = format!(
-                    "<iq xmlns='{}' type='get' id='keepalive-{pings}' from='{me}' to='{ping_to}'><ping xmlns='urn:xmpp:ping'/></iq>",
-                    xmpp_upload::ns::COMPONENT_ACCEPT
+                    "<iq xmlns='{}' type='get' id='keepalive-{pings}' from='{me}' to='{}'><ping xmlns='urn:xmpp:ping'/></iq>",
+                    xmpp_upload::ns::COMPONENT_ACCEPT,
+                    ctx.ping_to
                 );
                 let stanza = ping.parse::<Element>().ok().and_then(|e| Stanza::try_from(e).ok());
                 if let Some(stanza) = stanza {
@@ -411,6 +762,67 @@ async fn session(
     }
 }
 
+/// The reply to one stanza, with its log line and counters.
+fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) -> Option<Element> {
+    if let Some(d) = request.get_child("dropped", stanza_guard::DROPPED_NS) {
+        let from = request.attr("from").unwrap_or("-");
+        tracing::warn!(
+            "xmpp: dropped a {} from {} ({} over the limit)",
+            request.name(),
+            clean(from),
+            d.attr("reason").unwrap_or("-")
+        );
+        return policy_violation(request);
+    }
+    let answer = ctx.service.process(request, OffsetDateTime::now_utc());
+    ctx.metrics.outcome(&answer.outcome);
+    match &answer.outcome {
+        Outcome::Issued(info) => {
+            tracing::info!("xmpp: {}", answer.outcome);
+            if let Some(r) = ctx.retention {
+                r.pending.insert(
+                    info.object_key.clone(),
+                    PendingUpload {
+                        owner: info.requester.to_bare(),
+                        size: info.size,
+                        content_type: info.content_type.clone(),
+                        until: Instant::now() + ctx.put_window,
+                    },
+                );
+            }
+        }
+        Outcome::Resolved { .. } | Outcome::Refused { .. } => {
+            tracing::info!("xmpp: {}", answer.outcome);
+        }
+        Outcome::NotForThisService => return other_iq(request, me),
+        _ => tracing::debug!("xmpp: {}", answer.outcome),
+    }
+    answer.reply
+}
+
+/// `policy-violation` for an IQ get/set the guard cut out (RFC 6120 §8.3.3.12).
+fn policy_violation(request: &Element) -> Option<Element> {
+    let iq = Iq::parse(request)?.ok()?;
+    if !matches!(iq.type_, IqType::Get | IqType::Set) {
+        return None;
+    }
+    let mut reply = xmpp_upload::stanza::iq::service_unavailable(request)?;
+    // Same shape as service-unavailable, with the condition replaced.
+    for e in reply.children_mut() {
+        if e.name() == "error" {
+            let err = format!(
+                "<error xmlns='{}' type='modify'><policy-violation xmlns='{}'/></error>",
+                e.ns(),
+                xmpp_upload::ns::XMPP_STANZAS
+            );
+            if let Ok(err) = err.parse::<Element>() {
+                *e = err;
+            }
+        }
+    }
+    Some(reply)
+}
+
 /// The answer to an IQ request the service does not handle: a pong for an XEP-0199 ping,
 /// `service-unavailable` for anything else (RFC 6120 §8.2.3: a get or set is always answered).
 /// Messages, presences, results and errors get nothing.
@@ -425,58 +837,6 @@ fn other_iq(request: &Element, me: &str) -> Option<Element> {
     xmpp_upload::stanza::iq::service_unavailable(request)
 }
 
-/// One log line for a handled stanza: requester (bare JID), what was asked, the answer and
-/// the slot-ID prefix. Never a URL, signature or file ID.
-fn describe(request: &Element, reply: &Element) -> String {
-    let from = request
-        .attr("from")
-        .map_or("-", |f| f.split('/').next().unwrap_or(f));
-    let payload = request.children().next();
-    let what = match payload {
-        Some(p) if p.name() == "request" => {
-            let size = p
-                .attr("size")
-                .map(str::to_owned)
-                .or_else(|| p.children().find(|c| c.name() == "size").map(|c| c.text()));
-            let size = size.as_deref().map(str::trim).unwrap_or("-");
-            let size = if size.len() <= 20 && size.bytes().all(|b| b.is_ascii_digit()) {
-                size
-            } else {
-                "invalid"
-            };
-            format!("slot request ({}) size={size}", clean(&p.ns()))
-        }
-        Some(p) if p.ns() == xmpp_upload::ns::FILE_TRANSFER => {
-            if p.attr("md5").is_some() {
-                "p1 upload request".to_owned()
-            } else {
-                "p1 download request".to_owned()
-            }
-        }
-        Some(p) => format!("{} {}", clean(p.name()), clean(&p.ns())),
-        None => "empty iq".to_owned(),
-    };
-    let outcome = match reply.attr("type") {
-        Some("result") => match slot_prefix(reply) {
-            Some(id) => format!("result slot={id}"),
-            None => "result".to_owned(),
-        },
-        Some("error") => {
-            let condition = reply
-                .children()
-                .find(|c| c.name() == "error")
-                .and_then(|e| {
-                    e.children()
-                        .find(|c| c.ns() == xmpp_upload::ns::XMPP_STANZAS && c.name() != "text")
-                })
-                .map_or("-", Element::name);
-            format!("error {condition}")
-        }
-        other => other.unwrap_or("-").to_owned(),
-    };
-    format!("{}: {what} -> {outcome}", clean(from))
-}
-
 /// A value from a stanza, made safe for a log line: no control characters, at most 80 chars.
 fn clean(s: &str) -> String {
     let mut out: String = s
@@ -488,23 +848,4 @@ fn clean(s: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// The first 8 hex digits of the slot ID in a reply's PUT or download URL.
-fn slot_prefix(reply: &Element) -> Option<String> {
-    let payload = reply.children().next()?;
-    let url = payload
-        .attr("upload")
-        .or_else(|| payload.attr("download"))
-        .map(str::to_owned)
-        .or_else(|| {
-            let put = payload.children().find(|c| c.name() == "put")?;
-            Some(put.attr("url").map_or_else(|| put.text(), str::to_owned))
-        })?;
-    let url = Url::parse(url.trim()).ok()?;
-    let mut segs: Vec<&str> = url.path_segments()?.collect();
-    segs.pop();
-    let id = segs.pop()?;
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| id.chars().take(8).collect())
 }

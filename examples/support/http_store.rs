@@ -100,8 +100,51 @@ fn dir_path(u: &Url) -> String {
     }
 }
 
+/// Callbacks for a host that records uploads and counts requests (the upload component).
+#[derive(Clone)]
+pub struct Hooks {
+    /// A verified PUT was stored: object key, bytes, bound content type.
+    pub stored: Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>,
+    /// A request was answered, with this status.
+    pub answered: Arc<dyn Fn(u16) + Send + Sync>,
+    /// Where log lines go instead of stderr.
+    pub log: fn(std::fmt::Arguments<'_>),
+}
+
+static HOOKS: std::sync::OnceLock<Hooks> = std::sync::OnceLock::new();
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Installs the hooks (once per process).
+pub fn set_hooks(hooks: Hooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+/// Requests being handled right now (a graceful shutdown waits for them).
+pub fn requests_in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
+
+struct InFlightRequest;
+
+impl InFlightRequest {
+    fn new() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Prints a log line with a UTC timestamp on stderr.
 pub fn log(line: std::fmt::Arguments<'_>) {
+    if let Some(h) = HOOKS.get() {
+        (h.log)(line);
+        return;
+    }
     let now = OffsetDateTime::now_utc();
     eprintln!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {line}",
@@ -211,6 +254,7 @@ fn empty() -> Body {
 }
 
 async fn handle(req: Request<Incoming>, st: &State) -> Response<Body> {
+    let _in_flight = InFlightRequest::new();
     let started = Instant::now();
     let method = req.method().clone();
     let mut out = route(req, st).await;
@@ -230,6 +274,9 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Body> {
     );
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if let Some(h) = HOOKS.get() {
+        (h.answered)(out.resp.status().as_u16());
+    }
     if st.cfg.log {
         let why = if out.why.is_empty() {
             String::new()
@@ -476,6 +523,9 @@ async fn put(req: Request<Incoming>, st: &State, url: Url, label: String) -> Out
     }
     match store(body, &st.cfg.store_dir, &verified, &dir, &file, &meta).await {
         Ok(bytes) => {
+            if let Some(h) = HOOKS.get() {
+                (h.stored)(&verified.key, bytes, verified.content_type.as_deref());
+            }
             let mut resp = Response::new(empty());
             *resp.status_mut() = StatusCode::CREATED;
             let mut out = Outcome::new(resp, label);

@@ -1,0 +1,515 @@
+//! A guard in front of tokio-xmpp's parser: stanzas deeper or larger than the limits are cut
+//! out of the byte stream before any XML library sees them.
+//!
+//! Why: tokio-xmpp 6 builds each stanza's payload with xso's `minidom::Element` builder, which
+//! feeds every event down a chain of nested builders, one per open element (recursion as deep
+//! as the element, and quadratic time); dropping a deep `Element` or builder recurses too.
+//! Neither rxml nor tokio-xmpp has a depth or size limit, so one deep stanza from any user,
+//! routed by the server, overflows the stack and kills the process (see the README's
+//! "Hostile stanzas" notes for the measurements).
+//!
+//! The guard tracks element depth with a small byte-level scanner (tags, quoted attribute
+//! values, comments, CDATA, processing instructions). Each top-level stanza is held until it
+//! is complete (at most `max_bytes`) and then passed on; one that goes deeper than `max_depth`
+//! levels or past `max_bytes` is discarded as it streams (nothing is kept), and replaced by a
+//! small stanza of the same kind, id, from and to, carrying
+//! `<dropped xmlns='urn:xmpp-upload:component:0' reason='depth|size'/>`, so the component can
+//! answer an IQ with `policy-violation` (RFC 6120 §8.2.3: a get or set is always answered).
+#![allow(dead_code)]
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use sasl::common::ChannelBinding;
+use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector};
+use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
+
+/// The namespace of the replacement payload.
+pub const DROPPED_NS: &str = "urn:xmpp-upload:component:0";
+
+/// The limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Element levels inside a stanza (the stanza element itself is level 1).
+    pub max_depth: usize,
+    /// Bytes of one stanza.
+    pub max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    /// Character data.
+    Text,
+    /// Just after `<`.
+    Open,
+    /// Inside a start tag; `slash`: the last significant byte was `/`.
+    StartTag { quote: Option<u8>, slash: bool },
+    /// Inside an end tag.
+    EndTag,
+    /// `<?…?>`; `q`: the last byte was `?`.
+    Pi { q: bool },
+    /// `<!…`: collecting the first bytes to tell a comment from CDATA.
+    Bang,
+    /// `<!--…-->`: dashes seen in a row.
+    Comment { dashes: u8 },
+    /// `<![CDATA[…]]>`: brackets seen in a row.
+    Cdata { brackets: u8 },
+    /// `<!…>` of another kind.
+    Decl,
+}
+
+/// Why a stanza was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Depth,
+    Size,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Reason::Depth => "depth",
+            Reason::Size => "size",
+        }
+    }
+}
+
+/// The sans-IO filter: bytes from the server in, bytes for the parser out.
+#[derive(Debug)]
+pub struct Filter {
+    limits: Limits,
+    lex: Lex,
+    bang: Vec<u8>,
+    /// 0: before the stream header; 1: inside the stream; 2 and more: inside a stanza.
+    depth: usize,
+    /// The stanza being held (from its `<`), when `depth >= 1` and one has started.
+    held: Vec<u8>,
+    holding: bool,
+    /// The stanza's start tag, once complete (for the replacement).
+    start_tag: Option<Vec<u8>>,
+    dropping: Option<Reason>,
+    pub dropped: u64,
+}
+
+impl Filter {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            lex: Lex::Text,
+            bang: Vec::new(),
+            depth: 0,
+            held: Vec::new(),
+            holding: false,
+            start_tag: None,
+            dropping: None,
+            dropped: 0,
+        }
+    }
+
+    /// Filters `input`, appending what may pass to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            self.byte(b, out);
+        }
+    }
+
+    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
+        // A `<` at stream level starts a stanza (or the stream's end tag): hold it.
+        if self.lex == Lex::Text && b == b'<' && self.depth == 1 && !self.holding {
+            self.holding = true;
+            self.held.clear();
+            self.start_tag = None;
+            self.dropping = None;
+        }
+        if self.holding {
+            if self.dropping.is_none() {
+                self.held.push(b);
+                if self.held.len() > self.limits.max_bytes {
+                    self.drop_stanza(Reason::Size);
+                }
+            }
+        } else {
+            out.push(b);
+        }
+        self.lex(b, out);
+    }
+
+    fn drop_stanza(&mut self, reason: Reason) {
+        self.dropping = Some(reason);
+        self.held = Vec::new();
+    }
+
+    /// The end of a stanza at stream level: pass it on, or its replacement.
+    fn stanza_done(&mut self, out: &mut Vec<u8>) {
+        self.holding = false;
+        match self.dropping.take() {
+            None => out.append(&mut self.held),
+            Some(reason) => {
+                self.dropped += 1;
+                if let Some(tag) = self.start_tag.take() {
+                    out.extend_from_slice(&replacement(&tag, reason));
+                }
+            }
+        }
+        self.held = Vec::new();
+    }
+
+    fn lex(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.lex = match self.lex {
+            Lex::Text => {
+                if b == b'<' {
+                    Lex::Open
+                } else {
+                    Lex::Text
+                }
+            }
+            Lex::Open => match b {
+                b'/' => Lex::EndTag,
+                b'?' => Lex::Pi { q: false },
+                b'!' => {
+                    self.bang.clear();
+                    Lex::Bang
+                }
+                _ => Lex::StartTag {
+                    quote: None,
+                    slash: false,
+                },
+            },
+            Lex::StartTag { quote: Some(q), .. } => Lex::StartTag {
+                quote: (b != q).then_some(q),
+                slash: false,
+            },
+            Lex::StartTag { quote: None, slash } => match b {
+                b'\'' | b'"' => Lex::StartTag {
+                    quote: Some(b),
+                    slash: false,
+                },
+                b'/' => Lex::StartTag {
+                    quote: None,
+                    slash: true,
+                },
+                b'>' => {
+                    self.start_tag_end(slash, out);
+                    Lex::Text
+                }
+                _ => Lex::StartTag {
+                    quote: None,
+                    slash: slash && b.is_ascii_whitespace(),
+                },
+            },
+            Lex::EndTag => {
+                if b == b'>' {
+                    self.depth = self.depth.saturating_sub(1);
+                    if self.holding && self.depth <= 1 {
+                        self.stanza_done(out);
+                    }
+                    Lex::Text
+                } else {
+                    Lex::EndTag
+                }
+            }
+            Lex::Pi { q } => match b {
+                b'>' if q => {
+                    self.markup_end(out);
+                    Lex::Text
+                }
+                _ => Lex::Pi { q: b == b'?' },
+            },
+            Lex::Bang => {
+                self.bang.push(b);
+                if self.bang == b"--" {
+                    Lex::Comment { dashes: 0 }
+                } else if self.bang == b"[CDATA[" {
+                    Lex::Cdata { brackets: 0 }
+                } else if b"--".starts_with(&self.bang) || b"[CDATA[".starts_with(&self.bang) {
+                    Lex::Bang
+                } else if b == b'>' {
+                    self.markup_end(out);
+                    Lex::Text
+                } else {
+                    Lex::Decl
+                }
+            }
+            Lex::Comment { dashes } => match b {
+                b'-' => Lex::Comment {
+                    dashes: dashes.saturating_add(1),
+                },
+                b'>' if dashes >= 2 => {
+                    self.markup_end(out);
+                    Lex::Text
+                }
+                _ => Lex::Comment { dashes: 0 },
+            },
+            Lex::Cdata { brackets } => match b {
+                b']' => Lex::Cdata {
+                    brackets: brackets.saturating_add(1),
+                },
+                b'>' if brackets >= 2 => Lex::Text,
+                _ => Lex::Cdata { brackets: 0 },
+            },
+            Lex::Decl => {
+                if b == b'>' {
+                    self.markup_end(out);
+                    Lex::Text
+                } else {
+                    Lex::Decl
+                }
+            }
+        };
+    }
+
+    /// A comment, PI or declaration ended: at stream level it stands alone.
+    fn markup_end(&mut self, out: &mut Vec<u8>) {
+        if self.holding && self.depth <= 1 {
+            self.stanza_done(out);
+        }
+    }
+
+    fn start_tag_end(&mut self, self_closing: bool, out: &mut Vec<u8>) {
+        let first_of_stanza = self.holding && self.depth == 1;
+        if first_of_stanza && self.dropping.is_none() {
+            // The stanza's own start tag: kept for a replacement (bounded by max_bytes).
+            self.start_tag = Some(self.held.clone());
+        }
+        if self_closing {
+            if first_of_stanza {
+                self.stanza_done(out);
+            }
+            return;
+        }
+        self.depth += 1;
+        // depth 2 is the stanza element itself (level 1).
+        if self.holding
+            && self.depth.saturating_sub(1) > self.limits.max_depth
+            && self.dropping.is_none()
+        {
+            self.drop_stanza(Reason::Depth);
+        }
+    }
+}
+
+/// `<NAME type= id= from= to=><dropped …/></NAME>` from a stanza's start tag, keeping only
+/// those attributes (raw, as the server escaped them).
+fn replacement(tag: &[u8], reason: Reason) -> Vec<u8> {
+    let name: Vec<u8> = tag
+        .iter()
+        .skip(1)
+        .take_while(|b| !b.is_ascii_whitespace() && **b != b'>' && **b != b'/')
+        .copied()
+        .collect();
+    if !matches!(name.as_slice(), b"iq" | b"message" | b"presence") {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(256);
+    out.push(b'<');
+    out.extend_from_slice(&name);
+    for attr in ["type", "id", "from", "to"] {
+        if let Some((q, v)) = attr_value(tag, attr) {
+            out.push(b' ');
+            out.extend_from_slice(attr.as_bytes());
+            out.push(b'=');
+            out.push(q);
+            out.extend_from_slice(v);
+            out.push(q);
+        }
+    }
+    out.extend_from_slice(b"><dropped xmlns='");
+    out.extend_from_slice(DROPPED_NS.as_bytes());
+    out.extend_from_slice(b"' reason='");
+    out.extend_from_slice(reason.as_str().as_bytes());
+    out.extend_from_slice(b"'/></");
+    out.extend_from_slice(&name);
+    out.push(b'>');
+    out
+}
+
+/// The raw value of attribute `name` in a start tag, with its quote character.
+fn attr_value<'a>(tag: &'a [u8], name: &str) -> Option<(u8, &'a [u8])> {
+    let mut i = 0;
+    let n = name.as_bytes();
+    while i < tag.len() {
+        let b = *tag.get(i)?;
+        if b == b'\'' || b == b'"' {
+            // skip a quoted value
+            let end = tag.get(i + 1..)?.iter().position(|c| *c == b)?;
+            i += end + 2;
+            continue;
+        }
+        let before_ok = i > 0 && tag.get(i - 1).is_some_and(u8::is_ascii_whitespace);
+        if before_ok && tag.get(i..i + n.len()) == Some(n) {
+            let mut j = i + n.len();
+            while tag.get(j).is_some_and(u8::is_ascii_whitespace) {
+                j += 1;
+            }
+            if tag.get(j) == Some(&b'=') {
+                j += 1;
+                while tag.get(j).is_some_and(u8::is_ascii_whitespace) {
+                    j += 1;
+                }
+                let q = *tag.get(j)?;
+                if q == b'\'' || q == b'"' {
+                    let len = tag.get(j + 1..)?.iter().position(|c| *c == q)?;
+                    let v = tag.get(j + 1..j + 1 + len)?;
+                    // A JID is at most 3071 bytes; ids are short. Longer: leave it out.
+                    return (v.len() <= 3071 && !v.contains(&b'<')).then_some((q, v));
+                }
+                return None;
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A TCP stream whose read side goes through a [`Filter`].
+pub struct Guarded {
+    inner: TcpStream,
+    filter: Filter,
+    ready: Vec<u8>,
+    pos: usize,
+    dropped: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.pos < this.ready.len() {
+                let n = buf.remaining().min(this.ready.len() - this.pos);
+                if let Some(chunk) = this.ready.get(this.pos..this.pos + n) {
+                    buf.put_slice(chunk);
+                }
+                this.pos += n;
+                if this.pos == this.ready.len() {
+                    this.ready.clear();
+                    this.pos = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut raw = [0u8; 16 * 1024];
+            let mut rb = ReadBuf::new(&mut raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {
+                    let got = rb.filled();
+                    if got.is_empty() {
+                        return Poll::Ready(Ok(())); // EOF
+                    }
+                    let before = this.filter.dropped;
+                    this.filter.push(got, &mut this.ready);
+                    let n = this.filter.dropped - before;
+                    if n > 0 {
+                        this.dropped.fetch_add(n, Ordering::Relaxed);
+                    }
+                    // Nothing passed yet (a stanza is being held): read on.
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// tokio-xmpp's plaintext TCP connector, with the guard on the read side.
+#[derive(Debug, Clone)]
+pub struct GuardedConnector {
+    pub dns: DnsConfig,
+    pub limits: Limits,
+    /// Counts the stanzas dropped (for the metrics).
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl ServerConnector for GuardedConnector {
+    type Stream = BufStream<Guarded>;
+
+    async fn connect(
+        &self,
+        jid: &jid::Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), tokio_xmpp::Error> {
+        let tcp = self.dns.resolve().await?;
+        let stream = BufStream::new(Guarded {
+            inner: tcp,
+            filter: Filter::new(self.limits),
+            ready: Vec::new(),
+            pos: 0,
+            dropped: self.dropped.clone(),
+        });
+        let header = StreamHeader {
+            to: Some(std::borrow::Cow::Owned(jid.domain().as_str().to_owned())),
+            from: None,
+            id: None,
+        };
+        Ok((
+            initiate_stream(stream, ns, header, timeouts).await?,
+            ChannelBinding::None,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(limits: Limits, input: &str) -> (String, u64) {
+        let mut f = Filter::new(limits);
+        let mut out = Vec::new();
+        // byte by byte and in one go must agree
+        for chunk in input.as_bytes().chunks(3) {
+            f.push(chunk, &mut out);
+        }
+        (String::from_utf8(out).unwrap(), f.dropped)
+    }
+
+    const L: Limits = Limits {
+        max_depth: 3,
+        max_bytes: 200,
+    };
+    const HEAD: &str = "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' id='x'>";
+
+    #[test]
+    fn passes_normal_stanzas() {
+        let s = format!("{HEAD}<handshake/><iq type='get' id='a' a='x>y/'><q xmlns='u'><b/></q></iq> <message/></stream:stream>");
+        assert_eq!(run(L, &s), (s.clone(), 0));
+    }
+
+    #[test]
+    fn replaces_deep_and_big() {
+        let deep = format!("{HEAD}<iq type='get' id='d' from='m@x/r' to='u.x'><a><b><c><d/></c></b></a></iq><iq id='ok'/>");
+        let (out, n) = run(L, &deep);
+        assert_eq!(n, 1);
+        assert!(out.ends_with("<iq type='get' id='d' from='m@x/r' to='u.x'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth'/></iq><iq id='ok'/>"), "{out}");
+        let big = format!(
+            "{HEAD}<message id='b'><body>{}</body></message><iq id='ok'/>",
+            "x".repeat(500)
+        );
+        let (out, n) = run(L, &big);
+        assert_eq!(n, 1);
+        assert!(out.ends_with("<message id='b'><dropped xmlns='urn:xmpp-upload:component:0' reason='size'/></message><iq id='ok'/>"), "{out}");
+    }
+}
