@@ -33,6 +33,8 @@ mod http_store;
 mod metrics;
 #[path = "support/ops.rs"]
 mod ops;
+#[path = "support/pg_state.rs"]
+mod pg_state;
 #[path = "support/retention.rs"]
 mod retention;
 #[path = "support/stanza_guard.rs"]
@@ -278,7 +280,10 @@ fn service_config(
     }
     c = c.retention(retention_policy(cfg));
     if let Some(records) = records {
-        c = c.inventory(records.inventory());
+        // A database checks the stored-bytes quota itself, on the two-phase path.
+        if let Some(inventory) = records.inventory() {
+            c = c.inventory(inventory);
+        }
         if let Some(q) = s.stored_quota {
             c = c.stored_quota(q);
         }
@@ -306,9 +311,32 @@ fn retention_policy(cfg: &Config) -> RetentionPolicy {
     p
 }
 
-fn records(cfg: &Config) -> Records {
+async fn records(cfg: &Config) -> Result<Records, String> {
     match cfg.database.kind {
-        config::DatabaseKind::Memory => Records::memory(),
+        config::DatabaseKind::Memory => Ok(Records::memory()),
+        config::DatabaseKind::Postgres => {
+            let db = &cfg.database;
+            let url = db
+                .url
+                .clone()
+                .ok_or("database.url is required for kind = \"postgres\"")?;
+            let node = db.node.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            let mut settings = pg_state::PgSettings::new(url, node);
+            if let Some(schema) = &db.schema {
+                settings.schema = schema.clone();
+            }
+            if let Some(p) = db.password()? {
+                settings.password = Some(p.bytes().to_vec());
+            }
+            let pg = pg_state::PgState::connect(settings)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            tracing::info!("database: PostgreSQL ready (node {})", pg.node());
+            Ok(Records::Postgres(Arc::new(pg)))
+        }
     }
 }
 
@@ -368,7 +396,7 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
         .require("storage.local.key", "XMPP_UPLOAD_STORE_KEY")?;
     let store = SignedUrlStore::new(base_url.clone(), key.bytes().to_vec())
         .allow_insecure_http(cfg.http.insecure_http);
-    let records = records(cfg);
+    let records = records(cfg).await?;
     let service = build(service_config(cfg, &common.jid, Some(&records))?, store)?;
     if check {
         tracing::info!("config: ok (local storage in {})", dir.display());
@@ -454,7 +482,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         path_style: s3.path_style,
     })
     .allow_insecure_http(s3.insecure_http);
-    let records = records(cfg);
+    let records = records(cfg).await?;
     let store = Arc::new(store);
     let service = build(
         service_config(cfg, &common.jid, Some(&records))?,
@@ -729,7 +757,7 @@ async fn session<S: StorageBackend>(
                     dropped_seen = now_dropped;
                 }
                 let request = Element::from(stanza);
-                let Some(reply) = answer(&request, ctx, &me) else { continue };
+                let Some(reply) = answer(&request, ctx, &me).await else { continue };
                 match Stanza::try_from(reply) {
                     Ok(reply) => {
                         if let Err(e) = component.send_stanza(reply).await {
@@ -763,7 +791,11 @@ async fn session<S: StorageBackend>(
 }
 
 /// The reply to one stanza, with its log line and counters.
-fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) -> Option<Element> {
+async fn answer<S: StorageBackend>(
+    request: &Element,
+    ctx: &Session<'_, S>,
+    me: &str,
+) -> Option<Element> {
     if let Some(d) = request.get_child("dropped", stanza_guard::DROPPED_NS) {
         let from = request.attr("from").unwrap_or("-");
         tracing::warn!(
@@ -774,7 +806,13 @@ fn answer<S: StorageBackend>(request: &Element, ctx: &Session<'_, S>, me: &str) 
         );
         return policy_violation(request);
     }
-    let answer = ctx.service.process(request, OffsetDateTime::now_utc());
+    // [database] kind = "postgres": quotas and the file record in the shared database,
+    // through the two-phase path; else the service's own ledger and inventory.
+    let now = OffsetDateTime::now_utc();
+    let answer = match ctx.retention.and_then(|r| r.records.pg()) {
+        Some(pg) => pg_state::answer(ctx.service, pg, request, now).await,
+        None => ctx.service.process(request, now),
+    };
     ctx.metrics.outcome(&answer.outcome);
     match &answer.outcome {
         Outcome::Issued(info) => {

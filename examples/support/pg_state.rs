@@ -43,8 +43,8 @@ use tokio_postgres::{Client, Config, NoTls};
 use xmpp_upload::jid::BareJid;
 use xmpp_upload::minidom::Element;
 use xmpp_upload::service::{
-    plan, Answer, Begin, ChargeError, DeleteReason, Outcome, PendingCharge, QuotaExceeded,
-    QuotaScope, RetentionPolicy, StoredFile,
+    plan, Answer, Begin, ChargeError, DeleteReason, Deletion, Outcome, PendingCharge,
+    QuotaExceeded, QuotaScope, RetentionPolicy, StoredFile,
 };
 use xmpp_upload::storage::StorageBackend;
 use xmpp_upload::SlotService;
@@ -186,6 +186,8 @@ pub struct RetentionReport {
     pub skipped: usize,
     /// Object deletions that failed (claim released; retried next pass).
     pub failed: usize,
+    /// Bytes this instance deleted.
+    pub deleted_bytes: u64,
 }
 
 /// The shared state of every instance: one connection, its queries pipelined; remade when it
@@ -584,8 +586,8 @@ impl PgState {
     }
 
     /// One retention pass: plans over the oldest [`RETENTION_BATCH`] files with `policy`,
-    /// and for each planned file this instance manages to claim, calls `delete_object` and
-    /// records the deletion. Also drops quota charges older than `window`.
+    /// deletes what the plan chose ([`PgState::apply`]), and drops quota charges older than
+    /// `window`.
     ///
     /// # Errors
     /// When the database fails (object-delete failures are counted, not returned).
@@ -594,7 +596,7 @@ impl PgState {
         policy: &RetentionPolicy,
         window: Duration,
         now: OffsetDateTime,
-        mut delete_object: F,
+        delete_object: F,
     ) -> Result<RetentionReport, PgError>
     where
         F: FnMut(StoredFile) -> Fut,
@@ -602,34 +604,9 @@ impl PgState {
         E: fmt::Display,
     {
         let files = self.oldest(RETENTION_BATCH).await?;
-        let plan = plan(&files, policy, now);
-        let mut report = RetentionReport {
-            planned: plan.len(),
-            ..RetentionReport::default()
-        };
-        for d in plan {
-            if !self.claim(&d.file.key, now).await? {
-                report.skipped += 1;
-                continue;
-            }
-            let key = d.file.key.clone();
-            match delete_object(d.file).await {
-                Ok(()) => {
-                    if self.finish(&key, now, d.reason).await? {
-                        report.deleted += 1;
-                    } else {
-                        report.skipped += 1;
-                    }
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    log(format_args!(
-                        "retention: deleting an object failed ({e}); retried next pass"
-                    ));
-                    self.release(&key).await?;
-                }
-            }
-        }
+        let report = self
+            .apply(plan(&files, policy, now), now, delete_object)
+            .await?;
         let client = self.client().await?;
         client
             .execute(
@@ -638,6 +615,110 @@ impl PgState {
             )
             .await?;
         Ok(report)
+    }
+
+    /// Deletes planned files: for each one this instance manages to claim, calls
+    /// `delete_object`, then records the deletion (exactly once across instances).
+    ///
+    /// # Errors
+    /// When the database fails (object-delete failures are counted, not returned).
+    pub async fn apply<F, Fut, E>(
+        &self,
+        deletions: Vec<Deletion>,
+        now: OffsetDateTime,
+        mut delete_object: F,
+    ) -> Result<RetentionReport, PgError>
+    where
+        F: FnMut(StoredFile) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        let mut report = RetentionReport {
+            planned: deletions.len(),
+            ..RetentionReport::default()
+        };
+        for d in deletions {
+            if !self.claim(&d.file.key, now).await? {
+                report.skipped += 1;
+                continue;
+            }
+            let key = d.file.key.clone();
+            let (owner, size) = (d.file.owner.clone(), d.file.size);
+            match delete_object(d.file).await {
+                Ok(()) => {
+                    if self.finish(&key, now, d.reason).await? {
+                        report.deleted += 1;
+                        report.deleted_bytes += size;
+                        tracing::info!(
+                            "retention: deleted {key} of {owner} ({size} bytes, {}) [node {}]",
+                            d.reason,
+                            self.settings.node
+                        );
+                    } else {
+                        report.skipped += 1;
+                    }
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!("retention: deleting {key} failed ({e}); retried next pass");
+                    self.release(&key).await?;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// `owner`'s files, oldest first.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn files_of(&self, owner: &BareJid) -> Result<Vec<StoredFile>, PgError> {
+        Ok(self
+            .oldest(RETENTION_BATCH)
+            .await?
+            .into_iter()
+            .filter(|f| &f.owner == owner)
+            .collect())
+    }
+
+    /// An upload arrived: the record made when its slot was charged gets the real size (or
+    /// is made now, for slots issued without a charge).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn confirm(&self, file: &StoredFile) -> Result<(), PgError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO xu_files (key, owner, size, content_type, created)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size",
+                &[
+                    &file.key,
+                    &file.owner.as_str(),
+                    &to_i64(file.size, "size")?,
+                    &file.content_type,
+                    &file.created,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// A slot's upload never arrived (its PUT URL expired): its record goes, unless an
+    /// instance is deleting it right now.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn forget(&self, key: &str) -> Result<bool, PgError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM xu_files WHERE key = $1 AND claimed_by IS NULL",
+                &[&key],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     /// How many deletions are recorded (for tests and metrics).
@@ -676,7 +757,7 @@ pub async fn answer<S: StorageBackend>(
                     file = file.with_content_type(t);
                 }
                 if let Err(e) = state.record(&file).await {
-                    log(format_args!("db: recording a file failed: {e}"));
+                    tracing::error!("db: recording a file failed: {e}");
                 }
             }
             answer
@@ -684,24 +765,9 @@ pub async fn answer<S: StorageBackend>(
         Begin::Charge(pending) => {
             let result = state.charge(&pending, max_age).await;
             if let Err(ChargeError::Unavailable(e)) = &result {
-                log(format_args!("db: quota charge failed: {}", e.cause()));
+                tracing::error!("db: quota charge failed: {}", e.cause());
             }
             pending.complete(result)
         }
     }
-}
-
-/// Prints a log line with a UTC timestamp on stderr.
-fn log(line: fmt::Arguments<'_>) {
-    let now = OffsetDateTime::now_utc();
-    eprintln!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {line}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    );
 }
