@@ -291,10 +291,13 @@ for s in $SERVERS; do
     PIDS+=("$!")
     wait_port "${TRACE[$s]}" 10 "$!"
     BASE[$s]="http://127.0.0.1:${TRACE[$s]}/upload/"
+    # Secrets through the environment (never flags): the component's default variables.
+    XMPP_UPLOAD_COMPONENT_SECRET="$COMPONENT_SECRET" \
+    XMPP_UPLOAD_SERVICE_SECRET="$(head -c 24 /dev/urandom | base64)" \
+    XMPP_UPLOAD_STORE_KEY="$(head -c 24 /dev/urandom | base64)" \
     "$BIN" \
         --xmpp-addr "127.0.0.1:${COMP[$s]}" \
         --jid upload.localhost \
-        --component-secret "$COMPONENT_SECRET" \
         --http-addr "127.0.0.1:${STORE[$s]}" \
         --base-url "${BASE[$s]}" \
         --store-dir "$RUN/store-$s" \

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Real-server test of storage::s3 against s3s-fs 0.14.1 (crates.io), an S3 server that really
-# checks SigV4 presigned URLs. See /work/shared/PEERS.md.
+# checks SigV4 presigned URLs. See /work/shared/PEERS.md. Besides slots (PUT/GET bindings) it
+# checks housekeeping: uploads under a key prefix, presigned ListObjectsV2 with continuation,
+# presigned DELETE (a tampered or expired one gets 403). About 10 s once built.
 #
 #   ci/s3_e2e.sh        # installs s3s-fs once, starts it on loopback, runs examples/s3_e2e.rs
 #

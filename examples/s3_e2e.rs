@@ -23,7 +23,14 @@
 //!     server accepts them (7. and 10. GET through them), and where it applies the overrides
 //!     the answer has the signed `Content-Disposition` (`attachment` for a download by file ID).
 //!
-//! It exits non-zero on the first failure.
+//! 13. housekeeping (issue 13): slots issued by a store with a key prefix are uploaded under it;
+//!     a presigned ListObjectsV2 by that prefix finds exactly them (page by page with a
+//!     continuation token when `max-keys` is small), with their sizes; a presigned DELETE
+//!     removes one (then GET 404, and the next listing no longer has it); a DELETE with a
+//!     flipped signature character, or expired, gets 403 and leaves the object; a tampered
+//!     LIST gets 403; and with a public GET base the slot's GET URL is `{base}/{key}`.
+//!
+//! It exits non-zero if any check failed.
 
 use std::process::ExitCode;
 
@@ -34,7 +41,7 @@ use url::Url;
 use xmpp_upload::stanza::file_transfer::{DownloadRequest, Query, UploadRequest};
 use xmpp_upload::stanza::iq::{request, IqType};
 use xmpp_upload::stanza::upload::{Slot, SlotRequest};
-use xmpp_upload::storage::s3::{PutBinding, S3Config, S3Store};
+use xmpp_upload::storage::s3::{ListPage, PutBinding, S3Config, S3Store};
 use xmpp_upload::{ServiceConfig, SlotService};
 
 /// A server answer: status and body.
@@ -62,7 +69,7 @@ fn send(
             request = request.set(name, value);
         }
     }
-    let response = match if method == "GET" {
+    let response = match if method == "GET" || method == "DELETE" {
         request.call()
     } else {
         request.send_bytes(body)
@@ -482,7 +489,280 @@ fn run() -> Result<usize, String> {
         }
     }
 
+    housekeeping(&mut checks, &service, now, &body)?;
+
     Ok(checks.failures)
+}
+
+/// 13. Housekeeping: uploads under a key prefix, listed, deleted (issue 13, item 4).
+fn housekeeping(
+    checks: &mut Checks,
+    plain: &SlotService<S3Store>,
+    now: OffsetDateTime,
+    body: &[u8],
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let prefix = "housekeeping/";
+    let base = plain.storage();
+    // The same bucket and credentials, issuing keys under the prefix.
+    let store = S3Store::new(S3Config {
+        endpoint: Url::parse(&env("S3_E2E_ENDPOINT", "http://127.0.0.1:8014"))
+            .map_err(|e| e.to_string())?,
+        bucket: env("S3_E2E_BUCKET", "xmpp-upload-e2e"),
+        region: env("S3_E2E_REGION", "us-east-1"),
+        access_key_id: env("S3_E2E_ACCESS_KEY", "AK"),
+        secret_access_key: env("S3_E2E_SECRET_KEY", "SK"),
+        session_token: None,
+        path_style: true,
+    })
+    .key_prefix(prefix);
+    store.validate().map_err(|e| e.to_string())?;
+    let bucket_path = format!("/{}/", env("S3_E2E_BUCKET", "xmpp-upload-e2e"));
+    let service = SlotService::new(
+        ServiceConfig::new(
+            "upload.localhost".parse().map_err(|e| format!("{e}"))?,
+            *b"s3 e2e service secret, 32 bytes.",
+        )
+        .allow_domains(["localhost"]),
+        store,
+    );
+    let store = service.storage();
+    let len = u64::try_from(body.len()).map_err(|e| e.to_string())?;
+
+    // Five uploads through the service, under the prefix.
+    let mut uploaded = Vec::new();
+    for n in 0..5 {
+        let name = format!("keep {n} Фото.txt");
+        let (put, get) = v0_slot(&service, &name, len, Some("text/plain"), now)?;
+        let key = percent_encoding::percent_decode_str(
+            put.path().strip_prefix(&bucket_path).unwrap_or(put.path()),
+        )
+        .decode_utf8()
+        .map_err(|e| e.to_string())?
+        .into_owned();
+        if !key.starts_with(prefix) {
+            checks.failures += 1;
+            println!("FAIL slot key {key:?} is not under {prefix:?}");
+        }
+        let headers = [
+            ("Content-Length".to_owned(), len.to_string()),
+            ("Content-Type".to_owned(), "text/plain".to_owned()),
+        ];
+        checks.expect(
+            &format!("PUT under the prefix: {key}"),
+            send("PUT", &put, &headers, body),
+            |s| s == 200,
+            "200",
+        );
+        uploaded.push((key, get));
+    }
+    let mut expected: Vec<String> = uploaded.iter().map(|(k, _)| k.clone()).collect();
+    expected.sort();
+
+    // A listing of the prefix, two keys a page: three pages, exactly the five uploads.
+    let list_all = |max_keys: Option<u32>| -> Result<(Vec<(String, u64)>, usize), String> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let url = store
+                .presign_list(
+                    prefix,
+                    token.as_deref(),
+                    max_keys,
+                    now,
+                    Duration::minutes(1),
+                )
+                .map_err(|e| e.to_string())?;
+            let answer = send("GET", &url, &[], &[])?;
+            if answer.status != 200 {
+                return Err(format!(
+                    "LIST: {} ({})",
+                    answer.status,
+                    snippet(&answer.body)
+                ));
+            }
+            let text = String::from_utf8(answer.body).map_err(|e| e.to_string())?;
+            let page = ListPage::parse(&text).map_err(|e| format!("LIST body: {e}"))?;
+            pages += 1;
+            for o in &page.objects {
+                let age = now - o.last_modified;
+                if age.abs() > Duration::hours(1) {
+                    return Err(format!("{}: last modified {}", o.key, o.last_modified));
+                }
+            }
+            found.extend(page.objects.into_iter().map(|o| (o.key, o.size)));
+            match (page.is_truncated, page.next_continuation_token) {
+                (true, Some(next)) if pages < 100 => token = Some(next),
+                (true, _) => return Err("LIST: truncated without progress".into()),
+                (false, _) => break,
+            }
+        }
+        Ok((found, pages))
+    };
+    let want: Vec<(String, u64)> = expected.iter().map(|k| (k.clone(), len)).collect();
+    match list_all(Some(2)) {
+        Ok((found, pages)) if found == want && pages == 3 => println!(
+            "ok   LIST prefix {prefix:?}, max-keys 2: {} keys with their sizes in {pages} pages (continuation tokens)",
+            found.len()
+        ),
+        Ok((found, pages)) => {
+            checks.failures += 1;
+            println!("FAIL LIST prefix {prefix:?}, max-keys 2: {found:?} in {pages} pages, want {want:?} in 3");
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL LIST prefix {prefix:?}, max-keys 2: {e}");
+        }
+    }
+    match list_all(None) {
+        Ok((found, 1)) if found == want => {
+            println!(
+                "ok   LIST prefix {prefix:?}, one page: the same {} keys",
+                found.len()
+            )
+        }
+        other => {
+            checks.failures += 1;
+            println!("FAIL LIST prefix {prefix:?}, one page: {other:?}");
+        }
+    }
+    // A listing with a flipped signature character.
+    let list = store
+        .presign_list(prefix, None, None, now, Duration::minutes(1))
+        .map_err(|e| e.to_string())?;
+    checks.expect(
+        "LIST, one signature character flipped",
+        send("GET", &tamper(&list), &[], &[]),
+        |s| s == 403,
+        "403",
+    );
+
+    // A presigned DELETE removes one; then GET 404 and the listing drops it.
+    let (gone, gone_get) = uploaded.first().cloned().ok_or("no upload")?;
+    let delete = store
+        .presign_delete(&gone, now, Duration::minutes(1))
+        .map_err(|e| e.to_string())?;
+    checks.expect(
+        "DELETE (presigned) of one upload",
+        send("DELETE", &delete, &[], &[]),
+        |s| s == 204 || s == 200,
+        "204",
+    );
+    checks.expect(
+        "GET after the DELETE",
+        send("GET", &gone_get, &[], &[]),
+        |s| s == 404,
+        "404",
+    );
+    let remaining: Vec<(String, u64)> = want.iter().filter(|(k, _)| *k != gone).cloned().collect();
+    match list_all(Some(2)) {
+        Ok((found, _)) if found.len() == 4 && found == remaining => {
+            println!(
+                "ok   LIST after the DELETE: {} keys, the deleted one gone",
+                found.len()
+            )
+        }
+        other => {
+            checks.failures += 1;
+            println!("FAIL LIST after the DELETE: {other:?}");
+        }
+    }
+
+    // A tampered DELETE and an expired one: 403, the object stays.
+    let (kept, kept_get) = uploaded.get(1).cloned().ok_or("no upload")?;
+    let delete = store
+        .presign_delete(&kept, now, Duration::minutes(1))
+        .map_err(|e| e.to_string())?;
+    checks.expect(
+        "DELETE, one signature character flipped",
+        send("DELETE", &tamper(&delete), &[], &[]),
+        |s| s == 403,
+        "403",
+    );
+    let expired = store
+        .presign_delete(&kept, now - Duration::hours(1), Duration::minutes(5))
+        .map_err(|e| e.to_string())?;
+    checks.expect(
+        "DELETE, URL expired 55 minutes ago",
+        send("DELETE", &expired, &[], &[]),
+        |s| s == 403,
+        "403",
+    );
+    match send("GET", &kept_get, &[], &[]) {
+        Ok(a) if a.status == 200 && a.body == body => {
+            println!("ok   GET after the refused DELETEs: the object is still there")
+        }
+        Ok(a) => {
+            checks.failures += 1;
+            println!(
+                "FAIL GET after the refused DELETEs: {} ({})",
+                a.status,
+                snippet(&a.body)
+            );
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL GET after the refused DELETEs: {e}");
+        }
+    }
+    // Nothing outside the prefix was listed: the earlier uploads are still at the root.
+    let root = base
+        .presign_list("", None, None, now, Duration::minutes(1))
+        .map_err(|e| e.to_string())?;
+    match send("GET", &root, &[], &[])
+        .and_then(|a| ListPage::parse(&String::from_utf8_lossy(&a.body)).map_err(|e| e.to_string()))
+    {
+        Ok(page) => {
+            let outside = page
+                .objects
+                .iter()
+                .filter(|o| !o.key.starts_with(prefix))
+                .count();
+            println!(
+                "ok   LIST of the whole bucket: {} keys, {outside} outside the prefix",
+                page.objects.len()
+            );
+        }
+        Err(e) => {
+            checks.failures += 1;
+            println!("FAIL LIST of the whole bucket: {e}");
+        }
+    }
+
+    // A public GET base: the slot's GET URL is `{base}/{key}`, unsigned.
+    let public = SlotService::new(
+        ServiceConfig::new(
+            "upload.localhost".parse().map_err(|e| format!("{e}"))?,
+            *b"s3 e2e service secret, 32 bytes.",
+        )
+        .allow_domains(["localhost"]),
+        S3Store::new(S3Config {
+            endpoint: Url::parse(&env("S3_E2E_ENDPOINT", "http://127.0.0.1:8014"))
+                .map_err(|e| e.to_string())?,
+            bucket: env("S3_E2E_BUCKET", "xmpp-upload-e2e"),
+            region: env("S3_E2E_REGION", "us-east-1"),
+            access_key_id: env("S3_E2E_ACCESS_KEY", "AK"),
+            secret_access_key: env("S3_E2E_SECRET_KEY", "SK"),
+            session_token: None,
+            path_style: true,
+        })
+        .key_prefix(prefix)
+        .public_get_base(Url::parse("https://media.localhost/").map_err(|e| e.to_string())?),
+    );
+    let (put, get) = v0_slot(&public, "public.txt", len, Some("text/plain"), now)?;
+    let key = put.path().strip_prefix(&bucket_path).unwrap_or_default();
+    if get.as_str() == format!("https://media.localhost/{key}") && get.query().is_none() {
+        println!("ok   public GET base: slot GET URL {get}");
+    } else {
+        checks.failures += 1;
+        println!("FAIL public GET base: {get} for PUT {put}");
+    }
+    println!(
+        "info housekeeping checks took {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// Asks the service for an XEP-0363 slot: (PUT URL, GET URL).

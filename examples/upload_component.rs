@@ -481,7 +481,12 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         session_token: None,
         path_style: s3.path_style,
     })
-    .allow_insecure_http(s3.insecure_http);
+    .allow_insecure_http(s3.insecure_http)
+    .key_prefix(s3.key_prefix.clone());
+    let store = match &s3.public_get_base {
+        Some(base) => store.public_get_base(base.clone()),
+        None => store,
+    };
     let records = records(cfg).await?;
     let store = Arc::new(store);
     let service = build(
@@ -632,7 +637,8 @@ async fn xmpp_loop<S: StorageBackend>(
         },
         dropped: dropped.clone(),
     };
-    let put_window = Duration::from_secs(cfg.service.put_ttl_secs.saturating_add(60));
+    // An S3 PUT started before its URL expired may still be running: checked 30 s later.
+    let put_window = Duration::from_secs(cfg.service.put_ttl_secs.saturating_add(30));
     let mut shutdown = Box::pin(shutdown_signal());
     let mut backoff = Duration::from_secs(1);
     let jid_text = jid.to_string();
@@ -824,6 +830,7 @@ async fn answer<S: StorageBackend>(
                         owner: info.requester.to_bare(),
                         size: info.size,
                         content_type: info.content_type.clone(),
+                        issued: OffsetDateTime::now_utc(),
                         until: Instant::now() + ctx.put_window,
                     },
                 );

@@ -5,7 +5,8 @@
 //! 1. asks for the service's disco#info;
 //! 2. requests a slot in each XEP-0363 dialect (`urn:xmpp:http:upload:0`, `urn:xmpp:http:upload`,
 //!    `eu:siacs:conversations:http:upload`, the Smack 4.2.0 hybrid), uploads a file to the PUT URL
-//!    with a real HTTP client, downloads the GET URL and compares the bytes;
+//!    with a real HTTP client, downloads the GET URL and compares the bytes, resumes the
+//!    download with `Range` (206) and revalidates it with `If-None-Match` (304);
 //! 3. shows the refusals: a file above the limit (`file-too-large`), a PUT of the wrong size
 //!    (413), an altered signature (403), a second PUT to the same slot (409);
 //! 4. runs the `p1:http-file-transfer` file-ID flow: upload IQ with the MD5, PUT with
@@ -318,13 +319,16 @@ fn run() -> Result<Tour, Box<dyn std::error::Error>> {
         );
         t.check(
             got.header("content-security-policy") == Some(http_store::CSP),
-            "Content-Security-Policy: default-src 'none'; sandbox",
+            format!("Content-Security-Policy: {}", http_store::CSP),
         );
         let disposition = got.header("content-disposition").unwrap_or_default();
         let inline = http_store::is_inline(ty);
         t.check(
-            disposition.starts_with(if inline { "inline" } else { "attachment" })
-                && disposition.contains("filename*=UTF-8''"),
+            if inline {
+                disposition == "inline"
+            } else {
+                disposition.starts_with("attachment") && disposition.contains("filename*=UTF-8''")
+            },
             format!("Content-Disposition: {disposition}"),
         );
         let head = http(&agent, "HEAD", &slot.get, &[], None)?;
@@ -336,6 +340,29 @@ fn run() -> Result<Tour, Box<dyn std::error::Error>> {
                 head.status,
                 head.header("content-length")
             ),
+        );
+        // A resumed download (Conversations sends `Range: bytes=N-`) and a cache revalidation.
+        let from = data.len() / 2;
+        let resumed = http(
+            &agent,
+            "GET",
+            &slot.get,
+            &[("Range", &format!("bytes={from}-"))],
+            None,
+        )?;
+        t.check(
+            resumed.status == 206 && resumed.body == data[from..],
+            format!(
+                "GET with Range: bytes={from}-: {}, {:?}",
+                resumed.status,
+                resumed.header("content-range")
+            ),
+        );
+        let etag = got.header("etag").unwrap_or_default();
+        let revalidated = http(&agent, "GET", &slot.get, &[("If-None-Match", etag)], None)?;
+        t.check(
+            revalidated.status == 304 && revalidated.body.is_empty(),
+            format!("GET with If-None-Match: {}", revalidated.status),
         );
         if first_slot.is_none() {
             let owned: Vec<(String, String)> = headers

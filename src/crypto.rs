@@ -90,6 +90,7 @@ impl fmt::Debug for SecretKey {
 }
 
 /// Constant-time equality of two byte strings (the length is not secret).
+#[cfg(any(feature = "signed", test))]
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -101,6 +102,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Decodes hex (either case) into exactly `N` bytes.
+#[cfg(any(feature = "signed", test))]
 pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
     hex::decode_to_slice(s, &mut out).ok()?;
@@ -108,6 +110,7 @@ pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 /// SHA-256 of some bytes.
+#[cfg(any(feature = "s3", all(test, feature = "signed")))]
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     Sha256::digest(data).into()

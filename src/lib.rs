@@ -53,6 +53,8 @@
 //!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
 //! * [`file_id`]: opaque, authenticated file IDs.
 //! * [`checked`]: validated file names and content types.
+//! * `http` (feature `http`): verifying PUT/GET from `http::request::Parts`, slot headers as
+//!   an `http::HeaderMap`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -73,6 +75,9 @@ mod crypto;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod file_id;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 pub mod ns;
 mod redact;
 #[cfg(feature = "service")]

@@ -9,17 +9,27 @@ use url::Url;
 pub(crate) struct RedactedUrl<'a>(pub(crate) &'a Url);
 
 impl fmt::Debug for RedactedUrl<'_> {
+    /// Without credentials, query or fragment; `?…` marks a removed query.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.clone();
-        let had_query = shown.query().is_some() || shown.fragment().is_some();
-        shown.set_query(None);
-        shown.set_fragment(None);
-        write!(
-            f,
-            "\"{}{}\"",
-            shown.as_str(),
-            if had_query { "?…" } else { "" }
-        )
+        let u = self.0;
+        if u.cannot_be_a_base() {
+            return write!(f, "\"{}:…\"", u.scheme());
+        }
+        write!(f, "\"{}://", u.scheme())?;
+        if !u.username().is_empty() || u.password().is_some() {
+            f.write_str("…@")?;
+        }
+        if let Some(host) = u.host_str() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = u.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(u.path())?;
+        if u.query().is_some() || u.fragment().is_some() {
+            f.write_str("?…")?;
+        }
+        f.write_str("\"")
     }
 }
 

@@ -10,8 +10,11 @@ mod file_id;
 mod fixtures;
 #[path = "suite/forgery.rs"]
 mod forgery;
+// The example HTTP store uses the `http` feature (`cargo test --all-features`).
+#[cfg(feature = "http")]
 #[path = "suite/http_e2e.rs"]
 mod http_e2e;
+#[cfg(feature = "http")]
 #[path = "../examples/support/http_store.rs"]
 mod http_store;
 #[path = "suite/malformed.rs"]
@@ -20,5 +23,8 @@ mod malformed;
 mod retention;
 #[path = "suite/service_table.rs"]
 mod service_table;
+#[cfg(all(feature = "http", unix))]
+#[path = "suite/store_abuse.rs"]
+mod store_abuse;
 #[path = "suite/xmpp_parsers.rs"]
 mod xmpp_parsers;

@@ -612,3 +612,204 @@ fn service_issued_urls_bind_type_size_and_disposition() {
         );
     }
 }
+
+// ---- Housekeeping: presigned DELETE and ListObjectsV2 (issue 13, item 4) ----------------------
+
+/// The signatures `src/storage/s3/tests.rs` pins for AWS's example request as a DELETE and as a
+/// ListObjectsV2 (`max-keys=2&prefix=J`): the oracle must compute the same.
+const AWS_DELETE_SIGNATURE: &str =
+    "fb580faa6736a3af12ad5f9c3f1eea783af940a06f6a3de9dadb5679ca25cbfe";
+const AWS_LIST_SIGNATURE: &str = "704cff0812a53cc8f7d3684c737ac9a7436412ba574817e5a4d405b1c7177e85";
+
+fn aws_example_case() -> Case {
+    Case {
+        config: S3Config {
+            endpoint: Url::parse("https://s3.amazonaws.com").expect("endpoint"),
+            bucket: "examplebucket".into(),
+            region: "us-east-1".into(),
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            session_token: None,
+            path_style: false,
+        },
+        key: "test.txt".into(),
+        now: OffsetDateTime::from_unix_timestamp(1_369_353_600).expect("time"),
+        expires: 86_400,
+        put: None,
+        get: None,
+    }
+}
+
+/// Checks `url` against the oracle: same signature, and the same parameters (the oracle's
+/// `X-Amz-*` plus `own`, our request's own parameters).
+fn agrees_with_oracle(case: &Case, method: &str, url: &Url, own: &[(&str, String)], what: &str) {
+    let (signature, params) = oracle(case, method, url, &[]);
+    assert_eq!(
+        param(url, "X-Amz-Signature").as_deref(),
+        Some(signature.as_str()),
+        "{what}: {url}"
+    );
+    let mut theirs = params;
+    theirs.extend(own.iter().map(|(n, v)| ((*n).to_owned(), v.clone())));
+    theirs.sort();
+    assert_eq!(sorted_query(url), theirs, "{what}");
+}
+
+#[test]
+fn housekeeping_urls_match_aws_sigv4() {
+    // AWS's example, as a DELETE and as a listing: the pinned signatures.
+    let case = aws_example_case();
+    let store = S3Store::new(case.config.clone());
+    let day = Duration::days(1);
+    let delete = store
+        .presign_delete(&case.key, case.now, day)
+        .expect("delete");
+    agrees_with_oracle(&case, "DELETE", &delete, &[], "AWS example DELETE");
+    assert_eq!(
+        param(&delete, "X-Amz-Signature").as_deref(),
+        Some(AWS_DELETE_SIGNATURE)
+    );
+    let list = store
+        .presign_list("J", None, Some(2), case.now, day)
+        .expect("list");
+    agrees_with_oracle(
+        &case,
+        "GET",
+        &list,
+        &[
+            ("list-type", "2".into()),
+            ("max-keys", "2".into()),
+            ("prefix", "J".into()),
+        ],
+        "AWS example ListObjectsV2",
+    );
+    assert_eq!(
+        param(&list, "X-Amz-Signature").as_deref(),
+        Some(AWS_LIST_SIGNATURE)
+    );
+
+    // Random stores, keys, prefixes, tokens and page sizes.
+    let mut rng = Rng(0x5EED_0F53_3300_0013);
+    let (mut tokens, mut prefixes, mut limits) = (0, 0, 0);
+    for i in 0..CASES / 2 {
+        let case = random_case(&mut rng);
+        let store = S3Store::new(case.config.clone());
+        let expires_in = Duration::seconds(case.expires);
+
+        let delete = store
+            .presign_delete(&case.key, case.now, expires_in)
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        agrees_with_oracle(&case, "DELETE", &delete, &[], &format!("DELETE case {i}"));
+
+        let prefix = if rng.chance(70) {
+            let cut = case
+                .key
+                .char_indices()
+                .map(|(at, _)| at)
+                .nth(rng.below(8) as usize)
+                .unwrap_or(case.key.len());
+            case.key[..cut].to_owned()
+        } else {
+            String::new()
+        };
+        let token = rng.chance(50).then(|| {
+            let n = rng.range(1, 200) as usize;
+            rng.string(SECRET_CHARS, n)
+        });
+        let max_keys = rng.chance(50).then(|| rng.range(1, 1000) as u32);
+        let list = store
+            .presign_list(&prefix, token.as_deref(), max_keys, case.now, expires_in)
+            .unwrap_or_else(|e| panic!("case {i}: {e}"));
+        let mut own = vec![("list-type", "2".to_owned())];
+        if !prefix.is_empty() {
+            own.push(("prefix", prefix.clone()));
+            prefixes += 1;
+        }
+        if let Some(t) = &token {
+            own.push(("continuation-token", t.clone()));
+            tokens += 1;
+        }
+        if let Some(n) = max_keys {
+            own.push(("max-keys", n.to_string()));
+            limits += 1;
+        }
+        agrees_with_oracle(&case, "GET", &list, &own, &format!("LIST case {i}"));
+        // The bucket's path: the endpoint's prefix, plus the bucket in path style.
+        let mut path = String::new();
+        for seg in case
+            .config
+            .endpoint
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+        {
+            let raw = percent_encoding::percent_decode_str(seg)
+                .decode_utf8()
+                .expect("utf8");
+            path.push('/');
+            path.push_str(&strict(&raw));
+        }
+        if case.config.path_style {
+            path.push('/');
+            path.push_str(&strict(&case.config.bucket));
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        assert_eq!(list.path(), path, "LIST case {i}");
+    }
+    assert!(
+        tokens > 50 && prefixes > 80 && limits > 50,
+        "{tokens} {prefixes} {limits}"
+    );
+}
+
+/// Through the slot service with a key prefix: the slot's PUT and GET sign the prefixed key,
+/// and with a public base the GET is `{base}/{key}`, unsigned.
+#[test]
+fn service_slots_under_a_key_prefix() {
+    let case = service_case();
+    let ask = |store: S3Store| {
+        let service = xmpp_upload::SlotService::new(
+            xmpp_upload::ServiceConfig::new(
+                "upload.example.org".parse().expect("jid"),
+                *b"32 bytes of host secret.........",
+            ),
+            store,
+        );
+        let iq: minidom::Element = "<iq xmlns='jabber:client' from='romeo@example.org/x' id='a1' \
+             to='upload.example.org' type='get'><request xmlns='urn:xmpp:http:upload:0' \
+             filename='a.jpg' size='5' content-type='image/jpeg'/></iq>"
+            .parse()
+            .expect("iq");
+        slot_urls(&service.handle(&iq, case.now).expect("a reply"))
+    };
+    let (put, get) = ask(S3Store::new(case.config.clone()).key_prefix("xmpp/uploads/"));
+    assert!(put.path().starts_with("/uploads/xmpp/uploads/"), "{put}");
+    assert!(put.path().ends_with("/a.jpg"), "{put}");
+    assert_eq!(get.path(), put.path());
+    oracle_agrees(
+        "PUT",
+        &put,
+        &[
+            ("Content-Length".into(), "5".into()),
+            ("Content-Type".into(), "image/jpeg".into()),
+        ],
+    );
+    oracle_agrees("GET", &get, &[]);
+
+    let (put, get) = ask(S3Store::new(case.config.clone())
+        .key_prefix("xmpp/")
+        .public_get_base(Url::parse("https://media.example.org/").expect("base")));
+    let key = put.path().trim_start_matches("/uploads/");
+    assert_eq!(get.as_str(), format!("https://media.example.org/{key}"));
+    assert!(key.starts_with("xmpp/"));
+    oracle_agrees(
+        "PUT",
+        &put,
+        &[
+            ("Content-Length".into(), "5".into()),
+            ("Content-Type".into(), "image/jpeg".into()),
+        ],
+    );
+}

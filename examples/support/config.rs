@@ -341,6 +341,12 @@ pub struct S3Storage {
     pub secret_access_key_env: Option<String>,
     #[serde(default)]
     pub path_style: bool,
+    /// Keys of uploads start with this (`"uploads/"`), so lifecycle rules and listings find them.
+    #[serde(default)]
+    pub key_prefix: String,
+    /// Slot GET URLs become public, unsigned `{base}/{key}` (a CDN or public bucket website).
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub public_get_base: Option<Url>,
     /// Allow a plain `http://` endpoint on a non-loopback host.
     #[serde(default)]
     pub insecure_http: bool,
@@ -471,8 +477,16 @@ impl Config {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Parses a config. The error names the line and the problem, without quoting the file
+    /// (toml's own `Display` shows the offending line, which could hold a secret typed in by
+    /// mistake).
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| {
+                text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1
+            });
+            format!("line {line}: {}", e.message())
+        })
     }
 
     pub fn component_secret(&self) -> SecretSource {
@@ -591,5 +605,30 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(Config::parse("[xmpp]\njid = 'a'\nsecret = 'x'\n").is_err());
+        // A secret written inline is a typo of `*_file`: refused, and not echoed.
+        let e = Config::parse("[xmpp]\ncomponent_secret = 'hunter2hunter2hunter2'\n").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn secrets_from_files_and_env_never_debug_printed() {
+        let dir =
+            std::env::temp_dir().join(format!("upload-component-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("s");
+        std::fs::write(&f, "sekrit-value-123456\n").unwrap();
+        let s = SecretSource::new(Some(f), None)
+            .require("x", "NOPE_UNSET_VAR")
+            .unwrap();
+        assert_eq!(s.bytes(), b"sekrit-value-123456");
+        assert!(!format!("{s:?}").contains("sekrit"));
+        let missing = SecretSource::new(None, Some("UPLOAD_COMPONENT_TEST_UNSET".into()));
+        let e = missing.require("x", "NOPE").unwrap_err();
+        assert!(e.contains("UPLOAD_COMPONENT_TEST_UNSET"), "{e}");
+        assert!(SecretSource::default()
+            .load("x", "UPLOAD_COMPONENT_TEST_UNSET2")
+            .unwrap()
+            .is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

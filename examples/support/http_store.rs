@@ -1,34 +1,49 @@
 //! A small HTTP file store for the URLs a [`SignedUrlStore`] issues, on hyper 1 and tokio.
 //!
-//! Shared by the examples through `#[path = "support/http_store.rs"] mod http_store;`.
+//! Shared by the examples through `#[path = "support/http_store.rs"] mod http_store;`. It needs
+//! the crate's `http` feature: requests are verified from their `http::request::Parts` with
+//! [`SignedUrlStore::verify_put_parts`] / [`SignedUrlStore::verify_get_parts`].
 //!
-//! * `PUT`: the URL is rebuilt from the base URL's origin and the request's path and query, then
-//!   [`SignedUrlStore::verify_put`] checks the signature, expiry, `Content-Length` (required) and
-//!   `Content-Type`; [`VerifiedPut::check_content_md5`] checks `Content-MD5` where an MD5 is
-//!   bound. The body streams into a temporary file through [`VerifiedPut::body_check`] (the
-//!   declared size is a hard limit, digests are checked at the end) and is linked into
-//!   `{store dir}/{slot id}/{file name}` only if everything matched, never over an existing file.
-//!   Answers: 201 stored, 403 bad signature, 410 expired, 413 size, 415 type, 400 digest, 409
-//!   exists, 411 no `Content-Length`.
-//! * `GET`/`HEAD`: [`SignedUrlStore::verify_get`], then the file with `Content-Length`, its bound
-//!   content type (kept in `{store dir}/{slot id}.meta`), `X-Content-Type-Options: nosniff`, a
-//!   sandboxing `Content-Security-Policy` and a `Content-Disposition` that is `inline` only for
-//!   images (not SVG), audio, video and `text/plain`, with an RFC 5987 `filename*`; 404 if absent.
+//! * `PUT`: signature, expiry, `Content-Length` — or none, for a chunked body (the xmpp-rs
+//!   `xmpp` crate streams its PUT), where the size bound into the URL applies —, `Content-Type`
+//!   (a PUT without one stores the slot's bound type) and `Content-MD5` where an MD5 is bound.
+//!   The body streams into a temporary file through [`VerifiedPut::body_check`] (413 as soon
+//!   as it goes over the size, 400 when it ends short, digests checked at the end) and is
+//!   linked into `{store dir}/{slot id}/{file name}` only if everything matched, never over an
+//!   existing file. One PUT per object at a time: a second one gets 409 at once. A PUT must
+//!   finish by its URL's expiry plus a short grace (408 after).
+//!   Answers: 201 stored, 403 bad signature, 410 expired, 413 too large, 400 short body, bad
+//!   digest or bad header, 415 type, 409 exists or in progress, 411 length needed (MD5-only
+//!   slots), 408 too slow, 507 disk full.
+//! * `GET`/`HEAD`: [`SignedUrlStore::verify_get`], then the file with its bound content type
+//!   (the sidecar `{store dir}/{slot id}.meta`, written atomically before the file is linked),
+//!   `Accept-Ranges: bytes` and single byte ranges (206; 416 with `Content-Range: bytes */len`
+//!   when unsatisfiable; `If-Range`), a strong `ETag` and `Last-Modified` with
+//!   `If-None-Match`/`If-Modified-Since` (304), `X-Content-Type-Options: nosniff`, a
+//!   [`CSP`] that lets media play but nothing run or frame it, and a `Content-Disposition`
+//!   that is `inline` only for the types of the configured [`InlinePolicy`]
+//!   ([`StoreOptions::inline`]; HTML, SVG and XML never), else `attachment` with an RFC 8187
+//!   `filename*`; 404 if absent. Files and sidecars are opened without following symlinks.
 //! * `GET`/`HEAD` below the stable-link base (optional): [`SlotService::resolve_stable_get`], 302.
 //! * `OPTIONS` and CORS headers on every answer, for web clients.
+//! * Under abuse ([`Limits`]): at most so many connections per IP and in all, with headroom
+//!   for new addresses when nearly full; idle and trickling connections are closed (request
+//!   head, keep-alive idle, body pauses, a total deadline per request).
 //! * [`purge`] / [`spawn_purge`]: removes uploads older than a retention time.
 //!
 //! One log line per request: method, status, the first 8 hex digits of the slot ID, size, time.
 //! Never a query string, a signature or a key.
 #![allow(dead_code)] // each example uses a different part of this module
 
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,12 +51,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncSeekExt, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::net::TcpListener;
 use url::Url;
+use xmpp_upload::checked::{ContentType, Disposition, InlinePolicy};
 use xmpp_upload::storage::signed::{BodyCheck, SignedUrlStore, VerifiedPut, VerifyError};
 use xmpp_upload::{SlotError, SlotService};
 
@@ -51,32 +68,34 @@ pub type Body = BoxBody<Bytes, io::Error>;
 /// The service whose storage this server verifies and serves.
 pub type Service = SlotService<SignedUrlStore>;
 
-/// The strict policy sent with every answer: no scripts, no plugins, no same-origin access.
-pub const CSP: &str = "default-src 'none'; sandbox";
+/// The policy sent with every answer: nothing loads but the file itself as media or image
+/// (so audio and video opened directly in a browser play), no scripts or plugins
+/// (`sandbox` without `allow-scripts`; `allow-same-origin` only so that `'self'` means this
+/// origin), and no page may frame the file.
+pub const CSP: &str = "default-src 'none'; img-src 'self'; media-src 'self'; \
+                       frame-ancestors 'none'; sandbox allow-same-origin";
 const CORS_METHODS: &str = "PUT, GET, HEAD, OPTIONS";
-const CORS_HEADERS: &str = "Content-Type, Content-MD5, Authorization";
+const CORS_HEADERS: &str = "Content-Type, Content-MD5, Authorization, Range";
+const CORS_EXPOSE: &str = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified";
 const FALLBACK_TYPE: &str = "application/octet-stream";
 
-/// At most this many connections at once; more are refused.
-const MAX_CONNECTIONS: usize = 512;
-/// A request's header must arrive within this time.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// A PUT body may pause at most this long between two chunks.
-const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// A refused PUT's body is read and discarded up to this size, so that the client reads our
 /// answer instead of a connection reset; larger bodies get the answer and `Connection: close`.
 const DRAIN_LIMIT: u64 = 1024 * 1024;
 /// Temporary files of PUTs that never finished are removed after this time.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 const TEMP_DIR: &str = ".tmp";
+/// The connection watchdog gives the handler this long past a PUT's deadline to answer 408.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
 
 /// Where and how the server stores and serves files.
 #[derive(Debug, Clone)]
 pub struct HttpStoreConfig {
     /// The directory holding `{slot id}/{file name}`, `{slot id}.meta` and `.tmp/`.
     pub store_dir: PathBuf,
-    /// The base URL the [`SignedUrlStore`] issues URLs under; its scheme and authority are
-    /// used to rebuild request URLs (the server may sit behind a TLS proxy).
+    /// The base URL the [`SignedUrlStore`] issues URLs under (the store's own, which request
+    /// targets are resolved against: the server may sit behind a TLS proxy); its path marks
+    /// the slot ID in log lines.
     pub base_url: Url,
     /// The stable-link base given to `ServiceConfig::stable_get_base`, when used.
     pub stable_base: Option<Url>,
@@ -84,11 +103,67 @@ pub struct HttpStoreConfig {
     pub log: bool,
 }
 
+/// How long things may take and how many connections may be open.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections open at once, in all.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (IPv6: one /64).
+    pub max_connections_per_ip: usize,
+    /// Once this many connections are open, an address already holding one gets no more:
+    /// the rest is kept for addresses not yet connected.
+    pub reserve_from: usize,
+    /// A request head must arrive within this time, and a keep-alive connection may idle
+    /// this long between requests.
+    pub header_timeout: Duration,
+    /// A PUT body may pause at most this long between two chunks.
+    pub body_idle_timeout: Duration,
+    /// A PUT must be complete by its URL's expiry plus this grace.
+    pub put_grace: Duration,
+    /// A GET or HEAD answer must be sent within this time.
+    pub get_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 2048,
+            max_connections_per_ip: 32,
+            reserve_from: 1536,
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            put_grace: Duration::from_secs(30),
+            get_deadline: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What [`serve_with`] takes beyond [`HttpStoreConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Connection caps and deadlines.
+    pub limits: Limits,
+    /// Which content types are served `inline`; every other type is an attachment, with its
+    /// file name. HTML, SVG and XML are never inline, whatever the policy says.
+    pub inline: InlinePolicy,
+}
+
 struct State {
     service: Arc<Service>,
     cfg: HttpStoreConfig,
+    opts: StoreOptions,
     base_path: String,
     stable_path: Option<String>,
+    /// Object keys with a PUT in progress.
+    in_flight: Mutex<HashSet<String>>,
+    /// Open connections per address, and in all.
+    conns: Mutex<ConnCount>,
+}
+
+#[derive(Default)]
+struct ConnCount {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 fn dir_path(u: &Url) -> String {
@@ -100,11 +175,14 @@ fn dir_path(u: &Url) -> String {
     }
 }
 
+/// Called when a verified PUT was stored: object key, bytes, bound content type.
+pub type StoredHook = Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>;
+
 /// Callbacks for a host that records uploads and counts requests (the upload component).
 #[derive(Clone)]
 pub struct Hooks {
-    /// A verified PUT was stored: object key, bytes, bound content type.
-    pub stored: Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>,
+    /// A verified PUT was stored.
+    pub stored: StoredHook,
     /// A request was answered, with this status.
     pub answered: Arc<dyn Fn(u16) + Send + Sync>,
     /// Where log lines go instead of stderr.
@@ -158,18 +236,122 @@ pub fn log(line: std::fmt::Arguments<'_>) {
     );
 }
 
-/// Accepts connections on `listener` forever and answers them; call it inside
-/// `tokio::spawn`. The store behind `service` verifies the URLs.
+/// The address a connection counts against: the IP, or its /64 for IPv6.
+fn conn_key(peer: &SocketAddr) -> IpAddr {
+    match peer.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// A connection's place under the caps; released when dropped.
+struct ConnSlot {
+    state: Arc<State>,
+    key: IpAddr,
+}
+
+impl ConnSlot {
+    fn acquire(state: &Arc<State>, peer: &SocketAddr) -> Option<Self> {
+        let key = conn_key(peer);
+        let l = &state.opts.limits;
+        let mut c = state.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = c.per_ip.get(&key).copied().unwrap_or(0);
+        if c.total >= l.max_connections
+            || mine >= l.max_connections_per_ip
+            || (c.total >= l.reserve_from && mine > 0)
+        {
+            return None;
+        }
+        c.total += 1;
+        *c.per_ip.entry(key).or_insert(0) += 1;
+        Some(Self {
+            state: state.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut c = self
+            .state
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.per_ip.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// When the connection is closed unless something moves the time: the handler sets it
+/// per request, and an answer's body resets it to the keep-alive idle time once sent.
+struct Watchdog {
+    origin: Instant,
+    deadline_ms: AtomicU64,
+    /// Wakes the watcher when the deadline moves (it may move earlier).
+    moved: tokio::sync::Notify,
+}
+
+impl Watchdog {
+    fn new(deadline: Instant) -> Self {
+        let w = Self {
+            origin: Instant::now(),
+            deadline_ms: AtomicU64::new(0),
+            moved: tokio::sync::Notify::new(),
+        };
+        w.set(deadline);
+        w
+    }
+
+    fn set(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.origin).as_millis();
+        self.deadline_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.moved.notify_one();
+    }
+
+    fn get(&self) -> Instant {
+        self.origin + Duration::from_millis(self.deadline_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Accepts connections on `listener` forever and answers them, with the default
+/// [`StoreOptions`]; call it inside `tokio::spawn`. The store behind `service` verifies the
+/// URLs.
 pub async fn serve(listener: TcpListener, service: Arc<Service>, cfg: HttpStoreConfig) {
+    serve_with(listener, service, cfg, StoreOptions::default()).await;
+}
+
+/// [`serve`] with explicit options.
+pub async fn serve_with(
+    listener: TcpListener,
+    service: Arc<Service>,
+    cfg: HttpStoreConfig,
+    opts: StoreOptions,
+) {
     let state = Arc::new(State {
         base_path: dir_path(&cfg.base_url),
         stable_path: cfg.stable_base.as_ref().map(dir_path),
         service,
         cfg,
+        opts,
+        in_flight: Mutex::new(HashSet::new()),
+        conns: Mutex::new(ConnCount::default()),
     });
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -178,23 +360,41 @@ pub async fn serve(listener: TcpListener, service: Arc<Service>, cfg: HttpStoreC
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let Some(slot) = ConnSlot::acquire(&state, &peer) else {
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(req, &state).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let limits = &state.opts.limits;
+            let dog = Arc::new(Watchdog::new(Instant::now() + limits.header_timeout));
+            let service = {
+                let (state, dog) = (state.clone(), dog.clone());
+                hyper::service::service_fn(move |req| {
+                    let (state, dog) = (state.clone(), dog.clone());
+                    async move { Ok::<_, Infallible>(handle(req, &state, &dog).await) }
+                })
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(permit);
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            loop {
+                let at = dog.get();
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    () = dog.moved.notified() => {}
+                    () = tokio::time::sleep_until(at.into()) => {
+                        // Dropping the connection closes it.
+                        if dog.get() <= Instant::now() {
+                            break;
+                        }
+                    }
+                }
+            }
+            drop(slot);
         });
     }
 }
@@ -253,11 +453,48 @@ fn empty() -> Body {
     Empty::new().map_err(|never| match never {}).boxed()
 }
 
-async fn handle(req: Request<Incoming>, st: &State) -> Response<Body> {
+/// An answer's body that, once sent (or dropped), gives the connection the keep-alive idle
+/// time again.
+struct Watched {
+    inner: Body,
+    dog: Arc<Watchdog>,
+    idle: Duration,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.dog.set(Instant::now() + self.idle);
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn handle(req: Request<Incoming>, st: &State, dog: &Arc<Watchdog>) -> Response<Body> {
     let _in_flight = InFlightRequest::new();
     let started = Instant::now();
+    let limits = &st.opts.limits;
+    // Until the handler knows better: a short budget.
+    dog.set(started + limits.header_timeout);
     let method = req.method().clone();
-    let mut out = route(req, st).await;
+    let mut out = route(req, st, dog).await;
     let h = out.resp.headers_mut();
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
     h.insert(
@@ -267,6 +504,10 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Body> {
     h.insert(
         "access-control-allow-headers",
         HeaderValue::from_static(CORS_HEADERS),
+    );
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static(CORS_EXPOSE),
     );
     h.insert(
         "x-content-type-options",
@@ -291,7 +532,14 @@ async fn handle(req: Request<Incoming>, st: &State) -> Response<Body> {
             started.elapsed().as_millis()
         ));
     }
-    out.resp
+    out.resp.map(|inner| {
+        Watched {
+            inner,
+            dog: dog.clone(),
+            idle: limits.header_timeout,
+        }
+        .boxed()
+    })
 }
 
 /// The slot-ID prefix for the log, taken from the path before anything is verified: only
@@ -307,17 +555,7 @@ fn is_slot_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The URL the client used, as the store issued it: the base's scheme and authority with the
-/// request's path and query. `Url::set_path` keeps percent-escapes and resolves dot segments.
-fn request_url(base: &Url, uri: &hyper::Uri) -> Url {
-    let mut u = base.clone();
-    u.set_fragment(None);
-    u.set_path(uri.path());
-    u.set_query(uri.query());
-    u
-}
-
-async fn route(req: Request<Incoming>, st: &State) -> Outcome {
+async fn route(req: Request<Incoming>, st: &State, dog: &Watchdog) -> Outcome {
     let path = req.uri().path().to_owned();
     let label = slot_label(&path, &st.base_path);
     let method = req.method().clone();
@@ -331,14 +569,16 @@ async fn route(req: Request<Incoming>, st: &State) -> Outcome {
     if let Some(stable) = &st.stable_path {
         if path.starts_with(stable.as_str()) && (method == Method::GET || method == Method::HEAD) {
             let base = st.cfg.stable_base.as_ref().unwrap_or(&st.cfg.base_url);
-            return stable_get(st, request_url(base, req.uri()));
+            return stable_get(st, xmpp_upload::http::request_url(base, req.uri()));
         }
     }
-    let url = request_url(&st.cfg.base_url, req.uri());
     match method {
-        Method::PUT => put(req, st, url, label).await,
-        Method::GET => get(st, url, label, false).await,
-        Method::HEAD => get(st, url, label, true).await,
+        Method::PUT => put(req, st, label, dog).await,
+        Method::GET | Method::HEAD => {
+            dog.set(Instant::now() + st.opts.limits.get_deadline);
+            let (parts, _body) = req.into_parts();
+            get(st, &parts, label).await
+        }
         _ => {
             let mut out = Outcome::refuse(StatusCode::METHOD_NOT_ALLOWED, label, "method");
             out.resp
@@ -350,7 +590,7 @@ async fn route(req: Request<Incoming>, st: &State) -> Outcome {
 }
 
 fn status_of(e: &VerifyError) -> StatusCode {
-    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN)
+    e.status_code()
 }
 
 /// The paths of an object: its directory, file and content-type sidecar. The key comes from a
@@ -378,22 +618,29 @@ fn object_paths(store_dir: &Path, key: &str) -> Option<(PathBuf, PathBuf, PathBu
     Some((dir, file, store_dir.join(format!("{id}.meta"))))
 }
 
-fn parse_content_length(h: &HeaderMap) -> Option<u64> {
-    let v = h.get(header::CONTENT_LENGTH)?.to_str().ok()?;
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
+/// Options that never follow a symlink in the last component.
+fn no_follow() -> tokio::fs::OpenOptions {
+    let mut o = tokio::fs::OpenOptions::new();
+    #[cfg(unix)]
+    o.custom_flags(libc::O_NOFOLLOW);
+    o
+}
+
+/// Whether `dir` is a real directory (not a symlink to one).
+async fn is_real_dir(dir: &Path) -> bool {
+    tokio::fs::symlink_metadata(dir)
+        .await
+        .is_ok_and(|m| m.is_dir())
 }
 
 /// Reads and discards a refused request's body (up to [`DRAIN_LIMIT`]), so that the client
 /// gets to read the answer. Returns whether the connection can be kept.
-async fn drain(body: Incoming, declared: u64, expects_continue: bool) -> bool {
+async fn drain(body: Incoming, declared: Option<u64>, expects_continue: bool) -> bool {
     if expects_continue {
         // The client waits for "100 Continue", which a final answer replaces: nothing to read.
         return false;
     }
-    if declared > DRAIN_LIMIT {
+    if declared.is_none_or(|d| d > DRAIN_LIMIT) {
         return false;
     }
     let mut body = body;
@@ -411,8 +658,7 @@ async fn drain(body: Incoming, declared: u64, expects_continue: bool) -> bool {
 
 async fn refuse_put(
     body: Incoming,
-    parts: &hyper::http::request::Parts,
-    declared: u64,
+    parts: &Parts,
     status: StatusCode,
     label: String,
     why: String,
@@ -421,6 +667,9 @@ async fn refuse_put(
         .headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = xmpp_upload::http::content_length(&parts.headers)
+        .ok()
+        .flatten();
     let keep = drain(body, declared, expects_continue).await;
     let mut out = Outcome::refuse(status, label, why);
     if !keep {
@@ -431,98 +680,81 @@ async fn refuse_put(
     out
 }
 
-async fn put(req: Request<Incoming>, st: &State, url: Url, label: String) -> Outcome {
+/// The mark that a PUT to one object is in progress; removed when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    key: String,
+}
+
+impl<'a> InFlight<'a> {
+    fn claim(set: &'a Mutex<HashSet<String>>, key: &str) -> Option<Self> {
+        let mut s = set.lock().unwrap_or_else(PoisonError::into_inner);
+        if !s.insert(key.to_owned()) {
+            return None;
+        }
+        Some(Self {
+            set,
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Watchdog) -> Outcome {
     let now = OffsetDateTime::now_utc();
     let (parts, body) = req.into_parts();
-    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-        return refuse_put(
-            body,
-            &parts,
-            u64::MAX,
-            StatusCode::LENGTH_REQUIRED,
-            label,
-            "chunked body".into(),
-        )
-        .await;
-    }
-    let Some(len) = parse_content_length(&parts.headers) else {
-        return refuse_put(
-            body,
-            &parts,
-            u64::MAX,
-            StatusCode::LENGTH_REQUIRED,
-            label,
-            "no Content-Length".into(),
-        )
-        .await;
-    };
-    let content_type = match parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(HeaderValue::to_str)
-    {
-        None => None,
-        Some(Ok(t)) => Some(t),
-        Some(Err(_)) => {
-            return refuse_put(
-                body,
-                &parts,
-                len,
-                StatusCode::BAD_REQUEST,
-                label,
-                "Content-Type".into(),
-            )
-            .await;
-        }
-    };
-    let verified = match st
-        .service
-        .storage()
-        .verify_put(&url, len, content_type, now)
-    {
+    let verified = match st.service.storage().verify_put_parts(&parts, now) {
         Ok(v) => v,
-        Err(e) => return refuse_put(body, &parts, len, status_of(&e), label, e.to_string()).await,
+        Err(e) => return refuse_put(body, &parts, status_of(&e), label, e.to_string()).await,
     };
     let label: String = verified.key.chars().take(8).collect();
-    let md5 = parts
-        .headers
-        .get("content-md5")
-        .and_then(|v| v.to_str().ok());
-    if let Err(e) = verified.check_content_md5(md5) {
-        return refuse_put(
-            body,
-            &parts,
-            len,
-            status_of(&e),
-            label,
-            "Content-MD5".into(),
-        )
-        .await;
-    }
     let Some((dir, file, meta)) = object_paths(&st.cfg.store_dir, &verified.key) else {
+        return refuse_put(body, &parts, StatusCode::FORBIDDEN, label, "key".into()).await;
+    };
+    // One PUT per object: a second one is refused before it streams anything.
+    let Some(_in_flight) = InFlight::claim(&st.in_flight, &verified.key) else {
         return refuse_put(
             body,
             &parts,
-            len,
-            StatusCode::FORBIDDEN,
+            StatusCode::CONFLICT,
             label,
-            "key".into(),
+            "upload in progress".into(),
         )
         .await;
     };
     if tokio::fs::symlink_metadata(&file).await.is_ok() {
-        return refuse_put(
-            body,
-            &parts,
-            len,
-            StatusCode::CONFLICT,
-            label,
-            "exists".into(),
-        )
-        .await;
+        return refuse_put(body, &parts, StatusCode::CONFLICT, label, "exists".into()).await;
     }
-    match store(body, &st.cfg.store_dir, &verified, &dir, &file, &meta).await {
-        Ok(bytes) => {
+    // The whole upload must be done by the URL's expiry plus a short grace.
+    let left = (verified.expires - now)
+        .try_into()
+        .unwrap_or(Duration::ZERO);
+    let deadline = Instant::now() + left + st.opts.limits.put_grace;
+    dog.set(deadline + ANSWER_SLACK);
+    let limits = &st.opts.limits;
+    let stored = tokio::time::timeout_at(
+        deadline.into(),
+        store(
+            body,
+            &st.cfg.store_dir,
+            &verified,
+            &dir,
+            &file,
+            &meta,
+            limits,
+        ),
+    )
+    .await;
+    match stored {
+        Ok(Ok(bytes)) => {
             if let Some(h) = HOOKS.get() {
                 (h.stored)(&verified.key, bytes, verified.content_type.as_deref());
             }
@@ -532,8 +764,16 @@ async fn put(req: Request<Incoming>, st: &State, url: Url, label: String) -> Out
             out.bytes = bytes;
             out
         }
-        Err((status, why)) => {
+        Ok(Err((status, why))) => {
             let mut out = Outcome::refuse(status, label, why);
+            out.resp
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            out
+        }
+        Err(_) => {
+            // The store future was dropped mid-way: its temporary file goes.
+            let mut out = Outcome::refuse(StatusCode::REQUEST_TIMEOUT, label, "past the deadline");
             out.resp
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -554,6 +794,24 @@ fn io_refusal(what: &str, e: &io::Error) -> Refusal {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// A temporary file that is removed when dropped, unless it was renamed or linked away
+/// (removing the temporary name then is harmless too).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn temp_name(tmp_dir: &Path, suffix: &str) -> PathBuf {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    tmp_dir.join(format!("{}-{nanos:x}-{n}{suffix}", std::process::id()))
+}
+
 /// Streams the body into a temporary file, checks it, and links it into place.
 async fn store(
     body: Incoming,
@@ -562,39 +820,36 @@ async fn store(
     dir: &Path,
     file: &Path,
     meta: &Path,
+    limits: &Limits,
 ) -> Result<u64, Refusal> {
     let tmp_dir = store_dir.join(TEMP_DIR);
     tokio::fs::create_dir_all(&tmp_dir)
         .await
         .map_err(|e| io_refusal("temp dir", &e))?;
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = tmp_dir.join(format!("{}-{nanos:x}-{n}", std::process::id()));
-    let result = receive(body, &tmp, v.body_check()).await;
-    let outcome = match result {
-        Ok(bytes) => place(&tmp, dir, file, meta, v.content_type.as_deref())
-            .await
-            .map(|()| bytes),
-        Err(e) => Err(e),
-    };
-    // Linked or refused: the temporary name goes either way.
-    let _ = tokio::fs::remove_file(&tmp).await;
-    outcome
+    if !is_real_dir(&tmp_dir).await {
+        return Err((StatusCode::INTERNAL_SERVER_ERROR, "temp dir".into()));
+    }
+    let tmp = TempFile(temp_name(&tmp_dir, ""));
+    let bytes = receive(body, &tmp.0, v.body_check(), limits.body_idle_timeout).await?;
+    place(&tmp.0, &tmp_dir, dir, file, meta, v.content_type.as_deref()).await?;
+    Ok(bytes)
 }
 
-async fn receive(mut body: Incoming, tmp: &Path, mut check: BodyCheck) -> Result<u64, Refusal> {
-    let f = tokio::fs::OpenOptions::new()
+async fn receive(
+    mut body: Incoming,
+    tmp: &Path,
+    mut check: BodyCheck,
+    idle: Duration,
+) -> Result<u64, Refusal> {
+    let f = no_follow()
         .write(true)
         .create_new(true)
         .open(tmp)
         .await
         .map_err(|e| io_refusal("temp file", &e))?;
     let mut out = BufWriter::with_capacity(256 * 1024, f);
-    let mut bytes = 0u64;
     loop {
-        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "body stalled".into())),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Err((StatusCode::BAD_REQUEST, "body ended early".into())),
@@ -607,9 +862,9 @@ async fn receive(mut body: Incoming, tmp: &Path, mut check: BodyCheck) -> Result
             out.write_all(&data)
                 .await
                 .map_err(|e| io_refusal("write", &e))?;
-            bytes += data.len() as u64;
         }
     }
+    let bytes = check.seen();
     check.finish().map_err(|e| (status_of(&e), e.to_string()))?;
     out.flush().await.map_err(|e| io_refusal("write", &e))?;
     out.get_ref()
@@ -619,10 +874,33 @@ async fn receive(mut body: Incoming, tmp: &Path, mut check: BodyCheck) -> Result
     Ok(bytes)
 }
 
-/// Links the checked temporary file to its final name (never replacing a file) and records
-/// the bound content type.
+/// Writes the content-type sidecar atomically: a synced temporary file renamed into place,
+/// so that a reader (or a full disk) never leaves a partial or empty one behind.
+async fn write_sidecar(tmp_dir: &Path, meta: &Path, content_type: &str) -> Result<(), Refusal> {
+    let tmp = TempFile(temp_name(tmp_dir, ".meta"));
+    let mut f = no_follow()
+        .write(true)
+        .create_new(true)
+        .open(&tmp.0)
+        .await
+        .map_err(|e| io_refusal("meta", &e))?;
+    f.write_all(content_type.as_bytes())
+        .await
+        .map_err(|e| io_refusal("meta", &e))?;
+    // tokio writes in the background: only `flush` reports that write's error (ENOSPC).
+    f.flush().await.map_err(|e| io_refusal("meta", &e))?;
+    f.sync_all().await.map_err(|e| io_refusal("meta", &e))?;
+    drop(f);
+    tokio::fs::rename(&tmp.0, meta)
+        .await
+        .map_err(|e| io_refusal("meta", &e))
+}
+
+/// Links the checked temporary file to its final name (never replacing a file), its
+/// content-type sidecar first, so that a GET never finds the file without it.
 async fn place(
     tmp: &Path,
+    tmp_dir: &Path,
     dir: &Path,
     file: &Path,
     meta: &Path,
@@ -634,39 +912,39 @@ async fn place(
         Err(e) => return Err(io_refusal("slot dir", &e)),
     }
     // Only a real directory: never a symlink planted in the store.
-    match tokio::fs::symlink_metadata(dir).await {
-        Ok(m) if m.is_dir() => {}
-        _ => {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "slot dir is not a directory".into(),
-            ))
-        }
+    if !is_real_dir(dir).await {
+        return Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "slot dir is not a directory".into(),
+        ));
     }
-    // The type first, so that a GET never finds the file without it.
-    let meta_tmp = tmp.with_extension("meta");
-    let ty = content_type.unwrap_or(FALLBACK_TYPE);
-    tokio::fs::write(&meta_tmp, ty.as_bytes())
-        .await
-        .map_err(|e| io_refusal("meta", &e))?;
-    tokio::fs::rename(&meta_tmp, meta)
-        .await
-        .map_err(|e| io_refusal("meta", &e))?;
+    if let Err(e) = write_sidecar(tmp_dir, meta, content_type.unwrap_or(FALLBACK_TYPE)).await {
+        // Nothing of this upload stays: the slot directory goes too if it is empty.
+        let _ = tokio::fs::remove_dir(dir).await;
+        return Err(e);
+    }
     match tokio::fs::hard_link(tmp, file).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             Err((StatusCode::CONFLICT, "exists".into()))
         }
-        Err(e) => Err(io_refusal("link", &e)),
+        Err(e) => {
+            // The file is not there: neither is its sidecar.
+            let _ = tokio::fs::remove_file(meta).await;
+            let _ = tokio::fs::remove_dir(dir).await;
+            Err(io_refusal("link", &e))
+        }
     }
 }
 
 async fn read_content_type(meta: &Path) -> HeaderValue {
+    use tokio::io::AsyncReadExt as _;
     let fallback = HeaderValue::from_static(FALLBACK_TYPE);
-    let Ok(raw) = tokio::fs::read(meta).await else {
+    let Ok(f) = no_follow().read(true).open(meta).await else {
         return fallback;
     };
-    if raw.len() > 255 {
+    let mut raw = Vec::new();
+    if f.take(256).read_to_end(&mut raw).await.is_err() || raw.len() > 255 {
         return fallback;
     }
     let ty = String::from_utf8_lossy(&raw);
@@ -677,99 +955,238 @@ async fn read_content_type(meta: &Path) -> HeaderValue {
     HeaderValue::from_str(ty).unwrap_or(fallback)
 }
 
-/// `inline` only for types a browser shows without running anything: images (not SVG, which
-/// may carry scripts), audio, video and plain text. Everything else is a download.
-pub fn is_inline(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    (essence.starts_with("image/") && essence != "image/svg+xml")
-        || essence.starts_with("audio/")
-        || essence.starts_with("video/")
-        || essence == "text/plain"
+/// Whether a file of this type is shown inline under `policy`: the library's rule
+/// ([`InlinePolicy`]), under which HTML, SVG, XML and other active types never are.
+pub fn is_inline_with(content_type: &str, policy: &InlinePolicy) -> bool {
+    policy.disposition(ContentType::new(content_type).ok().as_ref()) == Disposition::Inline
 }
 
-/// `Content-Disposition` with an ASCII fallback `filename` and the exact name as an RFC 5987
-/// `filename*=UTF-8''…`.
-pub fn content_disposition(content_type: &str, filename: &str) -> String {
-    let kind = if is_inline(content_type) {
-        "inline"
-    } else {
-        "attachment"
+/// [`is_inline_with`] the default policy ([`InlinePolicy::default`]): common raster images
+/// (not SVG), audio, video and plain text.
+pub fn is_inline(content_type: &str) -> bool {
+    is_inline_with(content_type, &InlinePolicy::default())
+}
+
+const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+/// An IMF-fixdate (RFC 9110 §5.6.7), to the second.
+pub fn http_date(t: SystemTime) -> String {
+    OffsetDateTime::from(t)
+        .format(HTTP_DATE)
+        .unwrap_or_default()
+}
+
+/// Parses an IMF-fixdate; the obsolete formats are not accepted (the condition is then
+/// ignored, as RFC 9110 allows).
+fn parse_http_date(s: &str) -> Option<OffsetDateTime> {
+    time::PrimitiveDateTime::parse(s.trim(), HTTP_DATE)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
+/// A strong validator for a stored file: its size and modification time (files never change
+/// once stored; a purged and re-created one differs in time).
+fn etag_of(m: &std::fs::Metadata) -> String {
+    let nanos = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{:x}-{nanos:x}\"", m.len())
+}
+
+/// Whether an `If-None-Match` list names `etag` (weak comparison, RFC 9110 §13.1.2).
+fn none_match(header: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    header.trim() == "*" || header.split(',').any(|t| bare(t) == bare(etag))
+}
+
+/// What a `Range` header asks of a file of `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeAsk {
+    /// No usable single range (absent, malformed, several ranges): the whole file, 200.
+    Whole,
+    /// Bytes `start..=end`, 206.
+    Part(u64, u64),
+    /// A well-formed range outside the file: 416.
+    Unsatisfiable,
+}
+
+/// Parses a single byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) against a length.
+/// Several ranges are answered with the whole file, which RFC 9110 §14.2 allows.
+pub fn parse_range(header: &str, len: u64) -> RangeAsk {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
     };
-    let fallback: String = filename
-        .chars()
-        .map(|c| {
-            if c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\' && c != '%') {
-                c
+    if spec.contains(',') {
+        return RangeAsk::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            None => RangeAsk::Whole,
+            Some(0) => RangeAsk::Unsatisfiable,
+            Some(_) if len == 0 => RangeAsk::Unsatisfiable,
+            Some(n) => RangeAsk::Part(len.saturating_sub(n), len - 1),
+        },
+        (first, last) => {
+            let Some(first) = num(first) else {
+                return RangeAsk::Whole;
+            };
+            let last = if last.is_empty() {
+                None
             } else {
-                '_'
+                match num(last) {
+                    Some(l) if l >= first => Some(l),
+                    _ => return RangeAsk::Whole,
+                }
+            };
+            if first >= len {
+                return RangeAsk::Unsatisfiable;
             }
-        })
-        .collect();
-    let mut exact = String::with_capacity(filename.len() * 3);
-    for b in filename.bytes() {
-        // RFC 5987 attr-char
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            exact.push(char::from(b));
-        } else {
-            let _ = write!(exact, "%{b:02X}");
+            RangeAsk::Part(first, last.map_or(len - 1, |l| l.min(len - 1)))
         }
     }
-    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{exact}")
 }
 
-async fn get(st: &State, url: Url, label: String, head: bool) -> Outcome {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn get(st: &State, parts: &Parts, label: String) -> Outcome {
     let now = OffsetDateTime::now_utc();
-    let verified = match st.service.storage().verify_get(&url, now) {
+    let head = parts.method == Method::HEAD;
+    let verified = match st.service.storage().verify_get_parts(parts, now) {
         Ok(v) => v,
         Err(e) => return Outcome::refuse(status_of(&e), label, e.to_string()),
     };
     let label: String = verified.key.chars().take(8).collect();
-    let Some((_dir, path, meta)) = object_paths(&st.cfg.store_dir, &verified.key) else {
+    let Some((dir, path, meta)) = object_paths(&st.cfg.store_dir, &verified.key) else {
         return Outcome::refuse(StatusCode::NOT_FOUND, label, "key");
     };
-    let file = match tokio::fs::File::open(&path).await {
+    // Never through a symlink: not the slot directory, not the file.
+    if !is_real_dir(&dir).await {
+        return Outcome::refuse(StatusCode::NOT_FOUND, label, "absent");
+    }
+    let mut file = match no_follow().read(true).open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Outcome::refuse(StatusCode::NOT_FOUND, label, "absent")
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Outcome::refuse(StatusCode::NOT_FOUND, label, "symlink")
         }
         Err(e) => {
             let (s, why) = io_refusal("open", &e);
             return Outcome::refuse(s, label, why);
         }
     };
-    let len = match file.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
+    let m = match file.metadata().await {
+        Ok(m) if m.is_file() => m,
         _ => return Outcome::refuse(StatusCode::NOT_FOUND, label, "absent"),
     };
+    let len = m.len();
+    let etag = etag_of(&m);
+    let modified = m.modified().ok().map(http_date);
     let ty = read_content_type(&meta).await;
-    let disposition = content_disposition(ty.to_str().unwrap_or(FALLBACK_TYPE), &verified.filename);
-    let body = if head {
-        empty()
-    } else {
-        FileBody::new(file, len).boxed()
-    };
-    let mut resp = Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, ty);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
+    let disposition = st.opts.inline.content_disposition(
+        ty.to_str()
+            .ok()
+            .and_then(|t| ContentType::new(t).ok())
+            .as_ref(),
+        &verified.filename,
+    );
     // Stored files never change: caches may keep them as long as the URL lives.
     let cache = match verified.expires {
         Some(t) => format!("private, max-age={}", (t - now).whole_seconds().max(0)),
         None => "private, max-age=31536000, immutable".to_owned(),
     };
+    let mut resp = Response::new(empty());
+    let h = resp.headers_mut();
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Some(v) = modified
+        .as_deref()
+        .and_then(|d| HeaderValue::from_str(d).ok())
+    {
+        h.insert(header::LAST_MODIFIED, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&cache) {
         h.insert(header::CACHE_CONTROL, v);
     }
+    // Conditional requests (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
+    let not_modified = match header_str(&parts.headers, header::IF_NONE_MATCH) {
+        Some(inm) => none_match(inm, &etag),
+        None => header_str(&parts.headers, header::IF_MODIFIED_SINCE)
+            .and_then(parse_http_date)
+            .zip(m.modified().ok().map(OffsetDateTime::from))
+            .is_some_and(|(since, mtime)| mtime.unix_timestamp() <= since.unix_timestamp()),
+    };
+    if not_modified {
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        return Outcome::new(resp, label);
+    }
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, ty);
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    // A range applies unless If-Range names another version.
+    let range_applies = match header_str(&parts.headers, header::IF_RANGE) {
+        None => true,
+        Some(ir) if ir.trim_start().starts_with('"') => ir.trim() == etag,
+        Some(ir) => parse_http_date(ir)
+            .zip(modified.as_deref().and_then(parse_http_date))
+            .is_some_and(|(a, b)| a == b),
+    };
+    let ask = match header_str(&parts.headers, header::RANGE) {
+        Some(r) if range_applies => parse_range(r, len),
+        _ => RangeAsk::Whole,
+    };
+    let (start, count) = match ask {
+        RangeAsk::Whole => (0, len),
+        RangeAsk::Part(a, b) => {
+            *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            (a, b - a + 1)
+        }
+        RangeAsk::Unsatisfiable => {
+            let mut out = Outcome::refuse(StatusCode::RANGE_NOT_SATISFIABLE, label, "range");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                out.resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            out.resp
+                .headers_mut()
+                .insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            return out;
+        }
+    };
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if !head {
+        if start > 0 {
+            if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
+                let (s, why) = io_refusal("seek", &e);
+                return Outcome::refuse(s, label, why);
+            }
+        }
+        *resp.body_mut() = FileBody::new(file, count).boxed();
+    }
     let mut out = Outcome::new(resp, label);
-    out.bytes = if head { 0 } else { len };
+    out.bytes = if head { 0 } else { count };
     out
 }
 

@@ -66,6 +66,8 @@ pub struct PendingUpload {
     pub owner: BareJid,
     pub size: Option<u64>,
     pub content_type: Option<String>,
+    /// When the slot was issued (an S3 upload's record dates from then).
+    pub issued: OffsetDateTime,
     /// When the PUT URL expires (plus a grace): after this the upload cannot complete.
     pub until: Instant,
 }
@@ -383,12 +385,7 @@ impl Retention {
             match s3_object_size(store.clone(), key.clone()).await {
                 Ok(Some(size)) => {
                     self.metrics.stored(size);
-                    let mut file = StoredFile::new(
-                        p.owner.clone(),
-                        key.clone(),
-                        size,
-                        OffsetDateTime::now_utc(),
-                    );
+                    let mut file = StoredFile::new(p.owner.clone(), key.clone(), size, p.issued);
                     if let Some(t) = &p.content_type {
                         file = file.with_content_type(t.clone());
                     }
@@ -435,11 +432,10 @@ pub fn spawn(retention: Arc<Retention>, every: Duration) -> tokio::task::JoinHan
 const HOUSEKEEPING_TTL: time::Duration = time::Duration::seconds(60);
 
 /// Deletes an S3 object through a presigned DELETE (S3 answers 204 whether or not it existed).
-///
-/// Needs `S3Store::presign_delete` (issue 13 item 4); until the library has it, this fails
-/// with a message saying so, and retention on S3 deletes nothing.
 pub async fn s3_delete(store: Arc<S3Store>, key: String) -> Result<(), String> {
-    let url = presign_delete(&store, &key)?;
+    let url = store
+        .presign_delete(&key, OffsetDateTime::now_utc(), HOUSEKEEPING_TTL)
+        .map_err(|e| e.to_string())?;
     let status = tokio::task::spawn_blocking(move || http_call("DELETE", &url, None))
         .await
         .map_err(|e| format!("task: {e}"))??;
@@ -447,10 +443,6 @@ pub async fn s3_delete(store: Arc<S3Store>, key: String) -> Result<(), String> {
         200 | 204 | 404 => Ok(()),
         s => Err(format!("S3 answered {s} to DELETE")),
     }
-}
-
-fn presign_delete(_store: &S3Store, _key: &str) -> Result<url::Url, String> {
-    Err("S3Store::presign_delete is not in this version of the library".into())
 }
 
 /// The size of an S3 object (`None`: absent), through a presigned GET of its first byte.

@@ -499,6 +499,27 @@ mod tests {
     }
 
     #[test]
+    fn comments_cdata_and_quotes_do_not_confuse_depth() {
+        let s = format!("{HEAD}<message id='q' a=\"<b>\"><!-- <x> --><body><![CDATA[<y><z>]]></body></message><iq id='ok'/></stream:stream>");
+        assert_eq!(run(L, &s), (s.clone(), 0));
+    }
+
+    #[test]
+    fn deep_stanza_of_100k_levels_is_dropped_in_linear_time() {
+        let big = Limits {
+            max_depth: 64,
+            max_bytes: 1 << 20,
+        };
+        let inner = "<a>".repeat(100_000) + &"</a>".repeat(100_000);
+        let s = format!("{HEAD}<iq type='set' id='x' from='m@x/r'>{inner}</iq><iq id='ok'/>");
+        let t = std::time::Instant::now();
+        let (out, n) = run(big, &s);
+        assert_eq!(n, 1);
+        assert!(out.ends_with("<iq type='set' id='x' from='m@x/r'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth'/></iq><iq id='ok'/>"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn replaces_deep_and_big() {
         let deep = format!("{HEAD}<iq type='get' id='d' from='m@x/r' to='u.x'><a><b><c><d/></c></b></a></iq><iq id='ok'/>");
         let (out, n) = run(L, &deep);

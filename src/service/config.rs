@@ -17,7 +17,7 @@ use crate::storage::{StorageError, MIN_KEY_LEN};
 /// The default size limit: 100 MiB.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 * 1024 * 1024;
 
-/// Configuration of a [`SlotService`].
+/// Configuration of a [`SlotService`](crate::SlotService).
 ///
 /// ```
 /// use xmpp_upload::ServiceConfig;
@@ -267,7 +267,7 @@ impl ServiceConfig {
 
     /// Makes slot GET URLs stable links on the host's own HTTP endpoint,
     /// `{base}/{file id}/{file name}`, which the host resolves with
-    /// [`SlotService::resolve_stable_get`] to a fresh short-lived storage URL (an HTTP 302
+    /// [`SlotService::resolve_stable_get`](crate::SlotService::resolve_stable_get) to a fresh short-lived storage URL (an HTTP 302
     /// target). Links shared in chats then outlive any presigning limit.
     #[must_use]
     pub fn stable_get_base(mut self, base: Url) -> Self {

@@ -302,10 +302,17 @@ pub struct UploadTarget {
 
 impl fmt::Debug for UploadTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = |h: &mut dyn Iterator<Item = &str>| h.map(str::to_owned).collect::<Vec<_>>();
         f.debug_struct("UploadTarget")
             .field("put_url", &crate::redact::RedactedUrl(&self.put_url))
-            .field("slot_headers", &self.slot_headers.len())
-            .field("required_headers", &self.required_headers)
+            .field(
+                "slot_headers",
+                &names(&mut self.slot_headers.iter().map(|h| h.name.as_str())),
+            )
+            .field(
+                "required_headers",
+                &names(&mut self.required_headers.iter().map(|h| h.name.as_str())),
+            )
             .field("get_url", &crate::redact::RedactedUrl(&self.get_url))
             .field("object_key", &self.object_key)
             .finish()
@@ -454,6 +461,7 @@ impl PartialEq for HostError {
 impl Eq for HostError {}
 
 /// Checks a key's length against [`MIN_KEY_LEN`].
+#[cfg(any(feature = "signed", feature = "external"))]
 pub(crate) fn check_key_len(len: usize) -> Result<(), StorageError> {
     if len < MIN_KEY_LEN {
         return Err(StorageError::KeyTooShort {

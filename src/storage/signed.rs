@@ -8,7 +8,13 @@
 //! the query, so clients that drop slot headers still work, and any number of HTTP nodes
 //! sharing the key verify URLs without shared state.
 //!
-//! GET URLs are `{base}/{key}?sig=…` (no expiry) or `{base}/{key}?exp=…&sig=…`.
+//! GET URLs carry no query string: authenticity lives in the path, and the URL ends with the
+//! percent-encoded file name, as links on Prosody and ejabberd do (clients and web UIs detect
+//! media by the link's extension):
+//! `{base}/{slot id}/{sig}/{file name}` when the URL does not expire (the default for slots),
+//! `{base}/{slot id}/{expiry}.{sig}/{file name}` when it does (`expiry` in Unix seconds, `sig`
+//! the base64url HMAC). GET URLs of the older query form (`{base}/{key}?sig=…`,
+//! `{base}/{key}?exp=…&sig=…`) still verify, so links already shared keep working.
 //!
 //! The MAC input is a sequence of length-prefixed fields (method, key, bindings), so no two
 //! different URLs sign the same bytes, and verification compares tags in constant time.
@@ -24,7 +30,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
-use crate::checked::FileName;
+use crate::checked::{ContentType, FileName};
 use crate::crypto::{hex, unhex, SecretKey};
 use crate::stanza::file_transfer::encode_md5;
 
@@ -60,8 +66,10 @@ pub struct SignedUrlStore {
 
 impl fmt::Debug for SignedUrlStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key, and never credentials, a query or a fragment of the base URL (the
+        // store refuses such a base when validated, but `new` does not check).
         f.debug_struct("SignedUrlStore")
-            .field("base", &self.base.as_str())
+            .field("base", &crate::redact::RedactedUrl(&self.base))
             .field("allow_insecure_http", &self.allow_http)
             .finish_non_exhaustive()
     }
@@ -75,14 +83,19 @@ pub struct VerifiedPut {
     pub key: String,
     /// The file name (the last segment of the key).
     pub filename: String,
-    /// The number of bytes to accept (the request's `Content-Length`).
+    /// The number of bytes the body must have: the request's `Content-Length`, or the size
+    /// bound into the URL when the request declared no length (a chunked body).
     pub size: u64,
-    /// The content type bound into the URL, when the client declared one.
+    /// The content type bound into the URL, when the slot request declared one: store it and
+    /// serve it, whatever the PUT said (`application/octet-stream` when `None`).
     pub content_type: Option<String>,
     /// The SHA-256 the body must have, when bound.
     pub sha256: Option<[u8; 32]>,
     /// The MD5 the body must have, when bound (`p1:http-file-transfer`).
     pub md5: Option<[u8; 16]>,
+    /// When the PUT URL expires: a server should not let an upload that started before
+    /// run on much past this (finish it by then plus a short grace).
+    pub expires: OffsetDateTime,
 }
 
 impl VerifiedPut {
@@ -103,8 +116,10 @@ impl VerifiedPut {
     }
 
     /// A checker to feed the body through while storing it: it refuses more bytes than
-    /// [`VerifiedPut::size`] and, at the end, fewer bytes or a body whose digest differs from
-    /// the bound SHA-256 or MD5. Keep the stored file only if [`BodyCheck::finish`] succeeds.
+    /// [`VerifiedPut::size`] as soon as they arrive ([`VerifyError::SizeMismatch`], 413) and,
+    /// at the end, fewer bytes ([`VerifyError::Incomplete`], 400) or a body whose digest
+    /// differs from the bound SHA-256 or MD5 ([`VerifyError::DigestMismatch`], 400). Keep the
+    /// stored file only if [`BodyCheck::finish`] succeeds.
     #[must_use]
     pub fn body_check(&self) -> BodyCheck {
         BodyCheck {
@@ -144,10 +159,16 @@ impl BodyCheck {
         Ok(())
     }
 
+    /// The number of body bytes seen so far.
+    #[must_use]
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
     /// Checks the length and the digests once the body is complete.
     pub fn finish(self) -> Result<(), VerifyError> {
         if self.seen != self.expected_len {
-            return Err(VerifyError::SizeMismatch {
+            return Err(VerifyError::Incomplete {
                 expected: self.expected_len,
                 actual: self.seen,
             });
@@ -208,12 +229,32 @@ pub enum VerifyError {
     /// The body or its `Content-MD5` does not match the bound digest.
     #[error("the body does not match the digest the slot was issued for")]
     DigestMismatch,
+    /// The body ended before reaching the size bound into the URL.
+    #[error("the body ended early: the slot is for {expected} bytes, got {actual}")]
+    Incomplete {
+        /// The bound size.
+        expected: u64,
+        /// The bytes received.
+        actual: u64,
+    },
+    /// The request declared no length and the URL binds none (only a limit): the body cannot
+    /// be checked while it streams.
+    #[error("the request must declare its length")]
+    LengthRequired,
+    /// A request header is malformed (`Content-Length` not a decimal, repeated, or sent with
+    /// `Transfer-Encoding`; a header value that is not text).
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    /// The request method is not the one the URL is for.
+    #[error("method not allowed")]
+    MethodNotAllowed,
 }
 
 impl VerifyError {
     /// The HTTP status to answer with: 403 for bad, altered or malformed signatures, 404 off
-    /// base, 410 for expired URLs (GET: ask for a fresh URL), 413 for a size mismatch, 415
-    /// for a type mismatch, 400 for a digest mismatch.
+    /// base, 410 for expired URLs (GET: ask for a fresh URL), 413 for a body over the bound
+    /// size, 415 for a type mismatch, 400 for a digest mismatch, a body that ended short or a
+    /// malformed header, 411 when a length is required, 405 for another method.
     #[must_use]
     pub const fn status(&self) -> u16 {
         match self {
@@ -222,7 +263,11 @@ impl VerifyError {
             VerifyError::Expired => 410,
             VerifyError::SizeMismatch { .. } => 413,
             VerifyError::TypeMismatch => 415,
-            VerifyError::DigestMismatch => 400,
+            VerifyError::DigestMismatch
+            | VerifyError::Incomplete { .. }
+            | VerifyError::BadRequest(_) => 400,
+            VerifyError::LengthRequired => 411,
+            VerifyError::MethodNotAllowed => 405,
         }
     }
 }
@@ -347,16 +392,21 @@ impl SignedUrlStore {
     /// `{base}/{id}/{name}?` as a string, each segment percent-encoded (everything but RFC 3986
     /// unreserved characters), ready for the query: the URL is parsed once, at the end.
     fn object_url_prefix(&self, key: &str) -> Result<String, StorageError> {
-        check_base(&self.base, self.allow_http)?;
-        let mut out = String::with_capacity(self.base_prefix.len() + key.len() * 3 + 160);
-        out.push_str(&self.base_prefix);
-        for (i, seg) in key.split('/').enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            out.extend(percent_encoding::utf8_percent_encode(seg, SEGMENT));
-        }
+        let (id, name) =
+            split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
+        let mut out = self.url_start(key.len() + 160)?;
+        out.push_str(id);
+        out.push('/');
+        out.extend(percent_encoding::utf8_percent_encode(name, SEGMENT));
         out.push('?');
+        Ok(out)
+    }
+
+    /// The base URL, checked, as a string with room for `extra` more bytes.
+    fn url_start(&self, extra: usize) -> Result<String, StorageError> {
+        check_base(&self.base, self.allow_http)?;
+        let mut out = String::with_capacity(self.base_prefix.len() + extra * 3);
+        out.push_str(&self.base_prefix);
         Ok(out)
     }
 
@@ -366,26 +416,44 @@ impl SignedUrlStore {
         Url::parse(&url).map_err(|_| StorageError::InvalidBaseUrl)
     }
 
-    /// Issues a signed GET URL for `key`, valid until `expires` (`None`: no expiry).
+    /// Issues a signed GET URL for `key`, valid until `expires` (`None`: no expiry):
+    /// `{base}/{slot id}/{sig}/{file name}` or `{base}/{slot id}/{expiry}.{sig}/{file name}`,
+    /// with no query string, so the link ends with the file name and its extension.
+    ///
+    /// ```
+    /// use xmpp_upload::storage::signed::SignedUrlStore;
+    /// let store = SignedUrlStore::new("https://files.example/up/".parse()?, *b"a key of 32 random bytes........");
+    /// let url = store.sign_get("0123456789abcdef0123456789abcdef/Отчёт 1.pdf", None)?;
+    /// assert_eq!(url.query(), None);
+    /// assert!(url.path().ends_with("/%D0%9E%D1%82%D1%87%D1%91%D1%82%201.pdf"));
+    /// let now = time::OffsetDateTime::now_utc();
+    /// assert_eq!(store.verify_get(&url, now)?.filename, "Отчёт 1.pdf");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sign_get(
         &self,
         key: &str,
         expires: Option<OffsetDateTime>,
     ) -> Result<Url, StorageError> {
-        split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
-        let mut url = self.object_url_prefix(key)?;
+        let (id, name) =
+            split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
+        let mut url = self.url_start(key.len() + 80)?;
         let exp = expires
             .map(|t| t.unix_timestamp().to_string())
             .unwrap_or_default();
         let sig =
             self.key
                 .sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), exp.as_bytes()]);
+        url.push_str(id);
+        url.push('/');
         if !exp.is_empty() {
-            url.push_str("exp=");
             url.push_str(&exp);
-            url.push('&');
+            url.push('.');
         }
-        Self::finish_url(url, &sig)
+        url.push_str(&B64URL.encode(sig));
+        url.push('/');
+        url.extend(percent_encoding::utf8_percent_encode(name, SEGMENT));
+        Url::parse(&url).map_err(|_| StorageError::InvalidBaseUrl)
     }
 
     fn put_fields<'a>(
@@ -411,17 +479,62 @@ impl SignedUrlStore {
     }
 
     /// Checks a PUT: the URL's signature and expiry, then the request's `Content-Length`
-    /// against the bound size and its `Content-Type` against the bound type (compared by
-    /// `type/subtype`, case-insensitively; parameters are ignored). The scheme and host are
-    /// not checked, so a server behind a proxy can pass the URL it sees; the path must be
-    /// below the base URL's path.
+    /// against the bound size and its `Content-Type` against the bound type. The scheme and
+    /// host are not checked, so a server behind a proxy can pass the URL it sees; the path must
+    /// be below the base URL's path.
+    ///
+    /// # Content type
+    /// A PUT without `Content-Type` is accepted: the slot's bound type is what the server
+    /// stores and serves ([`VerifiedPut::content_type`]; XEP-0363 lets a service assume
+    /// `application/octet-stream`, and Libervia, say, sends none). A PUT *with* a type must
+    /// match the bound type by its normalised essence (`type/subtype`, ASCII case-insensitive,
+    /// surrounding whitespace and parameters ignored), else [`VerifyError::TypeMismatch`]
+    /// (415): `image/JPEG; q=1` matches a slot for `image/jpeg`, `image/png` or
+    /// `image/jpeg, text/html` does not. When the slot bound no type, any `Content-Type` is
+    /// accepted and the file is served as `application/octet-stream`: the uploader never
+    /// chooses the served type past the service's allow-list.
     ///
     /// On success, feed the body through [`VerifiedPut::body_check`] (and check
-    /// `Content-MD5` with [`VerifiedPut::check_content_md5`] when an MD5 is bound).
+    /// `Content-MD5` with [`VerifiedPut::check_content_md5`] when an MD5 is bound). For a
+    /// request without `Content-Length` (chunked), use [`SignedUrlStore::verify_put_request`].
     pub fn verify_put(
         &self,
         url: &Url,
         content_length: u64,
+        content_type: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedPut, VerifyError> {
+        self.verify_put_request(url, Some(content_length), content_type, now)
+    }
+
+    /// [`SignedUrlStore::verify_put`] for a request that may not declare its length: with
+    /// `content_length` `None` (a chunked HTTP/1.1 body, as the xmpp-rs `xmpp` crate sends, or
+    /// HTTP/2 without `content-length`), the size bound into the URL becomes
+    /// [`VerifiedPut::size`], which [`VerifiedPut::body_check`] then enforces while the body
+    /// streams: 413 as soon as it goes over, 400 when it ends short. A URL that binds only a
+    /// limit (a `p1:http-file-transfer` upload without a declared size) needs a length:
+    /// [`VerifyError::LengthRequired`] (411).
+    ///
+    /// ```
+    /// # use xmpp_upload::storage::signed::{SignedUrlStore, VerifyError};
+    /// # use xmpp_upload::{ServiceConfig, SlotService, stanza::upload::SlotRequest};
+    /// # let store = SignedUrlStore::new("https://files.example/".parse()?, *b"a key of 32 random bytes........");
+    /// # let service = SlotService::new(ServiceConfig::new("upload.example.org".parse()?, *b"32 bytes of host secret........."), store);
+    /// # let now = time::OffsetDateTime::now_utc();
+    /// # let slot = service.request_slot(&"romeo@example.org/a".parse()?, &SlotRequest::new("a.txt", 5).with_content_type("text/plain"), "id", now)?.slot;
+    /// // A chunked PUT without Content-Type: the bound size and type apply.
+    /// let put = service.storage().verify_put_request(&slot.put, None, None, now)?;
+    /// assert_eq!((put.size, put.content_type.as_deref()), (5, Some("text/plain")));
+    /// let mut check = put.body_check();
+    /// check.update(b"hell")?;
+    /// assert!(matches!(check.clone().finish(), Err(VerifyError::Incomplete { .. })));
+    /// assert!(matches!(check.update(b"oo"), Err(VerifyError::SizeMismatch { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn verify_put_request(
+        &self,
+        url: &Url,
+        content_length: Option<u64>,
         content_type: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<VerifiedPut, VerifyError> {
@@ -459,29 +572,38 @@ impl SignedUrlStore {
         if now.unix_timestamp() >= exp {
             return Err(VerifyError::Expired);
         }
-        match (p.size.as_deref(), p.max.as_deref()) {
-            (Some(size), None) => {
+        let expires = OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|_| VerifyError::Malformed("bad expiry"))?;
+        let size = match (p.size.as_deref(), p.max.as_deref(), content_length) {
+            (Some(size), None, len) => {
                 let size = parse_num(size)?;
-                if content_length != size {
-                    return Err(VerifyError::SizeMismatch {
-                        expected: size,
-                        actual: content_length,
-                    });
+                match len {
+                    Some(len) if len != size => {
+                        return Err(VerifyError::SizeMismatch {
+                            expected: size,
+                            actual: len,
+                        })
+                    }
+                    _ => size,
                 }
             }
-            (None, Some(max)) => {
+            (None, Some(max), Some(len)) => {
                 let max = parse_num(max)?;
-                if content_length > max {
+                if len > max {
                     return Err(VerifyError::SizeMismatch {
                         expected: max,
-                        actual: content_length,
+                        actual: len,
                     });
                 }
+                len
             }
+            (None, Some(_), None) => return Err(VerifyError::LengthRequired),
             _ => return Err(VerifyError::Malformed("size binding")),
-        }
-        if let Some(bound) = p.ty.as_deref() {
-            if !content_type.is_some_and(|c| essence(c).eq_ignore_ascii_case(essence(bound))) {
+        };
+        if let (Some(bound), Some(given)) = (p.ty.as_deref(), content_type) {
+            // Both parsed as RFC 9110 media types (a `,` refuses) and compared by essence.
+            let given = ContentType::new(given).map_err(|_| VerifyError::TypeMismatch)?;
+            if !given.essence().eq_ignore_ascii_case(essence(bound)) {
                 return Err(VerifyError::TypeMismatch);
             }
         }
@@ -496,26 +618,57 @@ impl SignedUrlStore {
         Ok(VerifiedPut {
             key: join_key(id, &name),
             filename: name.into_owned(),
-            size: content_length,
+            size,
             content_type: p.ty.map(Cow::into_owned),
             sha256,
             md5,
+            expires,
         })
     }
 
-    /// Checks a GET URL's signature and expiry.
+    /// Checks a GET URL's signature and expiry: the path form this store issues
+    /// (`{base}/{slot id}/{sig}/{file name}`, `{base}/{slot id}/{expiry}.{sig}/{file name}`,
+    /// no query) or the older query form (`{base}/{key}?sig=…`). The MAC is compared in
+    /// constant time; the error says what was wrong, never with the URL in it.
     pub fn verify_get(&self, url: &Url, now: OffsetDateTime) -> Result<VerifiedGet, VerifyError> {
-        let (id, name) = self.key_of(url)?;
-        let p = Params::parse(url.query().unwrap_or_default(), true)?;
-        let sig = decode_sig(
-            p.sig
-                .as_deref()
-                .ok_or(VerifyError::Malformed("missing signature"))?,
-        )?;
-        let exp_s = p.exp.as_deref().unwrap_or_default();
-        if p.exp.is_some() && exp_s.is_empty() {
-            return Err(VerifyError::Malformed("empty expiry"));
-        }
+        let mut segs = self.below_base(url)?;
+        let (id, name, exp, sig) = match (segs.next(), segs.next(), segs.next(), segs.next()) {
+            (Some(id), Some(tag), Some(name), None) => {
+                if url.query().is_some() {
+                    return Err(VerifyError::Malformed("query on a path-signed GET URL"));
+                }
+                let (exp, sig) = match tag.split_once('.') {
+                    Some((exp, sig)) => (Some(Cow::Borrowed(exp)), sig),
+                    None => (None, tag),
+                };
+                (id, name, exp, Cow::Borrowed(sig))
+            }
+            (Some(id), Some(name), None, None) => {
+                let p = Params::parse(url.query().unwrap_or_default(), true)?;
+                let sig = p.sig.ok_or(VerifyError::Malformed("missing signature"))?;
+                (id, name, p.exp, sig)
+            }
+            _ => {
+                return Err(VerifyError::Malformed(
+                    "path is not {slot id}/[{sig}/]{file name}",
+                ))
+            }
+        };
+        let (id, name) = check_key_segments(id, name)?;
+        let sig = decode_sig(&sig)?;
+        let exp_s = exp.as_deref().unwrap_or_default();
+        // The expiry's form is checked before the MAC; whether it has passed, after.
+        let expires = match exp.as_deref() {
+            None => None,
+            Some(e) => {
+                let secs = i64::try_from(parse_num(e)?)
+                    .map_err(|_| VerifyError::Malformed("bad expiry"))?;
+                Some(
+                    OffsetDateTime::from_unix_timestamp(secs)
+                        .map_err(|_| VerifyError::Malformed("bad expiry"))?,
+                )
+            }
+        };
         let mut mac = self.key.mac();
         feed(&mut mac, b"GET");
         feed(&mut mac, VERSION.as_bytes());
@@ -524,19 +677,9 @@ impl SignedUrlStore {
         if mac.verify_slice(&sig).is_err() {
             return Err(VerifyError::BadSignature);
         }
-        let expires = match p.exp.as_deref() {
-            None => None,
-            Some(e) => {
-                let secs = i64::try_from(parse_num(e)?)
-                    .map_err(|_| VerifyError::Malformed("bad expiry"))?;
-                let t = OffsetDateTime::from_unix_timestamp(secs)
-                    .map_err(|_| VerifyError::Malformed("bad expiry"))?;
-                if now >= t {
-                    return Err(VerifyError::Expired);
-                }
-                Some(t)
-            }
-        };
+        if expires.is_some_and(|t| now >= t) {
+            return Err(VerifyError::Expired);
+        }
         Ok(VerifiedGet {
             key: join_key(id, &name),
             filename: name.into_owned(),
@@ -544,27 +687,42 @@ impl SignedUrlStore {
         })
     }
 
-    /// The object key of a URL: the slot ID (32 lower-case hex digits) and the
-    /// percent-decoded file name below the base path; the name must be a valid file name.
-    fn key_of<'u>(&self, url: &'u Url) -> Result<(&'u str, Cow<'u, str>), VerifyError> {
+    /// The path segments of a URL below the base URL's path.
+    fn below_base<'u>(&self, url: &'u Url) -> Result<core::str::Split<'u, char>, VerifyError> {
         let mut segs = url.path_segments().ok_or(VerifyError::NotUnderBase)?;
         for base in &self.base_segments {
             if segs.next() != Some(base.as_str()) {
                 return Err(VerifyError::NotUnderBase);
             }
         }
+        Ok(segs)
+    }
+
+    /// The object key of a PUT URL: the slot ID (32 lower-case hex digits) and the
+    /// percent-decoded file name below the base path; the name must be a valid file name.
+    fn key_of<'u>(&self, url: &'u Url) -> Result<(&'u str, Cow<'u, str>), VerifyError> {
+        let mut segs = self.below_base(url)?;
         let (Some(id), Some(name), None) = (segs.next(), segs.next(), segs.next()) else {
             return Err(VerifyError::Malformed("path is not {slot id}/{file name}"));
         };
-        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(VerifyError::Malformed("slot id"));
-        }
-        let name = percent_encoding::percent_decode_str(name)
-            .decode_utf8()
-            .map_err(|_| VerifyError::Malformed("path is not UTF-8"))?;
-        FileName::check(&name).map_err(|_| VerifyError::Malformed("file name"))?;
-        Ok((id, name))
+        check_key_segments(id, name)
     }
+}
+
+/// Checks a slot ID segment (32 lower-case hex digits) and decodes a file-name segment (UTF-8,
+/// a valid [`FileName`]).
+fn check_key_segments<'u>(
+    id: &'u str,
+    name: &'u str,
+) -> Result<(&'u str, Cow<'u, str>), VerifyError> {
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(VerifyError::Malformed("slot id"));
+    }
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .map_err(|_| VerifyError::Malformed("path is not UTF-8"))?;
+    FileName::check(&name).map_err(|_| VerifyError::Malformed("file name"))?;
+    Ok((id, name))
 }
 
 /// `{id}/{name}`.
@@ -606,7 +764,9 @@ fn feed_key(mac: &mut crate::crypto::HmacSha256, id: &str, name: &str) {
 /// Splits `{32 hex}/{file name}`.
 fn split_key(key: &str) -> Option<(&str, &str)> {
     let (id, name) = key.split_once('/')?;
-    unhex::<16>(id)?;
+    if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
     FileName::new(name).ok()?;
     Some((id, name))
 }
@@ -712,6 +872,7 @@ mod tests {
             .unwrap();
         assert_eq!(v.filename, "my juliet.jpg");
         assert_eq!(v.key, format!("{}/my juliet.jpg", "ab".repeat(16)));
+        assert_eq!(v.expires, now() + Duration::seconds(300));
         assert!(matches!(
             s.verify_put(&t.put_url, 23457, Some("image/jpeg"), now()),
             Err(VerifyError::SizeMismatch { .. })
@@ -720,8 +881,15 @@ mod tests {
             s.verify_put(&t.put_url, 23456, Some("image/png"), now()),
             Err(VerifyError::TypeMismatch)
         );
+        // A PUT without Content-Type is accepted: the bound type is what gets stored.
+        let untyped = s.verify_put(&t.put_url, 23456, None, now()).unwrap();
+        assert_eq!(untyped.content_type.as_deref(), Some("image/jpeg"));
+        // The essence is compared, normalised; a list of types is not a type.
+        assert!(s
+            .verify_put(&t.put_url, 23456, Some(" Image/JPEG ; q=1"), now())
+            .is_ok());
         assert_eq!(
-            s.verify_put(&t.put_url, 23456, None, now()),
+            s.verify_put(&t.put_url, 23456, Some("image/jpeg, text/html"), now()),
             Err(VerifyError::TypeMismatch)
         );
         assert_eq!(
@@ -751,9 +919,233 @@ mod tests {
         assert_eq!(g.filename, "Отчёт.pdf");
         assert_eq!(g.expires, None);
         assert!(t.get_url.as_str().is_ascii());
+        // No query: the link ends with the percent-encoded name, the MAC is a path segment.
+        assert_eq!(t.get_url.query(), None);
+        assert!(t
+            .get_url
+            .as_str()
+            .ends_with("/%D0%9E%D1%82%D1%87%D1%91%D1%82.pdf"));
+        let segs: Vec<&str> = t.get_url.path_segments().unwrap().collect();
+        assert_eq!(segs.len(), 4, "{segs:?}");
+        assert_eq!(segs[1], "ab".repeat(16));
+        assert_eq!(segs[2].len(), 43);
         // A PUT URL is not a GET URL and vice versa.
         assert!(s.verify_get(&t.put_url, now()).is_err());
         assert!(s.verify_put(&t.get_url, 1, None, now()).is_err());
+    }
+
+    #[test]
+    fn get_url_with_expiry_keeps_it_in_the_path() {
+        let s = store();
+        let key = format!("{}/clip.mp4", "ab".repeat(16));
+        let exp = now() + Duration::hours(1);
+        let u = s.sign_get(&key, Some(exp)).unwrap();
+        assert_eq!(u.query(), None);
+        assert!(u.path().ends_with("/clip.mp4"));
+        let tag = u.path_segments().unwrap().nth(2).unwrap().to_owned();
+        assert_eq!(
+            tag.split_once('.').map(|(e, _)| e.to_owned()),
+            Some(exp.unix_timestamp().to_string())
+        );
+        assert_eq!(s.verify_get(&u, now()).unwrap().expires, Some(exp));
+        assert_eq!(s.verify_get(&u, exp), Err(VerifyError::Expired));
+        // The expiry moved, dropped, or the tag of the undated link: refused.
+        let later = tag.replacen(&exp.unix_timestamp().to_string(), "1900000000", 1);
+        let undated = tag.split_once('.').unwrap().1.to_owned();
+        for forged in [later, undated] {
+            let mut f = u.clone();
+            f.set_path(&u.path().replacen(&tag, &forged, 1));
+            assert_eq!(
+                s.verify_get(&f, now()),
+                Err(VerifyError::BadSignature),
+                "{forged}"
+            );
+        }
+        // A query added to a path-signed link: refused.
+        let mut q = u.clone();
+        q.set_query(Some("exp=1"));
+        assert!(matches!(
+            s.verify_get(&q, now()),
+            Err(VerifyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn get_url_forgeries_in_the_path_are_refused() {
+        let s = store();
+        let key = format!("{}/a.jpg", "ab".repeat(16));
+        let u = s.sign_get(&key, None).unwrap();
+        let path = u.path().to_owned();
+        let sig = u.path_segments().unwrap().nth(2).unwrap().to_owned();
+        let other = s
+            .sign_get(&format!("{}/a.jpg", "cd".repeat(16)), None)
+            .unwrap();
+        let other_sig = other.path_segments().unwrap().nth(2).unwrap().to_owned();
+        let mut flipped = sig.clone().into_bytes();
+        flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        let cases: Vec<(String, VerifyError)> = vec![
+            // Another file name in the same slot.
+            (
+                path.replacen("/a.jpg", "/a.html", 1),
+                VerifyError::BadSignature,
+            ),
+            // Another slot with this MAC.
+            (
+                path.replacen(&"ab".repeat(16), &"cd".repeat(16), 1),
+                VerifyError::BadSignature,
+            ),
+            // Another slot's MAC, or one character changed.
+            (
+                path.replacen(&sig, &other_sig, 1),
+                VerifyError::BadSignature,
+            ),
+            (path.replacen(&sig, &flipped, 1), VerifyError::BadSignature),
+            // Truncated or extended MAC.
+            (
+                path.replacen(&sig, &sig[..42], 1),
+                VerifyError::Malformed(""),
+            ),
+            (
+                path.replacen(&sig, &format!("{sig}A"), 1),
+                VerifyError::Malformed(""),
+            ),
+            // An empty or non-numeric expiry prefix.
+            (
+                path.replacen(&sig, &format!(".{sig}"), 1),
+                VerifyError::Malformed(""),
+            ),
+            (
+                path.replacen(&sig, &format!("x.{sig}"), 1),
+                VerifyError::Malformed(""),
+            ),
+            // Encoded slash, dot segments, upper-case slot id, an extra segment.
+            (
+                path.replacen("/a.jpg", "%2Fa.jpg", 1),
+                VerifyError::Malformed(""),
+            ),
+            (
+                path.replacen("/a.jpg", "/..%2Fa.jpg", 1),
+                VerifyError::Malformed(""),
+            ),
+            (
+                path.replacen(&"ab".repeat(16), &"AB".repeat(16), 1),
+                VerifyError::Malformed(""),
+            ),
+            (format!("{path}/x"), VerifyError::Malformed("")),
+        ];
+        for (forged, want) in cases {
+            let mut f = u.clone();
+            f.set_path(&forged);
+            let got = s.verify_get(&f, now());
+            match want {
+                VerifyError::Malformed(_) => {
+                    assert!(
+                        matches!(got, Err(VerifyError::Malformed(_))),
+                        "{forged}: {got:?}"
+                    )
+                }
+                want => assert_eq!(got, Err(want), "{forged}"),
+            }
+        }
+        // Another key: refused.
+        let other_key =
+            SignedUrlStore::new("https://files.example/up/".parse().unwrap(), "x".repeat(32));
+        assert_eq!(
+            other_key.verify_get(&u, now()),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn legacy_query_get_urls_still_verify() {
+        let s = store();
+        let key = format!("{}/a b.jpg", "ab".repeat(16));
+        let sig =
+            B64URL.encode(
+                s.key
+                    .sign_fields(&[b"GET", VERSION.as_bytes(), key.as_bytes(), b""]),
+            );
+        let u: Url = format!(
+            "https://files.example/up/{}/a%20b.jpg?sig={sig}",
+            "ab".repeat(16)
+        )
+        .parse()
+        .unwrap();
+        assert_eq!(s.verify_get(&u, now()).unwrap().key, key);
+        let mut f = u.clone();
+        f.set_query(Some(&format!("exp=1999999999&sig={sig}")));
+        assert_eq!(s.verify_get(&f, now()), Err(VerifyError::BadSignature));
+    }
+
+    #[test]
+    fn chunked_put_takes_the_bound_size() {
+        let s = store();
+        let t = s.issue_upload(&grant("a.bin", 4, None)).unwrap();
+        let v = s.verify_put_request(&t.put_url, None, None, now()).unwrap();
+        assert_eq!(v.size, 4);
+        let mut c = v.body_check();
+        c.update(b"abc").unwrap();
+        assert_eq!(
+            c.clone().finish(),
+            Err(VerifyError::Incomplete {
+                expected: 4,
+                actual: 3
+            })
+        );
+        assert_eq!(
+            VerifyError::Incomplete {
+                expected: 4,
+                actual: 3
+            }
+            .status(),
+            400
+        );
+        assert!(matches!(
+            c.update(b"de"),
+            Err(VerifyError::SizeMismatch { .. })
+        ));
+        // A slot bound only by a limit needs a declared length.
+        let mut g = grant("b.bin", 4, None);
+        g.size = None;
+        g.md5 = Some([1; 16]);
+        let t = s.issue_upload(&g).unwrap();
+        assert_eq!(
+            s.verify_put_request(&t.put_url, None, None, now()),
+            Err(VerifyError::LengthRequired)
+        );
+        assert!(s
+            .verify_put_request(&t.put_url, Some(3), None, now())
+            .is_ok());
+    }
+
+    #[test]
+    fn debug_hides_credentials_and_signed_queries() {
+        let s = SignedUrlStore::new(
+            "https://user:hunter2@f.example/up/?token=abc#frag"
+                .parse()
+                .unwrap(),
+            "k".repeat(32),
+        );
+        let d = format!("{s:?}");
+        assert!(
+            !d.contains("hunter2") && !d.contains("user") && !d.contains("abc"),
+            "{d}"
+        );
+        assert!(d.contains("f.example/up/"), "{d}");
+        let t = store()
+            .issue_upload(&grant("a.jpg", 1, Some("image/jpeg")))
+            .unwrap();
+        let d = format!("{t:?}");
+        let sig = t
+            .put_url
+            .query_pairs()
+            .find(|(k, _)| k == "sig")
+            .unwrap()
+            .1
+            .into_owned();
+        assert!(!d.contains(&sig) && !d.contains("exp="), "{d}");
+        assert!(d.contains("/a.jpg?…"), "{d}");
     }
 
     #[test]
@@ -770,6 +1162,7 @@ mod tests {
     fn debug_redacts_the_key() {
         let s = SignedUrlStore::new("https://f.example/".parse().unwrap(), "supersecretkey");
         assert!(!format!("{s:?}").contains("supersecret"));
+        assert!(format!("{s:?}").contains("https://f.example/"));
     }
 
     #[test]
@@ -781,6 +1174,7 @@ mod tests {
             content_type: None,
             sha256: Some(crate::crypto::sha256(b"abc")),
             md5: None,
+            expires: now(),
         };
         let mut c = v.body_check();
         c.update(b"ab").unwrap();

@@ -20,6 +20,8 @@ use super::file_id::Rng;
 struct Issued {
     put: Url,
     get: Url,
+    /// A GET URL of the same object with an expiry (in the path).
+    dated_get: Url,
     size: u64,
     ty: Option<&'static str>,
 }
@@ -54,10 +56,18 @@ fn issue(svc: &SlotService<SignedUrlStore>, i: u64) -> Issued {
             now(),
         )
         .unwrap();
+    let dated_get = svc
+        .storage()
+        .sign_get(
+            &issued.target.object_key,
+            Some(now() + Duration::seconds(3600 + i as i64)),
+        )
+        .unwrap();
     let Slot { put, get, .. } = issued.slot;
     Issued {
         put,
         get,
+        dated_get,
         size: 1000 + i,
         ty,
     }
@@ -73,6 +83,9 @@ fn mutate(rng: &mut Rng, url: &str, other: &str) -> String {
     };
     let pick = |rng: &mut Rng, v: &[&str]| v[rng.below(v.len())].to_owned();
     let chars = b"0123456789abcdefABCDEF-_%/.+=&?#~ Zz";
+    if !url.contains('?') && rng.below(2) == 0 {
+        return mutate_path_form(rng, url, other);
+    }
     match rng.below(14) {
         // A byte changed anywhere.
         0 => {
@@ -159,6 +172,67 @@ fn mutate(rng: &mut Rng, url: &str, other: &str) -> String {
     }
 }
 
+/// Mutations of a GET URL of the path form, `{base}/{slot id}/[{expiry}.]{sig}/{name}`.
+fn mutate_path_form(rng: &mut Rng, url: &str, other: &str) -> String {
+    let parts: Vec<&str> = url.rsplitn(4, '/').collect(); // name, tag, id, base
+    let oparts: Vec<&str> = other.rsplitn(4, '/').collect();
+    if parts.len() < 4 || oparts.len() < 4 {
+        return url.to_owned();
+    }
+    let (name, tag, id, base) = (parts[0], parts[1], parts[2], parts[3]);
+    let (oname, otag, oid) = (oparts[0], oparts[1], oparts[2]);
+    let (exp, sig) = tag.split_once('.').unwrap_or(("", tag));
+    let (oexp, osig) = otag.split_once('.').unwrap_or(("", otag));
+    let join = |id: &str, tag: &str, name: &str| format!("{base}/{id}/{tag}/{name}");
+    let dated = |e: &str, s: &str| {
+        if e.is_empty() {
+            s.to_owned()
+        } else {
+            format!("{e}.{s}")
+        }
+    };
+    match rng.below(12) {
+        // Another object's MAC, name or slot ID.
+        0 => join(id, &dated(exp, osig), name),
+        1 => join(id, tag, oname),
+        2 => join(oid, tag, name),
+        // The expiry added, dropped, changed, or taken from another URL.
+        3 => join(id, &dated("4102444800", sig), name),
+        4 => join(id, sig, name),
+        5 => join(id, &dated(&format!("{exp}9"), sig), name),
+        6 => join(id, &dated(oexp, sig), name),
+        // The MAC moved: into the name, before the ID, or into a query.
+        7 => format!("{base}/{id}/{name}?sig={sig}"),
+        8 => join(tag, id, name),
+        9 => format!("{base}/{id}/{name}/{tag}"),
+        // A query added, the extension changed, the name's encoding altered.
+        10 => format!("{url}?exp=1"),
+        _ => join(id, tag, &name.replacen('.', "%2E", 1).replacen('a', "A", 1)),
+    }
+}
+
+/// A GET URL's meaning, whichever form it has: slot ID, decoded name, expiry, signature.
+fn get_meaning(u: &Url) -> Option<(String, String, String, String)> {
+    let segs = decoded_path(u);
+    let q: std::collections::HashMap<String, String> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    match segs.as_slice() {
+        [_, id, tag, name] if u.query().is_none() => {
+            let (exp, sig) = tag.split_once('.').unwrap_or(("", tag));
+            Some((id.clone(), name.clone(), exp.to_owned(), sig.to_owned()))
+        }
+        [_, id, name] => Some((
+            id.clone(),
+            name.clone(),
+            q.get("exp").cloned().unwrap_or_default(),
+            q.get("sig").cloned()?,
+        )),
+        _ => None,
+    }
+}
+
 #[test]
 fn mutated_signed_urls_are_never_accepted() {
     let cases: usize = std::env::var("XMPP_UPLOAD_FORGERY_CASES")
@@ -173,15 +247,20 @@ fn mutated_signed_urls_are_never_accepted() {
     while tried < cases {
         let a = &issued[rng.below(issued.len())];
         let b = &issued[rng.below(issued.len())];
-        let (target, other, is_put) = if rng.below(3) > 0 {
-            (&a.put, &b.put, true)
-        } else {
-            (&a.get, &b.get, false)
+        let (target, other, is_put) = match rng.below(6) {
+            0..=2 => (&a.put, &b.put, true),
+            3 => (&a.get, &b.get, false),
+            4 => (&a.dated_get, &b.dated_get, false),
+            _ => (&a.get, &b.dated_get, false),
         };
         let m = mutate(&mut rng, target.as_str(), other.as_str());
         let Ok(url) = Url::parse(&m) else { continue };
         // Only URLs that name another request count; an identical URL is not a forgery.
-        if url == *target || issued.iter().any(|i| url == i.put || url == i.get) {
+        if url == *target
+            || issued
+                .iter()
+                .any(|i| url == i.put || url == i.get || url == i.dated_get)
+        {
             continue;
         }
         // A mutated URL must not be accepted for the request it was issued for, nor as a GET.
@@ -190,8 +269,11 @@ fn mutated_signed_urls_are_never_accepted() {
         if put_ok || get_ok {
             // A re-encoding of the same values (e.g. `%41` for `A`) is the same URL; anything
             // else is a forgery.
-            let same = decoded_path(&url) == decoded_path(target)
-                && sorted_pairs(&url) == sorted_pairs(target);
+            let same = (decoded_path(&url) == decoded_path(target)
+                && sorted_pairs(&url) == sorted_pairs(target))
+                // A GET link carrying the same slot, name, expiry and MAC in the older query
+                // form is the same authorisation, not a forgery.
+                || (!is_put && get_ok && get_meaning(&url) == get_meaning(target));
             assert!(
                 same,
                 "forged URL accepted: {m} (issued {target}, put: {is_put})"
@@ -205,6 +287,10 @@ fn mutated_signed_urls_are_never_accepted() {
         assert!(store
             .verify_get(&i.get, now() + Duration::days(365))
             .is_ok());
+        assert!(store.verify_get(&i.dated_get, now()).is_ok());
+        // GET links carry no query and end with the file name.
+        assert_eq!(i.get.query(), None);
+        assert_eq!(i.dated_get.query(), None);
     }
 }
 

@@ -31,9 +31,18 @@
 //! file ID does not know the type: it is served as an `application/octet-stream` attachment
 //! named after the key's last segment.
 //!
+//! # Housekeeping
+//! Retention needs no SDK either: [`S3Store::presign_list`] signs a ListObjectsV2 by prefix
+//! (with continuation), [`ListPage::parse`] reads its XML answer with bounded work, and
+//! [`S3Store::presign_delete`] signs the `DELETE` of one object; the host sends them with any
+//! HTTP client. [`S3Store::key_prefix`] keeps the uploads under a prefix of their own (for a
+//! bucket lifecycle rule, or for listing), and [`S3Store::public_get_base`] hands out unsigned
+//! GET links on a public bucket or CDN. The README shows the lifecycle rule and the bucket CORS
+//! rule web clients need.
+//!
 //! The implementation follows AWS's "Authenticating Requests: Using Query Parameters (AWS
 //! Signature Version 4)", one step per file: `canonical` (canonical request), `sign` (string
-//! to sign, signing key, signature), `encode` (S3's `UriEncode`).
+//! to sign, signing key, signature), `encode` (S3's `UriEncode`); `list` reads listings.
 //!
 //! # Limits
 //! * `X-Amz-Expires` is 1 to [`MAX_EXPIRES_SECONDS`] (7 days): SigV4 cannot sign longer. Slot
@@ -62,7 +71,10 @@ use crate::crypto::SecretKey;
 
 mod canonical;
 mod encode;
+mod list;
 mod sign;
+
+pub use self::list::{ListError, ListPage, ListedObject, MAX_LIST_BODY};
 #[cfg(test)]
 mod tests;
 
@@ -74,6 +86,17 @@ const MAX_EXPIRES: Duration = Duration::seconds(604_800);
 
 /// The longest object key S3 accepts, in bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
+
+/// The longest [`S3Store::key_prefix`], in bytes: room is left for the slot ID and a 255-byte
+/// file name within [`MAX_KEY_BYTES`].
+const MAX_KEY_PREFIX_BYTES: usize = 512;
+
+/// The largest `max-keys` of a ListObjectsV2 request S3 honours.
+const MAX_LIST_KEYS: u32 = 1000;
+
+/// The longest continuation token [`S3Store::presign_list`] signs, in bytes (S3's are a few
+/// hundred bytes of base64).
+const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Where the store is and who signs for it.
 ///
@@ -158,6 +181,9 @@ struct Base {
     host: String,
     /// The encoded path in front of the key: endpoint prefix, plus `/bucket` in path style.
     prefix: String,
+    /// `scheme://host[:port]/path` of [`S3Store::public_get_base`], path canonical and
+    /// without a trailing `/`.
+    public: Option<String>,
 }
 
 /// One presigned request with its intermediate values (the URL is the result; the rest is
@@ -173,7 +199,8 @@ struct Presigned {
     signature: String,
 }
 
-/// An S3 (or S3-compatible) bucket as a [`StorageBackend`]: SigV4 presigned PUT and GET URLs.
+/// An S3 (or S3-compatible) bucket as a [`StorageBackend`]: SigV4 presigned PUT and GET URLs,
+/// and presigned DELETE and ListObjectsV2 requests for housekeeping.
 ///
 /// It is `Send + Sync` and cheap to share: the only mutable state is the cached signing key of
 /// the current day. `Debug` prints the endpoint, bucket, region and access key ID only.
@@ -234,6 +261,10 @@ pub struct S3Store {
     base: Result<Base, StorageError>,
     keys: KeyCache,
     inline: InlinePolicy,
+    /// Prepended to the keys of slot uploads ([`S3Store::key_prefix`]).
+    key_prefix: String,
+    /// Where slot GET URLs point, unsigned ([`S3Store::public_get_base`]).
+    public_get_base: Option<Url>,
 }
 
 impl fmt::Debug for S3Store {
@@ -243,6 +274,11 @@ impl fmt::Debug for S3Store {
             .field("bucket", &self.bucket)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
+            .field("key_prefix", &self.key_prefix)
+            .field(
+                "public_get_base",
+                &self.public_get_base.as_ref().map(redacted_endpoint),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -274,6 +310,8 @@ impl S3Store {
             base: Err(StorageError::InvalidBaseUrl),
             keys: KeyCache::default(),
             inline: InlinePolicy::default(),
+            key_prefix: String::new(),
+            public_get_base: None,
         };
         store.base = store.prepare();
         store
@@ -295,6 +333,61 @@ impl S3Store {
     #[must_use]
     pub fn inline_policy(mut self, policy: InlinePolicy) -> Self {
         self.inline = policy;
+        self
+    }
+
+    /// Puts the objects of slot uploads under `prefix`: their keys become
+    /// `{prefix}{32 hex digits}/{file name}` instead of `{32 hex digits}/{file name}`, so one
+    /// bucket can hold other data next to them, and a lifecycle rule or a
+    /// [`S3Store::presign_list`] can find exactly the uploads. Default: none.
+    ///
+    /// The prefix is taken literally (end it with `/` to make it a folder, as in
+    /// `"uploads/"`). Rules, checked by [`S3Store::validate`]: at most 512 bytes, no leading
+    /// `/`, no empty, `.` or `..` segment, no control character.
+    ///
+    /// Only the keys this store issues for slots change: [`S3Store::presign_get`],
+    /// [`S3Store::presign_put`], [`S3Store::presign_delete`] and downloads by file ID take the
+    /// full object key, as [`UploadTarget::object_key`] and [`ListPage`] give it.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self.base = self.prepare();
+        self
+    }
+
+    /// The prefix of the keys issued for slots (see [`S3Store::key_prefix`]; `""` by default).
+    /// List it with [`S3Store::presign_list`] to see every upload.
+    #[must_use]
+    pub fn issued_key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    /// Makes slot GET URLs public and unsigned: `{base}/{object key}` (each key segment
+    /// percent-encoded), where `base` is a CDN or a public bucket website that maps its root to
+    /// the bucket's root. Default: none (slot GET URLs are presigned, at most 7 days).
+    ///
+    /// What this means for the operator:
+    /// * The bucket (or the CDN in front of it) must serve everything under
+    ///   [`S3Store::key_prefix`] to anyone, without a signature. The URLs stay unguessable
+    ///   (128-bit slot IDs) but never expire: whoever gets a link keeps it, and deleting the
+    ///   object (a lifecycle rule, [`S3Store::presign_delete`]) is the only way to revoke it; a
+    ///   CDN may keep serving a cached copy until its own cache expires.
+    /// * The response header overrides of presigned GETs do not apply: the object is served
+    ///   with the `Content-Type` its PUT stored (signed, so it is the type the service checked)
+    ///   and no `Content-Disposition`. Serve the base from a domain of its own, without
+    ///   cookies, and let the CDN add `Content-Disposition: attachment` or a strict
+    ///   `Content-Security-Policy` for types it should not render (HTML, SVG, XML).
+    /// * PUT URLs stay presigned, and downloads by file ID stay presigned and short-lived
+    ///   (an `attachment`), as [`StorageBackend::issue_download`] issues them.
+    ///
+    /// Rules, checked by [`S3Store::validate`]: a hierarchical `https` URL (plain `http` on
+    /// loopback or with [`S3Store::allow_insecure_http`]), without user info, query or
+    /// fragment. A path is kept (`https://cdn.example/files/` gives
+    /// `https://cdn.example/files/{key}`).
+    #[must_use]
+    pub fn public_get_base(mut self, base: Url) -> Self {
+        self.public_get_base = Some(base);
+        self.base = self.prepare();
         self
     }
 
@@ -409,6 +502,168 @@ impl S3Store {
         Ok((presigned.url, required))
     }
 
+    /// A presigned DELETE URL for `key` (S3 `DeleteObject`), valid from `now` for `expires_in`:
+    /// the host's retention job sends `DELETE` to it, without a body or any other header. S3
+    /// answers 204, also when the object did not exist.
+    ///
+    /// A DELETE URL is a bearer credential for destroying that object until it expires: sign
+    /// it just before use, for seconds or minutes, and never hand it to a client.
+    ///
+    /// # Errors
+    /// Those of [`S3Store::presign_get`] (same key, expiry and configuration rules).
+    #[must_use = "the URL is the only result"]
+    pub fn presign_delete(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_in: Duration,
+    ) -> Result<Url, StorageError> {
+        self.presign(
+            "DELETE",
+            key,
+            now,
+            expires_in,
+            SignedHeaders::default(),
+            &[],
+        )
+        .map(|p| p.url)
+    }
+
+    /// A presigned ListObjectsV2 URL (`GET` on the bucket with `list-type=2`): the keys that
+    /// start with `prefix` (`""`: all), at most `max_keys` of them (1 to 1000; `None`: the
+    /// store's default, 1000 on S3), in UTF-8 binary order, starting after the page that
+    /// returned `continuation` as its [`ListPage::next_continuation_token`]. Parse the answer
+    /// with [`ListPage::parse`]; while [`ListPage::is_truncated`], sign the next page with its
+    /// token.
+    ///
+    /// The prefix is the full key prefix: pass [`S3Store::issued_key_prefix`] to list the
+    /// uploads of slots. The listing reveals every key under it (file names included): keep
+    /// the URL on the host, and its lifetime short.
+    ///
+    /// # Errors
+    /// The expiry and configuration errors of [`S3Store::presign_get`];
+    /// [`StorageError::InvalidKey`] for a prefix longer than 1024 bytes or an empty or overlong
+    /// (over 4096 bytes) continuation token; [`StorageError::Unsupported`] for `max_keys` 0
+    /// or above 1000.
+    ///
+    /// # Example
+    /// ```
+    /// # use time::{Duration, OffsetDateTime};
+    /// # use xmpp_upload::storage::s3::{ListPage, S3Config, S3Store};
+    /// # let store = S3Store::new(S3Config {
+    /// #     endpoint: "https://s3.example.org".parse()?, bucket: "chat-uploads".into(),
+    /// #     region: "us-east-1".into(), access_key_id: "AKIDEXAMPLE".into(),
+    /// #     secret_access_key: "secret".into(), session_token: None, path_style: true,
+    /// # }).key_prefix("xmpp/");
+    /// # let now = OffsetDateTime::from_unix_timestamp(1_714_564_800)?;
+    /// let url = store.presign_list(store.issued_key_prefix(), None, Some(2), now, Duration::minutes(1))?;
+    /// assert_eq!(url.path(), "/chat-uploads");
+    /// assert!(url.as_str().contains("&list-type=2&max-keys=2&prefix=xmpp%2F&X-Amz-Signature="));
+    /// // The host GETs it; S3 answers (abridged):
+    /// let body = "<ListBucketResult><IsTruncated>true</IsTruncated>\
+    ///     <NextContinuationToken>dG9rZW4=</NextContinuationToken>\
+    ///     <Contents><Key>xmpp/0a1b/cat.jpg</Key><LastModified>2024-04-01T09:30:00.000Z</LastModified>\
+    ///     <ETag>&quot;70ee1738b6b21e2c8a43f3a5ab0eee71&quot;</ETag><Size>23026</Size></Contents>\
+    ///     </ListBucketResult>";
+    /// let page = ListPage::parse(body)?;
+    /// assert_eq!((page.objects[0].key.as_str(), page.objects[0].size), ("xmpp/0a1b/cat.jpg", 23026));
+    /// let delete = store.presign_delete(&page.objects[0].key, now, Duration::minutes(1))?;
+    /// assert_eq!(delete.path(), "/chat-uploads/xmpp/0a1b/cat.jpg");
+    /// // Next page:
+    /// let next = store.presign_list(
+    ///     store.issued_key_prefix(), page.next_continuation_token.as_deref(), Some(2), now, Duration::minutes(1),
+    /// )?;
+    /// assert!(next.as_str().contains("continuation-token=dG9rZW4%3D&"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use = "the URL is the only result"]
+    pub fn presign_list(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: Option<u32>,
+        now: OffsetDateTime,
+        expires_in: Duration,
+    ) -> Result<Url, StorageError> {
+        self.list_presigned(prefix, continuation, max_keys, now, expires_in)
+            .map(|p| p.url)
+    }
+
+    /// [`S3Store::presign_list`] with its intermediate values.
+    fn list_presigned(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: Option<u32>,
+        now: OffsetDateTime,
+        expires_in: Duration,
+    ) -> Result<Presigned, StorageError> {
+        let base = self.base.as_ref().map_err(Clone::clone)?;
+        if prefix.len() > MAX_KEY_BYTES {
+            return Err(StorageError::InvalidKey(
+                "list prefix longer than 1024 bytes",
+            ));
+        }
+        let max_keys = match max_keys {
+            None => None,
+            Some(n @ 1..=MAX_LIST_KEYS) => Some(n.to_string()),
+            Some(_) => return Err(StorageError::Unsupported("max-keys: 1 to 1000")),
+        };
+        let mut query = vec![("list-type", "2")];
+        if !prefix.is_empty() {
+            query.push(("prefix", prefix));
+        }
+        if let Some(token) = continuation {
+            if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+                return Err(StorageError::InvalidKey(
+                    "continuation token: 1 to 4096 bytes",
+                ));
+            }
+            query.push(("continuation-token", token));
+        }
+        if let Some(n) = &max_keys {
+            query.push(("max-keys", n));
+        }
+        // The bucket's URL: `endpoint-path/bucket` in path style, the host's root otherwise.
+        let path = if base.prefix.is_empty() {
+            "/".to_owned()
+        } else {
+            base.prefix.clone()
+        };
+        self.sign_path(
+            base,
+            "GET",
+            path,
+            now,
+            expires_in,
+            SignedHeaders::default(),
+            &query,
+        )
+    }
+
+    /// The public, unsigned GET URL of `key` under [`S3Store::public_get_base`] (`None` when
+    /// no public base is set).
+    fn public_url(&self, key: &str) -> Result<Option<Url>, StorageError> {
+        let base = self.base.as_ref().map_err(Clone::clone)?;
+        let Some(public) = &base.public else {
+            return Ok(None);
+        };
+        check_key(key)?;
+        let mut text = public.clone();
+        let at = text.len();
+        push_key_path(&mut text, key);
+        let url = Url::parse(&text).map_err(|_| StorageError::InvalidBaseUrl)?;
+        if text
+            .get(at..)
+            .is_none_or(|path| !url.path().ends_with(path))
+        {
+            return Err(StorageError::InvalidKey(
+                "the key does not survive URL normalisation",
+            ));
+        }
+        Ok(Some(url))
+    }
+
     /// Checks the configuration and computes its canonical URL parts.
     fn prepare(&self) -> Result<Base, StorageError> {
         let endpoint = &self.endpoint;
@@ -455,10 +710,19 @@ impl S3Store {
             }
             format!("{}.{host}{port}", self.bucket)
         };
+        key_prefix_rule(&self.key_prefix).map_err(StorageError::InvalidS3Config)?;
+        let public = match &self.public_get_base {
+            Some(url) => Some(
+                public_base(url, self.allow_insecure_http)
+                    .map_err(StorageError::InvalidS3Config)?,
+            ),
+            None => None,
+        };
         Ok(Base {
             scheme: endpoint.scheme().to_owned(),
             host,
             prefix,
+            public,
         })
     }
 
@@ -470,18 +734,32 @@ impl S3Store {
         key: &str,
         now: OffsetDateTime,
         expires_in: Duration,
-        mut headers: SignedHeaders,
+        headers: SignedHeaders,
         extra: &[(&str, &str)],
     ) -> Result<Presigned, StorageError> {
         let base = self.base.as_ref().map_err(Clone::clone)?;
         check_key(key)?;
+        let mut path = base.prefix.clone();
+        push_key_path(&mut path, key);
+        self.sign_path(base, method, path, now, expires_in, headers, extra)
+    }
+
+    /// Signs one request for an encoded `path` (an object's, or the bucket's for a listing).
+    #[allow(clippy::too_many_arguments)]
+    fn sign_path(
+        &self,
+        base: &Base,
+        method: &str,
+        path: String,
+        now: OffsetDateTime,
+        expires_in: Duration,
+        mut headers: SignedHeaders,
+        extra: &[(&str, &str)],
+    ) -> Result<Presigned, StorageError> {
         let expires = expires_seconds(expires_in)?;
         now.checked_add(expires_in)
             .ok_or(StorageError::InvalidExpiry)?;
         let ts = Timestamp::new(now)?;
-
-        let mut path = base.prefix.clone();
-        push_key_path(&mut path, key);
         headers.insert("host", &base.host);
 
         let scope = scope(&ts.date, &self.region);
@@ -564,16 +842,21 @@ impl StorageBackend for S3Store {
                 .copied()
                 .filter(|_| grant.client_sends_required_headers()),
         };
+        // The object key: the service's suggestion under the store's prefix.
+        let key = format!("{}{}", self.key_prefix, grant.key());
         let (put_url, required) =
-            self.presign_put(grant.key(), now, grant.put_expires() - now, &binding)?;
-        let get_url = self.presign_download(
-            grant.key(),
-            now,
-            capped(grant.get_expires(), now),
-            grant.content_type(),
-            grant.filename().as_str(),
-        )?;
-        let mut target = UploadTarget::new(put_url, get_url, grant.key());
+            self.presign_put(&key, now, grant.put_expires() - now, &binding)?;
+        let get_url = match self.public_url(&key)? {
+            Some(url) => url,
+            None => self.presign_download(
+                &key,
+                now,
+                capped(grant.get_expires(), now),
+                grant.content_type(),
+                grant.filename().as_str(),
+            )?,
+        };
+        let mut target = UploadTarget::new(put_url, get_url, key);
         for (name, value) in &required {
             target = target.with_required_header(name, value);
         }
@@ -674,6 +957,59 @@ fn check_key(key: &str) -> Result<(), StorageError> {
         return Err(StorageError::InvalidKey("`.` or `..` path segment"));
     }
     Ok(())
+}
+
+/// [`S3Store::key_prefix`]'s rules: at most 512 bytes, no leading `/`, no empty, `.` or `..`
+/// segment (a trailing `/` is the one empty segment allowed), no control character.
+fn key_prefix_rule(prefix: &str) -> Result<(), &'static str> {
+    if prefix.len() > MAX_KEY_PREFIX_BYTES {
+        return Err("key prefix: at most 512 bytes");
+    }
+    if prefix.starts_with('/') {
+        return Err("key prefix: must not start with `/`");
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err("key prefix: no control characters");
+    }
+    let body = prefix.strip_suffix('/').unwrap_or(prefix);
+    if !prefix.is_empty()
+        && body
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err("key prefix: no empty, `.` or `..` segment");
+    }
+    Ok(())
+}
+
+/// [`S3Store::public_get_base`]'s rules, and its canonical text `scheme://host[:port]/path`
+/// (path segments re-encoded the S3 way, no trailing `/`).
+fn public_base(url: &Url, allow_http: bool) -> Result<String, &'static str> {
+    if url.cannot_be_a_base() {
+        return Err("public GET base: must be a hierarchical http(s) URL");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("public GET base: must not carry user info");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("public GET base: must not have a query or a fragment");
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http || super::is_loopback(url) => {}
+        _ => {
+            return Err(
+                "public GET base: must be https (plain http only on loopback or with allow_insecure_http)",
+            )
+        }
+    }
+    let host = url.host_str().ok_or("public GET base: must have a host")?;
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    Ok(format!(
+        "{}://{host}{port}{}",
+        url.scheme(),
+        canonical_prefix(url.path())
+    ))
 }
 
 /// A bucket name usable as a DNS label prefix (virtual-hosted style): 3 to 63 characters of

@@ -963,3 +963,424 @@ fn store_is_send_and_sync() {
         );
     }
 }
+
+// ---- housekeeping: DELETE and ListObjectsV2 (issue 13, item 4) --------------------------------
+//
+// Canonical requests written out by hand from AWS's "Authenticating Requests: Using Query
+// Parameters (AWS Signature Version 4)" (S3 API reference): the documented GET example with
+// the method changed to DELETE, and a ListObjectsV2 request on the same bucket with the query
+// of AWS's "GET Bucket (List Objects)" example in "Examples: Signature Calculations"
+// (`max-keys=2&prefix=J`) plus `list-type=2`. The signatures are pinned here and checked
+// against `aws-sigv4` in tests/s3_oracle.rs (`housekeeping_urls_match_aws_sigv4`).
+
+/// `X-Amz-*` parameters of AWS's example (20130524, us-east-1, 86400 s), canonical form.
+const AWS_QUERY: &str = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host";
+
+/// The signature of AWS's example request with the method DELETE.
+const AWS_DELETE_SIGNATURE: &str =
+    "fb580faa6736a3af12ad5f9c3f1eea783af940a06f6a3de9dadb5679ca25cbfe";
+/// The signature of the ListObjectsV2 request `max-keys=2&prefix=J` on AWS's example bucket.
+const AWS_LIST_SIGNATURE: &str = "704cff0812a53cc8f7d3684c737ac9a7436412ba574817e5a4d405b1c7177e85";
+
+#[test]
+fn aws_example_delete() {
+    let p = aws_store()
+        .presign(
+            "DELETE",
+            "test.txt",
+            at(T0),
+            Duration::seconds(86_400),
+            SignedHeaders::default(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        p.canonical_request,
+        format!(
+            "DELETE\n/test.txt\n{AWS_QUERY}\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"
+        )
+    );
+    assert_eq!(
+        p.string_to_sign,
+        format!(
+            "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n{}",
+            hex(&crate::crypto::sha256(p.canonical_request.as_bytes()))
+        )
+    );
+    assert_eq!(p.signature, AWS_DELETE_SIGNATURE);
+    let url = aws_store()
+        .presign_delete("test.txt", at(T0), Duration::days(1))
+        .unwrap();
+    assert_eq!(
+        url.as_str(),
+        format!(
+            "https://examplebucket.s3.amazonaws.com/test.txt?{AWS_QUERY}&X-Amz-Signature={AWS_DELETE_SIGNATURE}"
+        )
+    );
+    // Only the method differs from the GET: the signature does too.
+    assert_ne!(
+        url.query(),
+        aws_store()
+            .presign_get("test.txt", at(T0), Duration::days(1))
+            .unwrap()
+            .query()
+    );
+}
+
+#[test]
+fn delete_follows_the_get_rules() {
+    let store = aws_store();
+    let d = Duration::hours(1);
+    for key in ["", ".", "a/../b"] {
+        assert!(
+            matches!(
+                store.presign_delete(key, at(T0), d),
+                Err(StorageError::InvalidKey(_))
+            ),
+            "{key:?}"
+        );
+    }
+    assert!(matches!(
+        store.presign_delete(&"k".repeat(1025), at(T0), d),
+        Err(StorageError::InvalidKey(_))
+    ));
+    assert_eq!(
+        store.presign_delete("k", at(T0), Duration::seconds(604_801)),
+        Err(StorageError::ExpiryTooLong {
+            max_seconds: MAX_EXPIRES_SECONDS
+        })
+    );
+    assert_eq!(
+        store.presign_delete("k", at(T0), Duration::milliseconds(999)),
+        Err(StorageError::InvalidExpiry)
+    );
+    let bad = S3Store::new(config("http://s3.example", "uploads", true));
+    assert_eq!(
+        bad.presign_delete("k", at(T0), d),
+        Err(StorageError::InsecureBaseUrl)
+    );
+    // Path style, Unicode key: the object's path, as for GET and PUT.
+    let store = S3Store::new(config("http://127.0.0.1:9000/s3/", "uploads", true));
+    let url = store.presign_delete("ab/Фото 1.jpg", at(T0), d).unwrap();
+    assert_eq!(
+        url.path(),
+        "/s3/uploads/ab/%D0%A4%D0%BE%D1%82%D0%BE%201.jpg"
+    );
+    assert_eq!(
+        url.path(),
+        store
+            .presign_get("ab/Фото 1.jpg", at(T0), d)
+            .unwrap()
+            .path()
+    );
+}
+
+#[test]
+fn aws_example_list() {
+    let p = aws_store()
+        .list_presigned("J", None, Some(2), at(T0), Duration::seconds(86_400))
+        .unwrap();
+    assert_eq!(
+        p.canonical_request,
+        format!(
+            "GET\n/\n{AWS_QUERY}&list-type=2&max-keys=2&prefix=J\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"
+        )
+    );
+    assert_eq!(p.signature, AWS_LIST_SIGNATURE);
+    assert_eq!(
+        p.url.as_str(),
+        format!(
+            "https://examplebucket.s3.amazonaws.com/?{AWS_QUERY}&list-type=2&max-keys=2&prefix=J&X-Amz-Signature={AWS_LIST_SIGNATURE}"
+        )
+    );
+    // With a continuation token (base64: `/`, `+`, `=` encoded), sorted by encoded name:
+    // `continuation-token` < `list-type` < `max-keys` < `prefix`.
+    let p = aws_store()
+        .list_presigned(
+            "uploads/Фото ",
+            Some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy+vbOwM="),
+            None,
+            at(T0),
+            Duration::seconds(86_400),
+        )
+        .unwrap();
+    assert_eq!(
+        p.canonical_request,
+        format!(
+            "GET\n/\n{AWS_QUERY}&continuation-token=1ueGcxLPRx1Tr%2FXYExHnhbYLgveDs2J%2Fwm36Hy%2BvbOwM%3D&list-type=2&prefix=uploads%2F%D0%A4%D0%BE%D1%82%D0%BE%20\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"
+        )
+    );
+    assert_eq!(
+        query_param(&p.url, "continuation-token").as_deref(),
+        Some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy+vbOwM=")
+    );
+    assert_eq!(
+        query_param(&p.url, "prefix").as_deref(),
+        Some("uploads/Фото ")
+    );
+    // No prefix: no `prefix` parameter at all.
+    let url = aws_store()
+        .presign_list("", None, None, at(T0), Duration::hours(1))
+        .unwrap();
+    assert_eq!(query_param(&url, "prefix"), None);
+    assert_eq!(query_param(&url, "list-type").as_deref(), Some("2"));
+}
+
+#[test]
+fn list_paths_and_limits() {
+    let d = Duration::hours(1);
+    // Path style: the bucket's path, below the endpoint's prefix.
+    let store = S3Store::new(config("http://127.0.0.1:9000/s3/", "uploads", true));
+    let url = store.presign_list("a/", None, Some(1), at(T0), d).unwrap();
+    assert_eq!(url.path(), "/s3/uploads");
+    assert_eq!(query_param(&url, "max-keys").as_deref(), Some("1"));
+    let store = S3Store::new(config("http://localhost:9000", "uploads", true));
+    assert_eq!(
+        store
+            .presign_list("", None, None, at(T0), d)
+            .unwrap()
+            .path(),
+        "/uploads"
+    );
+    // Limits.
+    let store = aws_store();
+    for n in [0, 1001, u32::MAX] {
+        assert!(
+            matches!(
+                store.presign_list("", None, Some(n), at(T0), d),
+                Err(StorageError::Unsupported(_))
+            ),
+            "{n}"
+        );
+    }
+    assert!(store.presign_list("", None, Some(1000), at(T0), d).is_ok());
+    for token in [String::new(), "t".repeat(4097)] {
+        assert!(matches!(
+            store.presign_list("", Some(&token), None, at(T0), d),
+            Err(StorageError::InvalidKey(_))
+        ));
+    }
+    assert!(matches!(
+        store.presign_list(&"p".repeat(1025), None, None, at(T0), d),
+        Err(StorageError::InvalidKey(_))
+    ));
+    assert_eq!(
+        store.presign_list("", None, None, at(T0), Duration::days(8)),
+        Err(StorageError::ExpiryTooLong {
+            max_seconds: MAX_EXPIRES_SECONDS
+        })
+    );
+    assert_eq!(
+        store.presign_list("", None, None, at(T0), Duration::ZERO),
+        Err(StorageError::InvalidExpiry)
+    );
+}
+
+// ---- key prefix and public GET base ------------------------------------------------------------
+
+fn invalid_config(store: &S3Store) -> &'static str {
+    match store.validate() {
+        Err(StorageError::InvalidS3Config(why)) => why,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn key_prefix_is_validated() {
+    let store = || S3Store::new(config("https://s3.example", "uploads", true));
+    for good in ["", "uploads/", "uploads-", "a/b/", "Фото/", "x"] {
+        assert_eq!(store().key_prefix(good).validate(), Ok(()), "{good:?}");
+    }
+    for bad in [
+        "/uploads/",
+        "a//b/",
+        "//",
+        "/",
+        "a/./",
+        "../x/",
+        "a/..",
+        "a\nb/",
+        "a\u{7f}/",
+    ] {
+        let s = store().key_prefix(bad);
+        assert!(invalid_config(&s).starts_with("key prefix:"), "{bad:?}");
+        // Every call reports it, as for the other settings.
+        assert!(matches!(
+            s.presign_get("k", at(T0), Duration::hours(1)),
+            Err(StorageError::InvalidS3Config(_))
+        ));
+        assert!(matches!(
+            StorageBackend::validate(&s),
+            Err(StorageError::InvalidS3Config(_))
+        ));
+    }
+    assert_eq!(
+        invalid_config(&store().key_prefix("p".repeat(513))),
+        "key prefix: at most 512 bytes"
+    );
+    assert_eq!(store().key_prefix("p".repeat(512)).validate(), Ok(()));
+}
+
+#[test]
+fn slot_keys_live_under_the_prefix() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true)).key_prefix("files/");
+    assert_eq!(store.issued_key_prefix(), "files/");
+    let target = store.issue_upload(&grant(Some(5), None, None)).unwrap();
+    let key = format!("files/{}/Фото.jpg", "11".repeat(16));
+    assert_eq!(target.object_key, key);
+    assert_eq!(
+        target.put_url.path(),
+        format!(
+            "/uploads/files/{}/%D0%A4%D0%BE%D1%82%D0%BE.jpg",
+            "11".repeat(16)
+        )
+    );
+    assert_eq!(target.get_url.path(), target.put_url.path());
+    // The PUT is presign_put of the full key; a download by file ID uses the key as issued.
+    let binding = PutBinding {
+        content_length: Some(5),
+        content_type: Some("image/jpeg"),
+        ..PutBinding::default()
+    };
+    assert_eq!(
+        store
+            .presign_put(&key, at(T0), Duration::seconds(300), &binding)
+            .unwrap()
+            .0,
+        target.put_url
+    );
+    let download = store
+        .issue_download(&DownloadGrant::new(key.clone(), at(T0), at(T0 + 300)))
+        .unwrap();
+    assert_eq!(download.path(), target.put_url.path());
+    assert_eq!(
+        query_param(&download, "response-content-disposition").as_deref(),
+        Some("attachment; filename*=UTF-8''%D0%A4%D0%BE%D1%82%D0%BE.jpg")
+    );
+    // A listing of the prefix is what finds them.
+    let list = store
+        .presign_list(
+            store.issued_key_prefix(),
+            None,
+            None,
+            at(T0),
+            Duration::minutes(1),
+        )
+        .unwrap();
+    assert_eq!(query_param(&list, "prefix").as_deref(), Some("files/"));
+    // Without a prefix nothing changes (the keys of issue 11's tests).
+    let plain = S3Store::new(config("https://s3.example", "uploads", true));
+    assert_eq!(
+        plain
+            .issue_upload(&grant(Some(5), None, None))
+            .unwrap()
+            .object_key,
+        format!("{}/Фото.jpg", "11".repeat(16))
+    );
+    // A prefix that makes the key too long is refused by the key rule.
+    let long = S3Store::new(config("https://s3.example", "uploads", true))
+        .key_prefix(format!("{}/", "p".repeat(511)));
+    let name = "n".repeat(255);
+    let g = UploadGrant::new(
+        [0x11; 16],
+        FileName::new(&name).unwrap(),
+        Some(5),
+        10,
+        None,
+        None,
+        None,
+        "alice@example.org".parse().unwrap(),
+        at(T0),
+        at(T0 + 300),
+        None,
+    );
+    assert!(long.issue_upload(&g).is_ok()); // 512 + 33 + 255 bytes
+}
+
+#[test]
+fn public_get_base_gives_unsigned_slot_get_urls() {
+    let store = S3Store::new(config("https://s3.example", "uploads", true))
+        .key_prefix("files/")
+        .public_get_base(Url::parse("https://cdn.example/media/").unwrap());
+    assert_eq!(store.validate(), Ok(()));
+    let t = store.issue_upload(&grant(Some(5), None, None)).unwrap();
+    assert_eq!(
+        t.get_url.as_str(),
+        format!(
+            "https://cdn.example/media/files/{}/%D0%A4%D0%BE%D1%82%D0%BE.jpg",
+            "11".repeat(16)
+        )
+    );
+    assert_eq!(t.get_url.query(), None);
+    // The PUT stays presigned, the download by file ID too.
+    assert!(query_param(&t.put_url, "X-Amz-Signature").is_some());
+    assert_eq!(t.put_url.host_str(), Some("s3.example"));
+    let d = store
+        .issue_download(&DownloadGrant::new(
+            t.object_key.clone(),
+            at(T0),
+            at(T0 + 300),
+        ))
+        .unwrap();
+    assert_eq!(d.host_str(), Some("s3.example"));
+    assert!(query_param(&d, "X-Amz-Signature").is_some());
+    // Base at the root, with a port; reserved characters encoded per segment.
+    let store = S3Store::new(config("https://s3.example", "uploads", true))
+        .public_get_base(Url::parse("https://cdn.example:8443").unwrap());
+    let t = store
+        .issue_upload(&typed_grant(Some("text/plain"), "a b+c?.txt"))
+        .unwrap();
+    assert_eq!(
+        t.get_url.as_str(),
+        format!(
+            "https://cdn.example:8443/{}/a%20b%2Bc%3F.txt",
+            "22".repeat(16)
+        )
+    );
+    // Loopback http is fine (as for the endpoint).
+    let local = S3Store::new(config("https://s3.example", "uploads", true))
+        .public_get_base(Url::parse("http://127.0.0.1:8080/pub").unwrap());
+    assert_eq!(local.validate(), Ok(()));
+}
+
+#[test]
+fn public_get_base_is_validated() {
+    let with = |base: &str| {
+        S3Store::new(config("https://s3.example", "uploads", true))
+            .public_get_base(Url::parse(base).unwrap())
+    };
+    for (base, why) in [
+        ("http://cdn.example/", "public GET base: must be https (plain http only on loopback or with allow_insecure_http)"),
+        ("ftp://cdn.example/", "public GET base: must be https (plain http only on loopback or with allow_insecure_http)"),
+        ("https://u:p@cdn.example/", "public GET base: must not carry user info"),
+        ("https://cdn.example/?a=1", "public GET base: must not have a query or a fragment"),
+        ("https://cdn.example/#f", "public GET base: must not have a query or a fragment"),
+        ("mailto:cdn@example.org", "public GET base: must be a hierarchical http(s) URL"),
+    ] {
+        assert_eq!(invalid_config(&with(base)), why, "{base}");
+    }
+    // Plain http elsewhere only when allowed, either order of the builders.
+    assert_eq!(
+        with("http://cdn.example/")
+            .allow_insecure_http(true)
+            .validate(),
+        Ok(())
+    );
+    assert_eq!(
+        S3Store::new(config("https://s3.example", "uploads", true))
+            .allow_insecure_http(true)
+            .public_get_base(Url::parse("http://cdn.example/").unwrap())
+            .validate(),
+        Ok(())
+    );
+    // Debug shows the settings without user info.
+    let text = format!(
+        "{:?}",
+        with("https://u:hunter2@cdn.example/").key_prefix("files/")
+    );
+    assert!(
+        text.contains("files/") && text.contains("cdn.example"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
