@@ -18,10 +18,12 @@
 #   3. kill -9 of one instance during a slow PUT: no partial object is visible in the bucket
 #      (an aborted PUT leaves nothing, a finished one appears whole), the other instance keeps
 #      answering, the killed one restarts, reconnects and answers again
-#   4. retention on both instances at once (max age a few seconds): every recorded file is
+#   4. a real client, go-sendxmpp (STARTTLS), uploads through the S3-backed component:
+#      the object in the bucket is byte-identical
+#   5. retention on both instances at once (max age about a second): every recorded file is
 #      deleted from S3 and from the record exactly once
 #
-# Installs what is missing (apt: postgresql ejabberd; cargo install s3s-fs; pip: slixmpp in
+# Installs what is missing (apt: postgresql ejabberd go-sendxmpp; cargo install s3s-fs; pip: slixmpp in
 # .venv). Every process it starts is stopped on exit; the run directory is removed unless the
 # run failed or MULTINODE_KEEP=1. Secrets (component, service, S3, database password) live in
 # files of the run directory, never on a command line.
@@ -49,6 +51,9 @@ APT=()
 ERL_LIBS_DIR=""
 for d in /usr/lib/*/ejabberd-* /usr/lib/ejabberd-*; do [ -d "$d" ] && ERL_LIBS_DIR="$(dirname "$d")" && break; done
 { command -v erl >/dev/null 2>&1 && [ -n "$ERL_LIBS_DIR" ]; } || APT+=(ejabberd)
+command -v go-sendxmpp >/dev/null 2>&1 || APT+=(go-sendxmpp)
+command -v openssl >/dev/null 2>&1 || APT+=(openssl)
+command -v curl >/dev/null 2>&1 || APT+=(curl)
 if [ ${#APT[@]} -gt 0 ]; then
     say "installing ${APT[*]} (Debian packages)"
     t=$(date +%s)
@@ -198,7 +203,13 @@ say "s3s-fs up (pid $S3_PID), bucket $BUCKET"
 # --- ejabberd -----------------------------------------------------------------------------------
 EJ="$RUN/ejabberd"
 mkdir -p "$EJ/log" "$EJ/spool"
-sed -e "s#@C2S_PORT@#$C2S#g" -e "s#@COMPONENT_PORT@#$COMP#g" -e "s#@HTTP_PORT@#$EJ_HTTP#g" \
+mkdir -p "$RUN/certs"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
+    -keyout "$RUN/certs/localhost.key" -out "$RUN/certs/localhost.crt" >"$RUN/openssl.log" 2>&1 \
+    || { cat "$RUN/openssl.log"; exit 1; }
+cat "$RUN/certs/localhost.crt" "$RUN/certs/localhost.key" > "$RUN/certs/localhost.pem"
+chmod 600 "$RUN/certs/localhost.key" "$RUN/certs/localhost.pem"
+sed -e "s#@RUN@#$RUN#g" -e "s#@C2S_PORT@#$C2S#g" -e "s#@COMPONENT_PORT@#$COMP#g" -e "s#@HTTP_PORT@#$EJ_HTTP#g" \
     -e "s#@COMPONENT_SECRET@#$COMPONENT_SECRET#g" tests/e2e/multinode-ejabberd.yml > "$EJ/ejabberd.yml"
 chmod 600 "$EJ/ejabberd.yml"
 (
@@ -212,6 +223,7 @@ wait_port "$C2S" 60 "$EJ_PID"
 wait_port "$COMP" 20 "$EJ_PID"
 wait_port "$EJ_HTTP" 20 "$EJ_PID"
 CLIENT_PW="$(head -c 12 /dev/urandom | base64 | tr -d '/+=')"
+printf '%s' "$CLIENT_PW" > "$RUN/secrets/clients"; chmod 600 "$RUN/secrets/clients"
 register() {
     local code
     code=$(curl -sS -o "$RUN/register.out" -w '%{http_code}' -X POST "http://127.0.0.1:$EJ_HTTP/api/register" \
@@ -222,7 +234,6 @@ EOF
     [ "$code" = 200 ] || { echo "multinode: register $1: HTTP $code $(cat "$RUN/register.out")" >&2; exit 1; }
 }
 for u in alice bob user1 user2 user3 user4 user5 user6 user7 user8; do register "$u"; done
-printf '%s' "$CLIENT_PW" > "$RUN/secrets/clients"
 say "ejabberd up (pid $EJ_PID), 10 users registered"
 
 # --- the two instances --------------------------------------------------------------------------
@@ -296,7 +307,7 @@ for n in node-a node-b; do write_config "$n" "${NODE_HTTP[$n]}" 1 3600; : > "$RU
 wait_online node-a 0 && wait_online node-b 0
 result ok "two instances online as upload.localhost on one ejabberd_service listener" "$t"
 
-CLIENT=("$VENV/bin/python" tests/e2e/multinode_client.py --port "$C2S" --password "$CLIENT_PW" --workdir "$RUN")
+CLIENT=("$VENV/bin/python" tests/e2e/multinode_client.py --port "$C2S" --password-file "$RUN/secrets/clients" --workdir "$RUN")
 count() { grep -c "$2" "$RUN/$1.log" 2>/dev/null || true; }
 
 # --- check 1: concurrent quota ------------------------------------------------------------------
@@ -404,7 +415,29 @@ else
 fi
 result "$status" "3. kill -9 during an upload: nothing partial, the other serves, restart" "$t"
 
-# --- check 4: retention on both nodes at once ---------------------------------------------------
+# --- check 4: a real client (go-sendxmpp, STARTTLS) uploads through the S3-backed component ---
+t=$(now_ms)
+status=ok
+mkdir -p "$RUN/home-go-sendxmpp"
+printf 'username: alice@localhost\npassword: %s\n' "$CLIENT_PW" > "$RUN/secrets/sendxmpprc"
+chmod 600 "$RUN/secrets/sendxmpprc"
+head -c 123456 /dev/urandom > "$RUN/go-sendxmpp-file.bin"
+# -n accepts the self-signed certificate; it discovers the service itself (disco#items/#info),
+# uploads, and sends the GET URL to bob (kept offline by ejabberd).
+if HOME="$RUN/home-go-sendxmpp" timeout 60 go-sendxmpp -f "$RUN/secrets/sendxmpprc" -j "127.0.0.1:$C2S" -n \
+        -h "$RUN/go-sendxmpp-file.bin" bob@localhost >"$RUN/go-sendxmpp.log" 2>&1; then
+    obj=$(find "$RUN/s3/$BUCKET" -type f -name go-sendxmpp-file.bin | head -n 1)
+    if [ -n "$obj" ] && cmp -s "$obj" "$RUN/go-sendxmpp-file.bin"; then
+        say "  [ ok ] go-sendxmpp $(dpkg-query -W -f='${Version}' go-sendxmpp 2>/dev/null): the object in the bucket is byte-identical"
+    else
+        say "  [FAIL] go-sendxmpp: no identical object in the bucket"; status=FAIL
+    fi
+else
+    say "  [FAIL] go-sendxmpp exited non-zero: $(tail -n 1 "$RUN/go-sendxmpp.log")"; status=FAIL
+fi
+result "$status" "4. go-sendxmpp (STARTTLS) uploads through the S3-backed component" "$t"
+
+# --- check 5: retention on both nodes at once ---------------------------------------------------
 t=$(now_ms)
 status=ok
 files_before=$(psql_q "SELECT count(*) FROM xmpp_upload.xu_files")
@@ -428,17 +461,17 @@ objects_after=$(find "$RUN/s3/$BUCKET" -type f | wc -l)
 say "  record: $files_after files left; $deletions deletions recorded ($distinct keys; $by_node); $logged logged; bucket: $objects_after objects"
 if grep -q 'presign_delete is not in this version' "$RUN"/node-*.log; then
     say "  the library has no S3Store::presign_delete yet (issue 13 item 4): objects cannot be deleted"
-    result SKIP "4. retention on both nodes: needs S3Store::presign_delete in the library" "$t"
+    result SKIP "5. retention on both nodes: needs S3Store::presign_delete in the library" "$t"
 else
     { [ "$files_after" = 0 ] && [ "$deletions" = "$files_before" ] && [ "$distinct" = "$deletions" ] \
         && [ "$logged" = "$deletions" ] && [ "$objects_after" = 0 ]; } || status=FAIL
-    result "$status" "4. retention on both nodes: each file deleted from S3 and the record once" "$t"
+    result "$status" "5. retention on both nodes: each file deleted from S3 and the record once" "$t"
 fi
 
 # --- no secret in logs or command lines ---------------------------------------------------------
 t=$(now_ms)
 status=ok
-for s in component service db; do
+for s in component service db clients; do
     v="$(cat "$RUN/secrets/$s")"
     if grep -qF "$v" "$RUN"/node-*.log; then say "  [FAIL] the $s secret is in a node log"; status=FAIL; fi
     for pid in "${NODE_PID[@]}"; do

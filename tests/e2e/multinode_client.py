@@ -66,7 +66,7 @@ class Client(slixmpp.ClientXMPP):
 
 
 async def login(jid, args):
-    x = Client(jid, args.password)
+    x = Client(jid, args.password_text)
     x.connect(args.host, args.port)
     await asyncio.wait_for(x.ready.wait(), 30)
     return x
@@ -245,7 +245,7 @@ def main():
     p.add_argument("--domain", default="localhost")
     p.add_argument("--upload", default="upload.localhost")
     p.add_argument("--jid", default="alice@localhost")
-    p.add_argument("--password", required=True)
+    p.add_argument("--password-file", required=True, help="the users' password (kept off the command line)")
     p.add_argument("--prefix", default="user")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--rounds", type=int, default=10)
@@ -258,6 +258,8 @@ def main():
     p.add_argument("--flag")
     p.add_argument("--workdir", default=".")
     args = p.parse_args()
+    with open(args.password_file) as f:
+        args.password_text = f.read().strip()
     check = Checks()
     handler = {"quota": cmd_quota, "upload": cmd_upload, "resolve": cmd_resolve,
                "slowput": cmd_slowput, "requests": cmd_requests}[args.command]
