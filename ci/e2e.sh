@@ -89,9 +89,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT < <(python3 - <<'EOF'
+read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT GRACE_HTTP_PORT < <(python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -234,6 +234,37 @@ cat "$RUN/hostile-direct.log"
 kill -0 "$HOSTILE_PID" 2>/dev/null || { echo "e2e: the second component died" >&2; tail -n 20 "$RUN/component-hostile.log" >&2; exit 1; }
 [ "$FAKE_RC" -eq 0 ] || { echo "e2e: hostile stanzas fed directly broke the component" >&2; exit 1; }
 kill -TERM "$HOSTILE_PID"; wait "$HOSTILE_PID" 2>/dev/null || true
+
+# --- graceful stop: a PUT in flight when SIGTERM arrives is still stored -----------------------
+say "graceful stop with a PUT in flight"
+sed -e "s#^dir = .*#dir = \"$RUN/store-graceful\"#" \
+    -e "s#^listen = .*#listen = \"127.0.0.1:$GRACE_HTTP_PORT\"#" \
+    -e "s#^base_url = .*#base_url = \"http://127.0.0.1:$GRACE_HTTP_PORT/upload/\"#" \
+    "$RUN/component-hostile.toml" >"$RUN/component-graceful.toml"
+python3 tests/e2e/graceful_put.py --port "$FAKE_PORT" --secret-file "$RUN/secrets/component_secret" \
+    --go "$RUN/graceful.go" >"$RUN/graceful.log" 2>&1 &
+GRACE_DRIVER=$!
+PIDS+=("$GRACE_DRIVER")
+sleep 0.3
+"$BIN" --config "$RUN/component-graceful.toml" >"$RUN/component-graceful.log" 2>&1 &
+GRACE_PID=$!
+PIDS+=("$GRACE_PID")
+for _ in $(seq 200); do grep -q ready "$RUN/graceful.log" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$RUN/graceful.log" || { cat "$RUN/graceful.log"; echo "e2e: graceful driver not ready" >&2; exit 1; }
+kill -TERM "$GRACE_PID"
+touch "$RUN/graceful.go"
+GRACE_RC=0
+wait "$GRACE_DRIVER" || GRACE_RC=$?
+cat "$RUN/graceful.log"
+COMP_RC=0
+wait "$GRACE_PID" || COMP_RC=$?
+[ "$GRACE_RC" -eq 0 ] || { tail -n 10 "$RUN/component-graceful.log" >&2; echo "e2e: the PUT in flight was not stored after SIGTERM" >&2; exit 1; }
+[ "$COMP_RC" -eq 0 ] || { echo "e2e: the component exited with $COMP_RC after SIGTERM" >&2; exit 1; }
+grep -q 'waiting for 1 requests in flight' "$RUN/component-graceful.log" \
+    || { echo "e2e: the component did not wait for the PUT in flight" >&2; exit 1; }
+[ "$(find "$RUN/store-graceful" -mindepth 2 -name slow.bin -size 200000c | wc -l)" -eq 1 ] \
+    || { echo "e2e: the PUT in flight is not in the store" >&2; exit 1; }
+say "SIGTERM with a PUT in flight: the component waited, stored it (201) and exited 0"
 
 # --- S3 storage (when s3s-fs is installed, as ci/s3_e2e.sh does before this script in .ci/run) ---
 S3S_FS="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"

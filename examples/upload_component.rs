@@ -55,7 +55,7 @@ use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::xmlstream::Timeouts;
 use tokio_xmpp::{Component, Stanza};
 use url::Url;
-use xmpp_upload::service::{Outcome, RetentionPolicy};
+use xmpp_upload::service::{Begin, Outcome, RetentionPolicy};
 use xmpp_upload::stanza::iq::{Iq, IqType};
 use xmpp_upload::storage::external::{ExternalStore, Scheme};
 use xmpp_upload::storage::s3::{S3Config, S3Store};
@@ -658,6 +658,7 @@ async fn xmpp_loop<S: StorageBackend>(
                 let since = Instant::now();
                 let ctx = Session {
                     service,
+                    charger: retention.and_then(|r| r.records.async_charge()),
                     retention,
                     metrics: &common.metrics,
                     ping_to: &ping_to,
@@ -732,6 +733,7 @@ enum SessionEnd {
 
 struct Session<'a, S> {
     service: &'a SlotService<S>,
+    charger: Option<Arc<dyn retention::AsyncCharge>>,
     retention: Option<&'a Retention>,
     metrics: &'a Metrics,
     ping_to: &'a str,
@@ -812,12 +814,22 @@ async fn answer<S: StorageBackend>(
         );
         return policy_violation(request);
     }
-    // [database] kind = "postgres": quotas and the file record in the shared database,
-    // through the two-phase path; else the service's own ledger and inventory.
     let now = OffsetDateTime::now_utc();
-    let answer = match ctx.retention.and_then(|r| r.records.pg()) {
-        Some(pg) => pg_state::answer(ctx.service, pg, request, now).await,
-        None => ctx.service.process(request, now),
+    // [database] kind = "postgres": the charge and the file record in one statement of the
+    // shared database, on the two-phase path (pg_state::answer).
+    let pg = ctx.retention.and_then(|r| r.records.pg());
+    let answer = match (pg, ctx.charger.as_deref()) {
+        (Some(pg), _) => pg_state::answer(ctx.service, pg, request, now).await,
+        // Quotas in the service (its MemoryLedger and inventory): the simple path.
+        (None, None) => ctx.service.process(request, now),
+        // Quotas in the host's own store: the two-phase path, awaited here.
+        (None, Some(charger)) => match ctx.service.begin(request, now) {
+            Begin::Done(answer) => answer,
+            Begin::Charge(pending) => {
+                let result = charger.charge(pending.charge()).await;
+                pending.complete(result)
+            }
+        },
     };
     ctx.metrics.outcome(&answer.outcome);
     match &answer.outcome {

@@ -12,24 +12,40 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use jid::BareJid;
 use time::OffsetDateTime;
 use xmpp_upload::service::{
-    plan, plan_account_removal, Deletion, Inventory, MemoryInventory, RetentionPolicy, StoredFile,
+    plan, plan_account_removal, Charge, ChargeError, Deletion, Inventory, MemoryInventory,
+    RetentionPolicy, StoredFile,
 };
 use xmpp_upload::storage::s3::S3Store;
 
 use super::metrics::Metrics;
 use super::pg_state::PgState;
 
-/// The record of stored files (and the quota ledger), chosen by `[database]`.
+/// A quota store the host charges asynchronously (a database), on the library's two-phase
+/// path (`SlotService::begin`, then `PendingCharge::complete` with this result). It checks
+/// and records `charge` atomically: the windowed limits and, when `charge.limits.stored` is
+/// set, the stored bytes of its own record of files.
+pub trait AsyncCharge: Send + Sync + std::fmt::Debug {
+    fn charge<'a>(
+        &'a self,
+        charge: &'a Charge,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ChargeError>> + Send + 'a>>;
+}
+
+/// The record of stored files and the quota state, chosen by `[database]`.
 #[derive(Debug, Clone)]
 pub enum Records {
-    /// One process, in memory; the local store's record is rebuilt from disk at start-up.
+    /// One process, in memory: the service's own `MemoryLedger` (simple path,
+    /// `SlotService::process`) and a `MemoryInventory`; the local store's record is rebuilt
+    /// from disk at start-up.
     Memory(Arc<MemoryInventory>),
     /// PostgreSQL, shared by every instance: quotas are charged there on the two-phase path
     /// (`pg_state::answer`), files are recorded when their slot is charged and confirmed
@@ -56,6 +72,16 @@ impl Records {
         match self {
             Self::Postgres(pg) => Some(pg),
             Self::Memory(_) => None,
+        }
+    }
+
+    /// The asynchronous quota store, if quotas are charged outside the service (then the
+    /// component answers through `begin`/`complete`); `None`: `SlotService::process`.
+    pub fn async_charge(&self) -> Option<Arc<dyn AsyncCharge>> {
+        match self {
+            // PostgreSQL charges on the two-phase path too, with the file record in the same
+            // statement, so it needs the pending slot, not only the charge: `pg_state::answer`.
+            Self::Memory(_) | Self::Postgres(_) => None,
         }
     }
 }
