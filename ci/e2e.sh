@@ -285,7 +285,7 @@ if [ -x "$S3S_FS" ]; then
     "$BIN" --config "$RUN/component-s3.toml" --check >>"$RUN/component-check.log" 2>&1 \
         || { cat "$RUN/component-check.log"; echo "e2e: --check refused the S3 config" >&2; exit 1; }
     python3 tests/e2e/component_s3.py --port "$FAKE_PORT" --secret-file "$RUN/secrets/component_secret" \
-        --ops-port "$S3_OPS_PORT" --expect-deleted >"$RUN/component-s3-driver.log" 2>&1 &
+        --ops-port "$S3_OPS_PORT" --expect-deleted --stored-quota 1000000 >"$RUN/component-s3-driver.log" 2>&1 &
     DRIVER_PID=$!
     PIDS+=("$DRIVER_PID")
     sleep 0.3

@@ -6,6 +6,7 @@ component has recorded the upload (it asks the bucket once the PUT URL has expir
 /metrics. Standard library only.
 
     component_s3.py --port PORT --secret-file FILE --ops-port OPS [--expect-deleted]
+        [--stored-quota BYTES]
 """
 import argparse
 import os
@@ -36,6 +37,7 @@ def main():
     ap.add_argument("--component", default="upload.localhost")
     ap.add_argument("--wait", type=float, default=150)
     ap.add_argument("--expect-deleted", action="store_true")
+    ap.add_argument("--stored-quota", type=int, default=0, help="the component's service.stored_quota")
     a = ap.parse_args()
     srv = Server(a.port, open(a.secret_file).read().rstrip("\n"), a.component, 30)
     srv.accept()
@@ -65,10 +67,26 @@ def main():
         raise SystemExit(1)
     deadline = time.time() + a.wait
     while time.time() < deadline:
-        m = metrics(a.ops_port)
-        if m.get("xmpp_upload_files_stored_total", 0) >= 1 and (
-            not a.expect_deleted or m.get("xmpp_upload_files_deleted_total", 0) >= 1
-        ):
+        if metrics(a.ops_port).get("xmpp_upload_files_stored_total", 0) >= 1:
+            break
+        time.sleep(2)
+    if a.stored_quota:
+        # Recorded: the stored-bytes quota now counts it (4321 + this > the quota).
+        size = a.stored_quota - len(body) + 1
+        srv.send(
+            f"<iq type='get' id='s3-2' from='alice@localhost/r' to='{a.component}'>"
+            f"<request xmlns='urn:xmpp:http:upload:0' filename='big.bin' size='{size}'/></iq>"
+        )
+        srv.read_until(b"</iq>")
+        reply = srv.buf.decode()
+        srv.buf = b""
+        refused = "resource-constraint" in reply
+        print(f"component-s3: slot of {size} bytes over the stored quota -> "
+              f"{'resource-constraint' if refused else 'NOT refused'}")
+        if not refused:
+            raise SystemExit(1)
+    while a.expect_deleted and time.time() < deadline:
+        if metrics(a.ops_port).get("xmpp_upload_files_deleted_total", 0) >= 1:
             break
         time.sleep(2)
     m = metrics(a.ops_port)
