@@ -33,6 +33,8 @@ mod http_store;
 mod metrics;
 #[path = "support/ops.rs"]
 mod ops;
+#[path = "support/pg_state.rs"]
+mod pg_state;
 #[path = "support/retention.rs"]
 mod retention;
 #[path = "support/stanza_guard.rs"]
@@ -278,7 +280,10 @@ fn service_config(
     }
     c = c.retention(retention_policy(cfg));
     if let Some(records) = records {
-        c = c.inventory(records.inventory());
+        // A database checks the stored-bytes quota itself, on the two-phase path.
+        if let Some(inventory) = records.inventory() {
+            c = c.inventory(inventory);
+        }
         if let Some(q) = s.stored_quota {
             c = c.stored_quota(q);
         }
@@ -306,9 +311,32 @@ fn retention_policy(cfg: &Config) -> RetentionPolicy {
     p
 }
 
-fn records(cfg: &Config) -> Records {
+async fn records(cfg: &Config) -> Result<Records, String> {
     match cfg.database.kind {
-        config::DatabaseKind::Memory => Records::memory(),
+        config::DatabaseKind::Memory => Ok(Records::memory()),
+        config::DatabaseKind::Postgres => {
+            let db = &cfg.database;
+            let url = db
+                .url
+                .clone()
+                .ok_or("database.url is required for kind = \"postgres\"")?;
+            let node = db.node.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                format!("{}-{}", host.trim(), std::process::id())
+            });
+            let mut settings = pg_state::PgSettings::new(url, node);
+            if let Some(schema) = &db.schema {
+                settings.schema = schema.clone();
+            }
+            if let Some(p) = db.password()? {
+                settings.password = Some(p.bytes().to_vec());
+            }
+            let pg = pg_state::PgState::connect(settings)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            tracing::info!("database: PostgreSQL ready (node {})", pg.node());
+            Ok(Records::Postgres(Arc::new(pg)))
+        }
     }
 }
 
@@ -368,7 +396,7 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
         .require("storage.local.key", "XMPP_UPLOAD_STORE_KEY")?;
     let store = SignedUrlStore::new(base_url.clone(), key.bytes().to_vec())
         .allow_insecure_http(cfg.http.insecure_http);
-    let records = records(cfg);
+    let records = records(cfg).await?;
     let service = build(service_config(cfg, &common.jid, Some(&records))?, store)?;
     if check {
         tracing::info!("config: ok (local storage in {})", dir.display());
@@ -459,7 +487,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         Some(base) => store.public_get_base(base.clone()),
         None => store,
     };
-    let records = records(cfg);
+    let records = records(cfg).await?;
     let store = Arc::new(store);
     let service = build(
         service_config(cfg, &common.jid, Some(&records))?,
@@ -787,11 +815,15 @@ async fn answer<S: StorageBackend>(
         return policy_violation(request);
     }
     let now = OffsetDateTime::now_utc();
-    let answer = match ctx.charger.as_deref() {
+    // [database] kind = "postgres": the charge and the file record in one statement of the
+    // shared database, on the two-phase path (pg_state::answer).
+    let pg = ctx.retention.and_then(|r| r.records.pg());
+    let answer = match (pg, ctx.charger.as_deref()) {
+        (Some(pg), _) => pg_state::answer(ctx.service, pg, request, now).await,
         // Quotas in the service (its MemoryLedger and inventory): the simple path.
-        None => ctx.service.process(request, now),
-        // Quotas in the host's own store (a database): the two-phase path, awaited here.
-        Some(charger) => match ctx.service.begin(request, now) {
+        (None, None) => ctx.service.process(request, now),
+        // Quotas in the host's own store: the two-phase path, awaited here.
+        (None, Some(charger)) => match ctx.service.begin(request, now) {
             Begin::Done(answer) => answer,
             Begin::Charge(pending) => {
                 let result = charger.charge(pending.charge()).await;

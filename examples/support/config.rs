@@ -415,13 +415,14 @@ fn default_retention_interval() -> u64 {
     3600
 }
 
-/// Where the quota ledger and the inventory live. Only `memory` (one process) today; a
-/// database-backed kind plugs in here (see `retention::Records`).
+/// Where the quota ledger and the inventory live: `memory` (one process) or `postgres`
+/// (shared by every instance; `examples/support/pg_state.rs`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseKind {
     #[default]
     Memory,
+    Postgres,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -429,6 +430,24 @@ pub enum DatabaseKind {
 pub struct DatabaseSection {
     #[serde(default)]
     pub kind: DatabaseKind,
+    /// `postgres`: `host=… port=… user=… dbname=…` or a `postgres://` URL, without a password.
+    pub url: Option<String>,
+    /// `postgres`: the password (file or variable; default variable `XMPP_UPLOAD_DB_PASSWORD`).
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// `postgres`: the schema holding the tables (default `xmpp_upload`).
+    pub schema: Option<String>,
+    /// `postgres`: this instance's name in the record of deletions (default: the host name
+    /// and process ID).
+    pub node: Option<String>,
+}
+
+impl DatabaseSection {
+    /// The database password, when one is configured.
+    pub fn password(&self) -> Result<Option<Secret>, String> {
+        SecretSource::new(self.password_file.clone(), self.password_env.clone())
+            .load("database.password", "XMPP_UPLOAD_DB_PASSWORD")
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

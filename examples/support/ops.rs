@@ -81,7 +81,7 @@ async fn answer(req: Request<Incoming>, ops: &Ops) -> Response<Full<Bytes>> {
         (&Method::GET, "/metrics") => {
             let mut gauges = Vec::new();
             if let Some(r) = &ops.retention {
-                if let Ok(files) = r.records.inventory().oldest(usize::MAX) {
+                if let Some(Ok(files)) = r.records.inventory().map(|i| i.oldest(usize::MAX)) {
                     let bytes = files.iter().map(|f| f.size).fold(0u64, u64::saturating_add);
                     gauges.push((
                         "xmpp_upload_stored_files",

@@ -27,6 +27,7 @@ use xmpp_upload::service::{
 use xmpp_upload::storage::s3::S3Store;
 
 use super::metrics::Metrics;
+use super::pg_state::PgState;
 
 /// A quota store the host charges asynchronously (a database), on the library's two-phase
 /// path (`SlotService::begin`, then `PendingCharge::complete` with this result). It checks
@@ -39,14 +40,17 @@ pub trait AsyncCharge: Send + Sync + std::fmt::Debug {
     ) -> Pin<Box<dyn Future<Output = Result<(), ChargeError>> + Send + 'a>>;
 }
 
-/// The record of stored files and the quota state, chosen by `[database]`. A database-backed
-/// kind adds a variant here, with its `Inventory` and an `AsyncCharge`.
+/// The record of stored files and the quota state, chosen by `[database]`.
 #[derive(Debug, Clone)]
 pub enum Records {
     /// One process, in memory: the service's own `MemoryLedger` (simple path,
     /// `SlotService::process`) and a `MemoryInventory`; the local store's record is rebuilt
     /// from disk at start-up.
     Memory(Arc<MemoryInventory>),
+    /// PostgreSQL, shared by every instance: quotas are charged there on the two-phase path
+    /// (`pg_state::answer`), files are recorded when their slot is charged and confirmed
+    /// when the upload is seen, and deletions are claimed so each happens once.
+    Postgres(Arc<PgState>),
 }
 
 impl Records {
@@ -54,10 +58,20 @@ impl Records {
         Self::Memory(Arc::new(MemoryInventory::new()))
     }
 
-    /// The inventory, for `ServiceConfig::inventory` and for the planner.
-    pub fn inventory(&self) -> Arc<dyn Inventory> {
+    /// The in-process inventory, for `ServiceConfig::inventory` and for the planner (`None`
+    /// for a database: see [`Records::pg`]).
+    pub fn inventory(&self) -> Option<Arc<dyn Inventory>> {
         match self {
-            Self::Memory(m) => m.clone(),
+            Self::Memory(m) => Some(m.clone()),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// The shared database state, when `[database] kind = "postgres"`.
+    pub fn pg(&self) -> Option<&Arc<PgState>> {
+        match self {
+            Self::Postgres(pg) => Some(pg),
+            Self::Memory(_) => None,
         }
     }
 
@@ -65,7 +79,9 @@ impl Records {
     /// component answers through `begin`/`complete`); `None`: `SlotService::process`.
     pub fn async_charge(&self) -> Option<Arc<dyn AsyncCharge>> {
         match self {
-            Self::Memory(_) => None,
+            // PostgreSQL charges on the two-phase path too, with the file record in the same
+            // statement, so it needs the pending slot, not only the charge: `pg_state::answer`.
+            Self::Memory(_) | Self::Postgres(_) => None,
         }
     }
 }
@@ -201,8 +217,25 @@ impl Retention {
         if let Some(t) = content_type {
             file = file.with_content_type(t);
         }
-        if let Err(e) = self.records.inventory().record(file) {
-            tracing::error!("retention: cannot record {key}: {e}");
+        self.record(file);
+    }
+
+    /// Records a file seen in the store: in memory at once, in the database from a task.
+    fn record(&self, file: StoredFile) {
+        match &self.records {
+            Records::Memory(m) => {
+                if let Err(e) = m.record(file) {
+                    tracing::error!("retention: cannot record a file: {e}");
+                }
+            }
+            Records::Postgres(pg) => {
+                let pg = pg.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = pg.confirm(&file).await {
+                        tracing::error!("retention: cannot record {}: {e}", file.key);
+                    }
+                });
+            }
         }
     }
 
@@ -212,7 +245,10 @@ impl Retention {
         let Objects::Local(dir) = &self.objects else {
             return Ok(0);
         };
-        let inventory = self.records.inventory();
+        // A database keeps its record across restarts.
+        let Some(inventory) = self.records.inventory() else {
+            return Ok(0);
+        };
         let mut n = 0;
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name();
@@ -277,7 +313,23 @@ impl Retention {
 
     /// Deletes what `plan` chose: the object, then its record. Returns how many went.
     pub async fn apply(&self, deletions: Vec<Deletion>) -> usize {
-        let inventory = self.records.inventory();
+        let inventory = match &self.records {
+            Records::Memory(m) => m.clone(),
+            Records::Postgres(pg) => {
+                let now = OffsetDateTime::now_utc();
+                let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
+                return match pg.apply(deletions, now, del).await {
+                    Ok(r) => {
+                        self.metrics.deleted(r.deleted_bytes);
+                        r.deleted
+                    }
+                    Err(e) => {
+                        tracing::error!("retention: {e}");
+                        0
+                    }
+                };
+            }
+        };
         let mut done = 0;
         for d in deletions {
             match self.delete_object(&d.file.key).await {
@@ -304,7 +356,28 @@ impl Retention {
 
     /// One planner run over the whole record.
     pub async fn run_once(&self) -> usize {
-        let files = match self.records.inventory().oldest(usize::MAX) {
+        if let Records::Postgres(pg) = &self.records {
+            let now = OffsetDateTime::now_utc();
+            let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
+            // The quota window is the library's daily one.
+            return match pg
+                .run_retention(&self.policy, time::Duration::DAY, now, del)
+                .await
+            {
+                Ok(r) => {
+                    self.metrics.deleted(r.deleted_bytes);
+                    r.deleted
+                }
+                Err(e) => {
+                    tracing::error!("retention: {e}");
+                    0
+                }
+            };
+        }
+        let Some(inventory) = self.records.inventory() else {
+            return 0;
+        };
+        let files = match inventory.oldest(usize::MAX) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!("retention: {e}");
@@ -320,11 +393,10 @@ impl Retention {
 
     /// Deletes every file of `owner` (account removal).
     pub async fn remove_account(&self, owner: &BareJid) -> Result<(usize, usize), String> {
-        let files = self
-            .records
-            .inventory()
-            .files_of(owner)
-            .map_err(|e| e.to_string())?;
+        let files = match &self.records {
+            Records::Memory(m) => m.files_of(owner).map_err(|e| e.to_string())?,
+            Records::Postgres(pg) => pg.files_of(owner).await.map_err(|e| e.to_string())?,
+        };
         let planned = plan_account_removal(&files, owner);
         let n = planned.len();
         Ok((self.apply(planned).await, n))
@@ -343,11 +415,17 @@ impl Retention {
                     if let Some(t) = &p.content_type {
                         file = file.with_content_type(t.clone());
                     }
-                    if let Err(e) = self.records.inventory().record(file) {
-                        tracing::error!("retention: cannot record {key}: {e}");
+                    self.record(file);
+                }
+                Ok(None) => {
+                    tracing::debug!("retention: {key} was never uploaded");
+                    // The record made when its slot was charged goes.
+                    if let Some(pg) = self.records.pg() {
+                        if let Err(e) = pg.forget(&key).await {
+                            tracing::warn!("retention: cannot forget {key}: {e}");
+                        }
                     }
                 }
-                Ok(None) => tracing::debug!("retention: {key} was never uploaded"),
                 Err(e) => tracing::warn!("retention: cannot check {key}: {e}"),
             }
         }

@@ -1,0 +1,360 @@
+//! The PostgreSQL state of the examples (`examples/support/pg_state.rs`) against a real
+//! PostgreSQL: quota charges from two "instances" at once never admit more than the quota,
+//! refusals carry the right retry time, retention deletes each file exactly once however many
+//! instances run it, and a broken connection is remade.
+//!
+//! Needs a database: `XMPP_UPLOAD_TEST_PG='host=127.0.0.1 port=5432 user=postgres'`
+//! (`ci/multinode.sh` starts one and runs these). Without it every test passes at once, saying
+//! so on stderr. Each test works in its own PostgreSQL schema and drops it at the end.
+
+#[path = "../examples/support/pg_state.rs"]
+mod pg_state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pg_state::{answer, PgSettings, PgState};
+use xmpp_upload::minidom::Element;
+use xmpp_upload::service::{RetentionPolicy, StoredFile};
+use xmpp_upload::storage::signed::SignedUrlStore;
+use xmpp_upload::time::{Duration, OffsetDateTime};
+use xmpp_upload::{ServiceConfig, SlotService};
+
+fn db_url() -> Option<String> {
+    let url = std::env::var("XMPP_UPLOAD_TEST_PG")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if url.is_none() {
+        eprintln!("XMPP_UPLOAD_TEST_PG is not set: PostgreSQL test skipped");
+    }
+    url
+}
+
+/// Two instances on one schema, the schema dropped first (a previous failed run).
+async fn two_nodes(url: &str, schema: &str) -> (PgState, PgState) {
+    let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drop schema");
+    let settings = |node: &str| {
+        let mut s = PgSettings::new(url, node);
+        s.schema = schema.to_owned();
+        s
+    };
+    // Both create the schema at the same time: idempotent and serialised.
+    let (a, b) = tokio::join!(
+        PgState::connect(settings("node-a")),
+        PgState::connect(settings("node-b"))
+    );
+    (a.expect("node a"), b.expect("node b"))
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drop schema");
+}
+
+fn service(config: impl FnOnce(ServiceConfig) -> ServiceConfig) -> SlotService<SignedUrlStore> {
+    let c = ServiceConfig::new(
+        "upload.example.org".parse().unwrap(),
+        *b"test service secret of 32 bytes!",
+    )
+    .min_charge(1);
+    let store = SignedUrlStore::new(
+        "https://files.example.org/".parse().unwrap(),
+        *b"test storage key, 32 bytes long.",
+    );
+    SlotService::try_new(config(c), store).expect("service")
+}
+
+fn request(id: usize, user: &str, size: u64) -> Element {
+    format!(
+        "<iq xmlns='jabber:client' type='get' id='r{id}' from='{user}/res' \
+         to='upload.example.org'><request xmlns='urn:xmpp:http:upload:0' \
+         filename='f{id}.bin' size='{size}' content-type='application/octet-stream'/></iq>"
+    )
+    .parse()
+    .unwrap()
+}
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap()
+}
+
+fn retry_stamp(reply: &Element) -> Option<String> {
+    let error = reply.children().find(|c| c.name() == "error")?;
+    let retry = error.children().find(|c| c.name() == "retry")?;
+    retry.attr("stamp").map(str::to_owned)
+}
+
+fn stamp(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .replace("+00:00", "Z")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_charges_on_two_nodes_never_exceed_the_quota() {
+    let Some(url) = db_url() else { return };
+    let schema = "xu_test_concurrent";
+    let (a, b) = two_nodes(&url, schema).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let svc = Arc::new(service(|c| c.daily_quota(1_000).global_daily_quota(1_500)));
+    let now = t0();
+    // 3 users x 20 requests of 100 bytes, half through each node, all at once: each user may
+    // have 10, but all together only 15.
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let svc = svc.clone();
+        let user = ["alice@example.org", "bob@example.org", "carol@example.org"][i % 3];
+        tasks.push(tokio::spawn(async move {
+            let r = answer(&svc, &node, &request(i, user, 100), now).await;
+            (user, r.reply.unwrap().attr("type") == Some("result"))
+        }));
+    }
+    let mut per_user: HashMap<&str, u64> = HashMap::new();
+    for t in tasks {
+        let (user, ok) = t.await.unwrap();
+        if ok {
+            *per_user.entry(user).or_default() += 100;
+        }
+    }
+    let total: u64 = per_user.values().sum();
+    assert_eq!(total, 1_500, "{per_user:?}");
+    assert!(per_user.values().all(|v| *v <= 1_000), "{per_user:?}");
+    // Every admitted slot is recorded as a file.
+    let files = a.oldest(1000).await.unwrap();
+    assert_eq!(files.len(), 15);
+    drop_schema(&url, schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_the_retry_time() {
+    let Some(url) = db_url() else { return };
+    let schema = "xu_test_retry";
+    let (a, b) = two_nodes(&url, schema).await;
+    let svc = service(|c| c.daily_quota(100).global_daily_quota(180));
+    let ok = |r: &Element| r.attr("type") == Some("result");
+    let r = answer(&svc, &a, &request(1, "romeo@example.org", 60), t0()).await;
+    assert!(ok(r.reply.as_ref().unwrap()));
+    let later = t0() + Duration::seconds(1000);
+    let r = answer(&svc, &b, &request(2, "romeo@example.org", 40), later).await;
+    assert!(ok(r.reply.as_ref().unwrap()));
+    // Romeo's window is full: 1 more byte fits when the first charge leaves it.
+    let r = answer(
+        &svc,
+        &a,
+        &request(3, "romeo@example.org", 1),
+        t0() + Duration::seconds(2000),
+    )
+    .await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(retry_stamp(&reply), Some(stamp(t0() + Duration::DAY)));
+    // 61 bytes need both charges gone.
+    let r = answer(
+        &svc,
+        &b,
+        &request(4, "romeo@example.org", 61),
+        t0() + Duration::seconds(2000),
+    )
+    .await;
+    assert_eq!(
+        retry_stamp(&r.reply.unwrap()),
+        Some(stamp(later + Duration::DAY))
+    );
+    // Larger than the caps: never, so no retry element.
+    let r = answer(&svc, &b, &request(5, "romeo@example.org", 181), t0()).await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(retry_stamp(&reply), None);
+    // The global cap: 100 used, Juliet's 90 fits only when Romeo's first 60 leave.
+    let r = answer(
+        &svc,
+        &a,
+        &request(6, "juliet@example.org", 90),
+        t0() + Duration::seconds(3000),
+    )
+    .await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(retry_stamp(&reply), Some(stamp(t0() + Duration::DAY)));
+    // At the retry time the charge is admitted.
+    let r = answer(
+        &svc,
+        &b,
+        &request(7, "romeo@example.org", 1),
+        t0() + Duration::DAY,
+    )
+    .await;
+    assert!(ok(r.reply.as_ref().unwrap()));
+    drop_schema(&url, schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_quota_retry_follows_the_retention_age() {
+    let Some(url) = db_url() else { return };
+    let schema = "xu_test_stored";
+    let (a, _b) = two_nodes(&url, schema).await;
+    let svc = service(|c| {
+        c.stored_quota(1_000)
+            .retention(RetentionPolicy::new().max_age(Duration::days(7)))
+    });
+    let romeo = "romeo@example.org".parse().unwrap();
+    let old = t0() - Duration::days(2);
+    a.record(&StoredFile::new(romeo, "k1/old.bin", 600, old))
+        .await
+        .unwrap();
+    let r = answer(&svc, &a, &request(1, "romeo@example.org", 500), t0()).await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(retry_stamp(&reply), Some(stamp(old + Duration::days(7))));
+    let r = answer(&svc, &a, &request(2, "romeo@example.org", 400), t0()).await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    assert_eq!(
+        a.stored_bytes(&"romeo@example.org".parse().unwrap())
+            .await
+            .unwrap(),
+        1_000
+    );
+    drop_schema(&url, schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_on_two_nodes_deletes_each_file_exactly_once() {
+    let Some(url) = db_url() else { return };
+    let schema = "xu_test_retention";
+    let (a, b) = two_nodes(&url, schema).await;
+    let owner: xmpp_upload::jid::BareJid = "romeo@example.org".parse().unwrap();
+    for i in 0..40 {
+        let created = t0() - Duration::days(10) + Duration::seconds(i);
+        a.record(&StoredFile::new(
+            owner.clone(),
+            format!("k{i:02}/f.bin"),
+            10,
+            created,
+        ))
+        .await
+        .unwrap();
+    }
+    // Two fresh files stay.
+    for i in 0..2 {
+        b.record(&StoredFile::new(
+            owner.clone(),
+            format!("new{i}/f.bin"),
+            10,
+            t0(),
+        ))
+        .await
+        .unwrap();
+    }
+    let policy = RetentionPolicy::new().max_age(Duration::days(7));
+    let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let deleter = |node: &'static str| {
+        let calls = calls.clone();
+        move |f: StoredFile| {
+            let calls = calls.clone();
+            async move {
+                tokio::task::yield_now().await;
+                *calls.lock().unwrap().entry(f.key).or_default() += 1;
+                let _ = node;
+                Ok::<(), String>(())
+            }
+        }
+    };
+    let (ra, rb) = tokio::join!(
+        a.run_retention(&policy, Duration::DAY, t0(), deleter("a")),
+        b.run_retention(&policy, Duration::DAY, t0(), deleter("b"))
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.deleted + rb.deleted, 40, "{ra:?} {rb:?}");
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 40);
+    assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+    assert_eq!(a.deletions().await.unwrap(), 40);
+    assert_eq!(b.oldest(100).await.unwrap().len(), 2);
+    // A failed object delete keeps the record for the next pass.
+    b.record(&StoredFile::new(
+        owner.clone(),
+        "x/f.bin",
+        10,
+        t0() - Duration::days(9),
+    ))
+    .await
+    .unwrap();
+    let r = a
+        .run_retention(&policy, Duration::DAY, t0(), |_| async {
+            Err::<(), _>("store down")
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.planned, r.failed, r.deleted), (1, 1, 0));
+    let r = b
+        .run_retention(&policy, Duration::DAY, t0(), |_| async {
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 1);
+    assert_eq!(a.deletions().await.unwrap(), 41);
+    drop_schema(&url, schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_connection_is_remade_and_a_dead_database_is_an_error() {
+    let Some(url) = db_url() else { return };
+    let schema = "xu_test_reconnect";
+    // Its own application name, so that killing its sessions spares the other tests'.
+    let url = format!("{url} application_name=xu_test_reconnect");
+    let (a, _b) = two_nodes(&url, schema).await;
+    let svc = service(|c| c.daily_quota(1_000));
+    // Kill this test's sessions but the admin's.
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'xu_test_reconnect' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The first query after the kill may fail (answered internal-server-error), then it works.
+    let first = answer(&svc, &a, &request(1, "romeo@example.org", 10), t0()).await;
+    let first_type = first.reply.unwrap().attr("type").map(str::to_owned);
+    let second = answer(&svc, &a, &request(2, "romeo@example.org", 10), t0()).await;
+    assert_eq!(
+        second.reply.unwrap().attr("type"),
+        Some("result"),
+        "first: {first_type:?}"
+    );
+    // A database nobody listens on: a typed error, no panic.
+    let dead = PgState::connect(PgSettings::new("host=127.0.0.1 port=1 user=postgres", "x")).await;
+    assert!(matches!(dead, Err(pg_state::PgError::Db(_))));
+    // A password in the connection string is refused.
+    let leaky = PgState::connect(PgSettings::new(
+        "host=127.0.0.1 user=postgres password=hunter2",
+        "x",
+    ))
+    .await;
+    let err = leaky.err().unwrap().to_string();
+    assert!(
+        err.contains("password file") && !err.contains("hunter2"),
+        "{err}"
+    );
+    drop_schema(&url, schema).await;
+}
