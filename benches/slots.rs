@@ -11,6 +11,12 @@
 //!   with 10^3 and 10^6 distinct users.
 //!
 //! Run: `cargo bench --bench slots`.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration as StdDuration, UNIX_EPOCH};

@@ -8,6 +8,12 @@
 //! The "database" here is an in-process table behind an async mutex with simulated round
 //! trips; a real host runs the same check-and-record in one SQL statement or transaction
 //! (`UPDATE quota SET used = used + $2 WHERE jid = $1 AND used + $2 <= $3`, say).
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

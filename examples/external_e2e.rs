@@ -15,6 +15,12 @@
 //! * accepts a Unicode file name with `#`, `?`, `%` and spaces end to end.
 //!
 //! Exits non-zero on the first unexpected answer.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 use std::error::Error;
 use std::io::Read;

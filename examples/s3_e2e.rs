@@ -31,6 +31,12 @@
 //!     LIST gets 403; and with a public GET base the slot's GET URL is `{base}/{key}`.
 //!
 //! It exits non-zero if any check failed.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 use std::process::ExitCode;
 

@@ -24,6 +24,12 @@
 //!   it (`support/stanza_guard.rs`), and the runtime's threads get large stacks.
 //! * SIGTERM/SIGINT: stop accepting, let HTTP requests in flight finish (bounded by
 //!   `http.shutdown_grace_secs`), close the XMPP stream.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 #[path = "support/config.rs"]
 mod config;

@@ -14,6 +14,12 @@
 //! 5. follows a stable link (302 to a fresh signed URL) and purges the store.
 //!
 //! Exits with status 1 if any check fails.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 #[path = "support/http_store.rs"]
 mod http_store;

@@ -25,7 +25,7 @@ impl SecretKey {
         // HMAC accepts keys of any length; the error arm cannot happen.
         let keyed = match HmacSha256::new_from_slice(&bytes) {
             Ok(mac) => mac,
-            Err(_) => HmacSha256::new(&Default::default()),
+            Err(_) => HmacSha256::new(&hmac::digest::Key::<HmacSha256>::default()),
         };
         Self {
             keyed,

@@ -57,6 +57,13 @@
 //!   an `http::HeaderMap`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::pedantic,
+        reason = "unit tests favour spelled-out vectors over the pedantic lints of the API"
+    )
+)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rustdoc::broken_intra_doc_links)]
 #![cfg_attr(

@@ -40,7 +40,7 @@ pub(crate) fn renamespace(e: Element, ns: &str) -> Element {
         return e;
     }
     let mut out = Element::bare(e.name(), ns);
-    for ((attr_ns, name), value) in e.attrs().iter() {
+    for ((attr_ns, name), value) in e.attrs() {
         out.set_attr(attr_ns.clone(), name.clone(), value.clone());
     }
     let mut e = e;

@@ -1,4 +1,10 @@
 //! All integration tests in one binary (one link on 2 cores): the modules are in `suite/`.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 #[path = "suite/common.rs"]
 mod common;

@@ -6,6 +6,12 @@
 //! Needs a database: `XMPP_UPLOAD_TEST_PG='host=127.0.0.1 port=5432 user=postgres'`
 //! (`ci/multinode.sh` starts one and runs these). Without it every test passes at once, saying
 //! so on stderr. Each test works in its own PostgreSQL schema and drops it at the end.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 #[path = "../examples/support/pg_state.rs"]
 mod pg_state;

@@ -8,6 +8,12 @@
 //! over the same request, and the query must carry exactly the oracle's parameters. The path is
 //! checked separately against an independent strict encoding of prefix, bucket and key, since
 //! the oracle (as the AWS SDK's S3 client uses it) signs the path as given.
+#![allow(
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
+)]
 
 use std::time::{Duration as StdDuration, UNIX_EPOCH};
 

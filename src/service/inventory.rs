@@ -24,7 +24,7 @@
 //! ```
 
 use core::fmt;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use jid::BareJid;
@@ -140,7 +140,7 @@ struct InventoryState {
     by_key: HashMap<String, StoredFile>,
     /// Per owner: their keys in age order, and their total.
     by_owner: HashMap<BareJid, (BTreeSet<(OffsetDateTime, String)>, u64)>,
-    by_age: BTreeMap<(OffsetDateTime, String), ()>,
+    by_age: BTreeSet<(OffsetDateTime, String)>,
     total_bytes: u64,
 }
 
@@ -190,7 +190,7 @@ impl Inventory for MemoryInventory {
         let mut s = self.lock();
         s.remove(&file.key);
         let order = (file.created, file.key.clone());
-        s.by_age.insert(order.clone(), ());
+        s.by_age.insert(order.clone());
         let entry = s.by_owner.entry(file.owner.clone()).or_default();
         entry.0.insert(order);
         entry.1 = entry.1.saturating_add(file.size);
@@ -223,7 +223,7 @@ impl Inventory for MemoryInventory {
     fn oldest(&self, limit: usize) -> Result<Vec<StoredFile>, InventoryError> {
         let s = self.lock();
         Ok(s.by_age
-            .keys()
+            .iter()
             .take(limit)
             .filter_map(|(_, k)| s.by_key.get(k).cloned())
             .collect())

@@ -617,12 +617,11 @@ impl<S: StorageBackend> SlotService<S> {
             .transpose()?;
         if let Some(allowed) = &c.allowed_content_types {
             let octets;
-            let ty = match &content_type {
-                Some(t) => t,
-                None => {
-                    octets = ContentType::octet_stream();
-                    &octets
-                }
+            let ty = if let Some(t) = &content_type {
+                t
+            } else {
+                octets = ContentType::octet_stream();
+                &octets
             };
             if !allowed.iter().any(|p| ty.matches(p)) {
                 return Err(SlotError::ContentTypeNotAllowed);

@@ -186,7 +186,7 @@ impl ServiceInfo {
                 x.children()
                     .find(|f| f.is("field", ns::DATA_FORMS) && f.attr("var") == Some(var))
                     .and_then(|f| child(f, "value", ns::DATA_FORMS))
-                    .map(|v| v.text())
+                    .map(Element::text)
             };
             (field_value("FORM_TYPE"), field_value("max-file-size"))
         });

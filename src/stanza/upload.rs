@@ -543,12 +543,11 @@ impl Slot {
         let get_el = one("get")?;
         let url_of = |c: &Element, name: &'static str| -> Result<Url, ParseError> {
             let text;
-            let raw = match c.attr("url") {
-                Some(u) => u,
-                None => {
-                    text = c.text();
-                    text.trim()
-                }
+            let raw = if let Some(u) = c.attr("url") {
+                u
+            } else {
+                text = c.text();
+                text.trim()
             };
             if raw.is_empty() {
                 return Err(ParseError::MissingAttribute("url"));

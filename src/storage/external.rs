@@ -266,7 +266,7 @@ impl fmt::Debug for ExternalStore {
             .field("scheme", &self.scheme)
             .field("allow_insecure_http", &self.allow_http)
             .field("secret", &"<redacted>")
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

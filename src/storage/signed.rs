@@ -536,9 +536,9 @@ impl SignedUrlStore {
         feed(&mut mac, VERSION.as_bytes());
         feed_key(&mut mac, id, &name);
         for f in [&p.size, &p.max, &p.ty, &p.sha256, &p.md5]
-            .map(field)
+            .map(|v| field(v.as_ref()))
             .into_iter()
-            .chain([exp.as_bytes(), field(&p.by)])
+            .chain([exp.as_bytes(), field(p.by.as_ref())])
         {
             feed(&mut mac, f);
         }
@@ -719,8 +719,8 @@ fn join_key(id: &str, name: &str) -> String {
 }
 
 /// A parameter's bytes, empty when absent.
-fn field<'a>(f: &'a Option<Cow<'_, str>>) -> &'a [u8] {
-    f.as_deref().unwrap_or_default().as_bytes()
+fn field<'a>(f: Option<&'a Cow<'_, str>>) -> &'a [u8] {
+    f.map_or(&[][..], |v| v.as_bytes())
 }
 
 /// The `type/subtype` of a content type.
@@ -769,7 +769,10 @@ impl StorageBackend for SignedUrlStore {
             Some(s) => (s.to_string(), String::new()),
             None => (String::new(), grant.max_size().to_string()),
         };
-        let ty = grant.content_type().map(|t| t.as_str()).unwrap_or_default();
+        let ty = grant
+            .content_type()
+            .map(ContentType::as_str)
+            .unwrap_or_default();
         let sha256 = grant.sha256().map(|d| hex(d)).unwrap_or_default();
         let md5 = grant.md5().map(|d| hex(d)).unwrap_or_default();
         let owner = grant.requester().as_str();

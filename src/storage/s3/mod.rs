@@ -626,9 +626,9 @@ impl S3Store {
         }
         // The bucket's URL: `endpoint-path/bucket` in path style, the host's root otherwise.
         let path = if base.prefix.is_empty() {
-            "/".to_owned()
+            "/"
         } else {
-            base.prefix.clone()
+            base.prefix.as_str()
         };
         self.sign_path(
             base,
@@ -741,7 +741,7 @@ impl S3Store {
         check_key(key)?;
         let mut path = base.prefix.clone();
         push_key_path(&mut path, key);
-        self.sign_path(base, method, path, now, expires_in, headers, extra)
+        self.sign_path(base, method, &path, now, expires_in, headers, extra)
     }
 
     /// Signs one request for an encoded `path` (an object's, or the bucket's for a listing).
@@ -750,7 +750,7 @@ impl S3Store {
         &self,
         base: &Base,
         method: &str,
-        path: String,
+        path: &str,
         now: OffsetDateTime,
         expires_in: Duration,
         mut headers: SignedHeaders,
@@ -780,7 +780,7 @@ impl S3Store {
         params.extend_from_slice(extra);
         let query = canonical_query(&params);
 
-        let canonical_request = canonical_request(method, &path, &query, &headers);
+        let canonical_request = canonical_request(method, path, &query, &headers);
         let string_to_sign = string_to_sign(&ts.amz_date, &scope, &canonical_request);
         let signing_key = self
             .keys
