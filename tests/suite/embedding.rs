@@ -20,6 +20,19 @@ use xmpp_upload::{ServiceConfig, SlotError, SlotService};
 
 use super::common::*;
 
+/// An S3 store with AWS's documentation credentials.
+fn s3_store(bucket: &str, endpoint: &str, path_style: bool) -> S3Store {
+    S3Store::new(S3Config {
+        endpoint: endpoint.parse().unwrap(),
+        bucket: bucket.into(),
+        region: "eu-west-1".into(),
+        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+        path_style,
+    })
+}
+
 fn request(id: &str, from: &str, size: u64) -> Element {
     parse(&format!(
         "<iq type='get' id='{id}' from='{from}' to='upload.montague.tld'>\
@@ -218,17 +231,7 @@ fn refused_configurations() {
             b"store key: 32 bytes of entropy!!",
         )
     };
-    let s3 = |bucket: &str, endpoint: &str| {
-        S3Store::new(S3Config {
-            endpoint: endpoint.parse().unwrap(),
-            bucket: bucket.into(),
-            region: "eu-west-1".into(),
-            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-            secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-            session_token: None,
-            path_style: true,
-        })
-    };
+    let s3 = |bucket: &str, endpoint: &str| s3_store(bucket, endpoint, true);
     fn check<S: StorageBackend>(
         row: &str,
         config: ServiceConfig,
@@ -567,15 +570,7 @@ fn error_echo_is_shallow_and_keeps_legacy_children() {
 
 #[test]
 fn s3_bucket_error_names_the_bucket_rule() {
-    let store = S3Store::new(S3Config {
-        endpoint: "https://s3.eu-west-1.amazonaws.com".parse().unwrap(),
-        bucket: "Chat_Uploads".into(),
-        region: "eu-west-1".into(),
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-        session_token: None,
-        path_style: false,
-    });
+    let store = s3_store("Chat_Uploads", "https://s3.eu-west-1.amazonaws.com", false);
     // `new` takes it; the request is refused and the host learns why.
     let svc = SlotService::new(config(), store);
     let answer = svc.process(&request("s", "romeo@montague.tld/a", 5), now());
@@ -590,15 +585,7 @@ fn s3_bucket_error_names_the_bucket_rule() {
 
 #[test]
 fn s3_needs_a_declared_size_and_says_so_as_bad_request() {
-    let store = S3Store::new(S3Config {
-        endpoint: "https://s3.eu-west-1.amazonaws.com".parse().unwrap(),
-        bucket: "chat-uploads".into(),
-        region: "eu-west-1".into(),
-        access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
-        secret_access_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
-        session_token: None,
-        path_style: false,
-    });
+    let store = s3_store("chat-uploads", "https://s3.eu-west-1.amazonaws.com", false);
     let svc = SlotService::new(config(), store);
     // ProcessOne's upload by MD5 alone: a presigned PUT cannot cap its size.
     let up = parse(
