@@ -231,7 +231,7 @@ impl UploadTarget {
 mod tests {
     use super::*;
     use crate::checked::{ContentType, FileName};
-    use crate::storage::{StorageBackend, UploadGrant};
+    use crate::storage::{CheckedUpload, StorageBackend, UploadGrant};
 
     fn now() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
@@ -242,19 +242,19 @@ mod tests {
     }
 
     fn target(size: u64, ty: Option<&str>, md5: Option<[u8; 16]>) -> UploadTarget {
-        let grant = UploadGrant::new(
-            [0xab; 16],
-            FileName::new("a.jpg").unwrap(),
-            Some(size),
-            size,
-            ty.map(|t| ContentType::new(t).unwrap()),
-            None,
+        let grant = UploadGrant::new(CheckedUpload {
+            slot_id: [0xab; 16],
+            filename: FileName::new("a.jpg").unwrap(),
+            size: Some(size),
+            max_size: size,
+            content_type: ty.map(|t| ContentType::new(t).unwrap()),
+            sha256: None,
             md5,
-            "romeo@montague.tld".parse().unwrap(),
-            now(),
-            now() + time::Duration::seconds(300),
-            None,
-        );
+            requester: "romeo@montague.tld".parse().unwrap(),
+            now: now(),
+            put_expires: now() + time::Duration::seconds(300),
+            get_expires: None,
+        });
         store().issue_upload(&grant).unwrap()
     }
 

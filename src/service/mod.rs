@@ -89,7 +89,9 @@ use crate::stanza::file_transfer::{self, DownloadResult, FileMessage, UploadResu
 use crate::stanza::iq::{Iq, IqType};
 use crate::stanza::upload::{Purpose, Slot, SlotHeader, SlotRequest};
 use crate::stanza::{Dialect, ParseError};
-use crate::storage::{DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
+use crate::storage::{
+    CheckedUpload, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget,
+};
 
 /// The deepest upload payload accepted, in element levels below the IQ. The deepest
 /// legitimate payload (a legacy request's `<filename/>` text) has 2; anything deeper is
@@ -657,19 +659,19 @@ impl<S: StorageBackend> SlotService<S> {
         let mut slot_id = [0u8; 16];
         slot_id.copy_from_slice(tag.get(..16).unwrap_or(&[0; 16]));
         let info_type = content_type.as_ref().map(|t| t.as_str().to_owned());
-        let grant = UploadGrant::new(
+        let grant = UploadGrant::new(CheckedUpload {
             slot_id,
             filename,
-            ask.size,
-            ask.size.unwrap_or(c.max_file_size),
+            size: ask.size,
+            max_size: ask.size.unwrap_or(c.max_file_size),
             content_type,
-            ask.sha256,
-            ask.md5,
-            bare.clone(),
+            sha256: ask.sha256,
+            md5: ask.md5,
+            requester: bare.clone(),
             now,
             put_expires,
             get_expires,
-        );
+        });
         let target = self
             .storage
             .issue_upload(&grant)

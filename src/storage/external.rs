@@ -573,6 +573,7 @@ fn sha1(data: &[u8]) -> [u8; 20] {
 mod tests {
     use super::*;
     use crate::checked::FileName;
+    use crate::storage::CheckedUpload;
     use jid::BareJid;
     use time::OffsetDateTime;
 
@@ -588,19 +589,19 @@ mod tests {
 
     fn grant(requester: &str, name: &str, size: Option<u64>, ct: Option<&str>) -> UploadGrant {
         let now = OffsetDateTime::UNIX_EPOCH;
-        UploadGrant::new(
-            SLOT,
-            FileName::new(name).unwrap(),
+        UploadGrant::new(CheckedUpload {
+            slot_id: SLOT,
+            filename: FileName::new(name).unwrap(),
             size,
-            size.unwrap_or(1 << 20),
-            ct.map(|c| ContentType::new(c).unwrap()),
-            None,
-            None,
-            BareJid::new(requester).unwrap(),
+            max_size: size.unwrap_or(1 << 20),
+            content_type: ct.map(|c| ContentType::new(c).unwrap()),
+            sha256: None,
+            md5: None,
+            requester: BareJid::new(requester).unwrap(),
             now,
-            now + time::Duration::minutes(5),
-            None,
-        )
+            put_expires: now + time::Duration::minutes(5),
+            get_expires: None,
+        })
     }
 
     fn query(url: &Url) -> &str {

@@ -105,21 +105,39 @@ pub struct UploadGrant {
     _proof: (),
 }
 
+/// What the service's policy check established about one upload, field by field: the one
+/// value an [`UploadGrant`] is built from (crate-private; only the service builds one).
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedUpload {
+    pub(crate) slot_id: [u8; 16],
+    pub(crate) filename: FileName,
+    pub(crate) size: Option<u64>,
+    pub(crate) max_size: u64,
+    pub(crate) content_type: Option<ContentType>,
+    pub(crate) sha256: Option<[u8; 32]>,
+    pub(crate) md5: Option<[u8; 16]>,
+    pub(crate) requester: BareJid,
+    pub(crate) now: OffsetDateTime,
+    pub(crate) put_expires: OffsetDateTime,
+    pub(crate) get_expires: Option<OffsetDateTime>,
+}
+
 impl UploadGrant {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        slot_id: [u8; 16],
-        filename: FileName,
-        size: Option<u64>,
-        max_size: u64,
-        content_type: Option<ContentType>,
-        sha256: Option<[u8; 32]>,
-        md5: Option<[u8; 16]>,
-        requester: BareJid,
-        now: OffsetDateTime,
-        put_expires: OffsetDateTime,
-        get_expires: Option<OffsetDateTime>,
-    ) -> Self {
+    /// The grant of a checked upload, with its object key `{slot id hex}/{file name}`.
+    pub(crate) fn new(checked: CheckedUpload) -> Self {
+        let CheckedUpload {
+            slot_id,
+            filename,
+            size,
+            max_size,
+            content_type,
+            sha256,
+            md5,
+            requester,
+            now,
+            put_expires,
+            get_expires,
+        } = checked;
         let key = format!("{}/{}", crate::crypto::hex(&slot_id), filename.as_str());
         Self {
             key,

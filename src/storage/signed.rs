@@ -829,6 +829,7 @@ impl StorageBackend for SignedUrlStore {
 mod tests {
     use super::*;
     use crate::checked::{ContentType, FileName};
+    use crate::storage::CheckedUpload;
     use time::Duration;
 
     fn now() -> OffsetDateTime {
@@ -836,19 +837,19 @@ mod tests {
     }
 
     fn grant(name: &str, size: u64, ty: Option<&str>) -> UploadGrant {
-        UploadGrant::new(
-            [0xab; 16],
-            FileName::new(name).unwrap(),
-            Some(size),
-            size,
-            ty.map(|t| ContentType::new(t).unwrap()),
-            None,
-            None,
-            "romeo@montague.tld".parse().unwrap(),
-            now(),
-            now() + Duration::seconds(300),
-            None,
-        )
+        UploadGrant::new(CheckedUpload {
+            slot_id: [0xab; 16],
+            filename: FileName::new(name).unwrap(),
+            size: Some(size),
+            max_size: size,
+            content_type: ty.map(|t| ContentType::new(t).unwrap()),
+            sha256: None,
+            md5: None,
+            requester: "romeo@montague.tld".parse().unwrap(),
+            now: now(),
+            put_expires: now() + Duration::seconds(300),
+            get_expires: None,
+        })
     }
 
     fn store() -> SignedUrlStore {

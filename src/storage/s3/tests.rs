@@ -8,6 +8,7 @@ use super::sign::{root_key, signing_key, Timestamp};
 use super::*;
 use crate::checked::{ContentType, FileName};
 use crate::crypto::hex;
+use crate::storage::CheckedUpload;
 
 const AKID: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -499,19 +500,19 @@ fn grant(
     md5: Option<[u8; 16]>,
     get_expires: Option<OffsetDateTime>,
 ) -> UploadGrant {
-    UploadGrant::new(
-        [0x11; 16],
-        FileName::new("Фото.jpg").unwrap(),
+    UploadGrant::new(CheckedUpload {
+        slot_id: [0x11; 16],
+        filename: FileName::new("Фото.jpg").unwrap(),
         size,
-        10_000_000,
-        Some(ContentType::new("image/jpeg").unwrap()),
-        None,
+        max_size: 10_000_000,
+        content_type: Some(ContentType::new("image/jpeg").unwrap()),
+        sha256: None,
         md5,
-        "alice@example.org".parse().unwrap(),
-        at(T0),
-        at(T0 + 300),
+        requester: "alice@example.org".parse().unwrap(),
+        now: at(T0),
+        put_expires: at(T0 + 300),
         get_expires,
-    )
+    })
 }
 
 fn query_param(url: &Url, name: &str) -> Option<String> {
@@ -622,19 +623,19 @@ fn issue_upload_needs_declared_size() {
 }
 
 fn typed_grant(ty: Option<&str>, name: &str) -> UploadGrant {
-    UploadGrant::new(
-        [0x22; 16],
-        FileName::new(name).unwrap(),
-        Some(7),
-        10_000_000,
-        ty.map(|t| ContentType::new(t).unwrap()),
-        None,
-        None,
-        "alice@example.org".parse().unwrap(),
-        at(T0),
-        at(T0 + 300),
-        None,
-    )
+    UploadGrant::new(CheckedUpload {
+        slot_id: [0x22; 16],
+        filename: FileName::new(name).unwrap(),
+        size: Some(7),
+        max_size: 10_000_000,
+        content_type: ty.map(|t| ContentType::new(t).unwrap()),
+        sha256: None,
+        md5: None,
+        requester: "alice@example.org".parse().unwrap(),
+        now: at(T0),
+        put_expires: at(T0 + 300),
+        get_expires: None,
+    })
 }
 
 fn required(t: &UploadTarget) -> Vec<(&str, &str)> {
@@ -1281,19 +1282,19 @@ fn slot_keys_live_under_the_prefix() {
     let long = S3Store::new(config("https://s3.example", "uploads", true))
         .key_prefix(format!("{}/", "p".repeat(511)));
     let name = "n".repeat(255);
-    let g = UploadGrant::new(
-        [0x11; 16],
-        FileName::new(&name).unwrap(),
-        Some(5),
-        10,
-        None,
-        None,
-        None,
-        "alice@example.org".parse().unwrap(),
-        at(T0),
-        at(T0 + 300),
-        None,
-    );
+    let g = UploadGrant::new(CheckedUpload {
+        slot_id: [0x11; 16],
+        filename: FileName::new(&name).unwrap(),
+        size: Some(5),
+        max_size: 10,
+        content_type: None,
+        sha256: None,
+        md5: None,
+        requester: "alice@example.org".parse().unwrap(),
+        now: at(T0),
+        put_expires: at(T0 + 300),
+        get_expires: None,
+    });
     assert!(long.issue_upload(&g).is_ok()); // 512 + 33 + 255 bytes
 }
 
