@@ -72,7 +72,7 @@ impl SignedUrlStore {
     /// A store issuing URLs below `base_url`, signed with `key` (use at least 32 random
     /// bytes; the HTTP server that verifies needs the same key). The base must be `https`,
     /// or `http` on a loopback host, unless [`SignedUrlStore::allow_insecure_http`] is set;
-    /// otherwise issuing fails with [`StorageError::InsecureBaseUrl`].
+    /// otherwise issuing fails with [`StorageError::InsecureBaseUrl`](crate::storage::StorageError::InsecureBaseUrl).
     #[must_use]
     pub fn new(base_url: Url, key: impl Into<Vec<u8>>) -> Self {
         let base_segments = base_url
