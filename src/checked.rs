@@ -3,6 +3,7 @@
 //! [`InlinePolicy`] is the one rule for serving a file `inline` or as an `attachment`.
 
 use core::fmt::{self, Write as _};
+use std::borrow::Cow;
 
 /// The longest file name accepted, in bytes (the common file-system limit).
 pub const MAX_FILENAME_BYTES: usize = 255;
@@ -220,69 +221,98 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// A media type checked against RFC 9110, borrowed from the input.
+struct MediaType<'a> {
+    /// The input without surrounding whitespace.
+    given: &'a str,
+    /// `type/subtype`, as written.
+    essence: &'a str,
+    is_text: bool,
+    /// The `charset` parameter's value, as written (quoted strings resolved).
+    charset: Option<Cow<'a, str>>,
+}
+
+/// RFC 9110 §8.3.1 `media-type`, strictly: see [`ContentType`] for the rules.
+fn parse_media_type(s: &str) -> Result<MediaType<'_>, ContentTypeError> {
+    if s.len() > MAX_CONTENT_TYPE_BYTES {
+        return Err(ContentTypeError::TooLong);
+    }
+    // Finding: `image/png; x=y, text/html` passed an `image/*` allow-list. A comma has no
+    // place in one media type (RFC 9110 §5.6.1 makes it the list separator), so it is
+    // refused anywhere, quoted strings included.
+    if s.contains(',') {
+        return Err(ContentTypeError::Comma);
+    }
+    let given = s.trim_matches([' ', '\t']);
+    let mut cur = Cursor {
+        s: given.as_bytes(),
+        pos: 0,
+    };
+    let ty = cur.token()?;
+    if cur.bump() != Some(b'/') {
+        return Err(ContentTypeError::Invalid);
+    }
+    let sub = cur.token()?;
+    if ty == "*" || sub == "*" {
+        return Err(ContentTypeError::Invalid);
+    }
+    let essence = given.get(..cur.pos).ok_or(ContentTypeError::Invalid)?;
+    let mut charset: Option<Cow<'_, str>> = None;
+    loop {
+        cur.skip_ows();
+        match cur.bump() {
+            None => break,
+            Some(b';') => {}
+            Some(_) => return Err(ContentTypeError::Invalid),
+        }
+        cur.skip_ows();
+        // RFC 9110 allows an empty parameter (`;;`); nothing sends one, so it is refused.
+        let name = cur.token()?;
+        if cur.bump() != Some(b'=') {
+            return Err(ContentTypeError::Invalid);
+        }
+        let value = if cur.peek() == Some(b'"') {
+            cur.pos += 1;
+            Cow::Owned(cur.quoted()?)
+        } else {
+            Cow::Borrowed(cur.token()?)
+        };
+        if name.eq_ignore_ascii_case("charset") {
+            if charset.is_some() || !is_token(&value) {
+                return Err(ContentTypeError::Invalid);
+            }
+            charset = Some(value);
+        }
+    }
+    Ok(MediaType {
+        given,
+        essence,
+        is_text: ty.eq_ignore_ascii_case("text"),
+        charset,
+    })
+}
+
 impl ContentType {
     /// Checks and normalises a content type (see the type's docs for the grammar).
     pub fn new(s: &str) -> Result<Self, ContentTypeError> {
-        if s.len() > MAX_CONTENT_TYPE_BYTES {
-            return Err(ContentTypeError::TooLong);
-        }
-        // Finding: `image/png; x=y, text/html` passed an `image/*` allow-list. A comma has no
-        // place in one media type (RFC 9110 §5.6.1 makes it the list separator), so it is
-        // refused anywhere, quoted strings included.
-        if s.contains(',') {
-            return Err(ContentTypeError::Comma);
-        }
-        let given = s.trim_matches([' ', '\t']);
-        let mut cur = Cursor {
-            s: given.as_bytes(),
-            pos: 0,
-        };
-        let ty = cur.token()?;
-        if cur.bump() != Some(b'/') {
-            return Err(ContentTypeError::Invalid);
-        }
-        let sub = cur.token()?;
-        if ty == "*" || sub == "*" {
-            return Err(ContentTypeError::Invalid);
-        }
-        let mut charset: Option<String> = None;
-        loop {
-            cur.skip_ows();
-            match cur.bump() {
-                None => break,
-                Some(b';') => {}
-                Some(_) => return Err(ContentTypeError::Invalid),
-            }
-            cur.skip_ows();
-            // RFC 9110 allows an empty parameter (`;;`); nothing sends one, so it is refused.
-            let name = cur.token()?;
-            if cur.bump() != Some(b'=') {
-                return Err(ContentTypeError::Invalid);
-            }
-            let value = if cur.peek() == Some(b'"') {
-                cur.pos += 1;
-                cur.quoted()?
-            } else {
-                cur.token()?.to_owned()
-            };
-            if name.eq_ignore_ascii_case("charset") {
-                if charset.is_some() || !is_token(&value) {
-                    return Err(ContentTypeError::Invalid);
-                }
-                charset = Some(value.to_ascii_lowercase());
-            }
-        }
-        let mut normal = format!("{ty}/{sub}").to_ascii_lowercase();
+        let parsed = parse_media_type(s)?;
+        let mut normal = parsed.essence.to_ascii_lowercase();
         let essence_len = normal.len();
-        if let Some(cs) = charset.filter(|_| ty.eq_ignore_ascii_case("text")) {
+        if let Some(cs) = parsed.charset.filter(|_| parsed.is_text) {
             normal.push_str("; charset=");
-            normal.push_str(&cs);
+            normal.push_str(&cs.to_ascii_lowercase());
         }
         Ok(Self {
-            given: given.to_owned(),
+            given: parsed.given.to_owned(),
             normal,
             essence_len,
         })
+    }
+
+    /// The `type/subtype` of `s` as written (case kept), after the checks of
+    /// [`ContentType::new`], without building a value: what a verifier compares.
+    pub(crate) fn essence_of(s: &str) -> Result<&str, ContentTypeError> {
+        parse_media_type(s).map(|p| p.essence)
     }
 
     /// `application/octet-stream`, the type assumed when a request names none.

@@ -145,7 +145,7 @@ impl SignedUrlStore {
         &self,
         parts: &Parts,
         now: OffsetDateTime,
-    ) -> Result<VerifiedPut, VerifyError> {
+    ) -> Result<VerifiedPut<'static>, VerifyError> {
         if parts.method != Method::PUT {
             return Err(VerifyError::MethodNotAllowed);
         }
@@ -159,7 +159,7 @@ impl SignedUrlStore {
         let url = request_url(self.base_url(), &parts.uri);
         let verified = self.verify_put_request(&url, length, content_type, now)?;
         verified.check_content_md5(md5)?;
-        Ok(verified)
+        Ok(verified.into_owned())
     }
 
     /// Verifies a GET or HEAD from its request head: the method and the URL (the request

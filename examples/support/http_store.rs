@@ -816,7 +816,7 @@ fn temp_name(tmp_dir: &Path, suffix: &str) -> PathBuf {
 async fn store(
     body: Incoming,
     store_dir: &Path,
-    v: &VerifiedPut,
+    v: &VerifiedPut<'_>,
     dir: &Path,
     file: &Path,
     meta: &Path,

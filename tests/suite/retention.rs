@@ -159,13 +159,14 @@ fn the_verified_put_names_the_uploader_for_the_inventory() {
         .storage()
         .verify_put(&issued.slot.put, 5, None, now())
         .unwrap();
-    assert_eq!(put.owner, Some("romeo@montague.tld".parse().unwrap()));
+    assert_eq!(put.owner(), Some("romeo@montague.tld".parse().unwrap()));
+    assert_eq!(put.owner_str(), Some("romeo@montague.tld"));
     // The owner is signed: naming another uploader breaks the URL.
     let forged = issued
         .slot
         .put
         .as_str()
-        .replace("by=romeo%40montague.tld", "by=juliet%40capulet.tld");
+        .replace("by=romeo@montague.tld", "by=juliet@capulet.tld");
     assert_ne!(forged, issued.slot.put.as_str(), "the owner is in the URL");
     assert!(svc
         .storage()
@@ -175,8 +176,8 @@ fn the_verified_put_names_the_uploader_for_the_inventory() {
     let inventory = MemoryInventory::new();
     inventory
         .record(StoredFile::new(
-            put.owner.clone().unwrap(),
-            put.key.clone(),
+            put.owner().unwrap(),
+            put.key.to_string(),
             put.size,
             now(),
         ))

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::{VerifiedPut, VerifyError};
 
-impl VerifiedPut {
+impl VerifiedPut<'_> {
     /// Checks the request's `Content-MD5` header against the bound MD5: required and equal
     /// when an MD5 is bound, ignored otherwise.
     pub fn check_content_md5(&self, header: Option<&str>) -> Result<(), VerifyError> {

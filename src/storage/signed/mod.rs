@@ -35,9 +35,11 @@ pub use verify::{VerifiedGet, VerifiedPut, VerifyError};
 
 const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 const VERSION: &str = "1";
-/// Query value encoding: everything but RFC 3986 unreserved characters and `/`, so common
-/// values (`image/jpeg`) need no decoding when verified.
-const QUERY_VALUE: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/');
+/// Query value encoding: everything but RFC 3986 unreserved characters, `/` and `@` (both
+/// allowed in a query, RFC 3986 §3.4), so common values (`image/jpeg`, `romeo@montague.tld`)
+/// need no decoding when verified. Values are signed decoded, so URLs that encode them still
+/// verify.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &SEGMENT.remove(b'/').remove(b'@');
 
 /// Issues HMAC-signed PUT/GET URLs under a base URL and verifies them.
 ///

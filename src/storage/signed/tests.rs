@@ -3,8 +3,10 @@ use crate::checked::{ContentType, FileName};
 use crate::storage::CheckedUpload;
 use crate::storage::{StorageBackend, StorageError, UploadGrant};
 use base64::Engine as _;
+use std::borrow::Cow;
 use time::Duration;
 use time::OffsetDateTime;
+use url::Url;
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap()
@@ -80,6 +82,43 @@ fn put_url_verifies_and_binds() {
         other.verify_put(&t.put_url, 23456, Some("image/jpeg"), now()),
         Err(VerifyError::BadSignature)
     );
+}
+
+#[test]
+fn verified_put_borrows_what_needs_no_decoding() {
+    let s = store();
+    let t = s
+        .issue_upload(&grant("juliet.jpg", 5, Some("image/jpeg")))
+        .unwrap();
+    assert!(t.put_url.as_str().contains("&by=romeo@montague.tld&"));
+    let v = s.verify_put(&t.put_url, 5, None, now()).unwrap();
+    assert!(matches!(v.key, Cow::Borrowed(_)));
+    assert!(matches!(v.filename, Cow::Borrowed(_)));
+    assert!(matches!(v.content_type, Some(Cow::Borrowed("image/jpeg"))));
+    assert_eq!(v.owner_str(), Some("romeo@montague.tld"));
+    assert_eq!(v.owner(), Some("romeo@montague.tld".parse().unwrap()));
+    // A name that had to be decoded is owned, and the key is built from it.
+    let t = s.issue_upload(&grant("my juliet.jpg", 5, None)).unwrap();
+    let v = s.verify_put(&t.put_url, 5, None, now()).unwrap();
+    assert!(matches!(v.filename, Cow::Owned(_)));
+    assert_eq!(v.key, format!("{}/my juliet.jpg", "ab".repeat(16)));
+    // Detached from the URL, equal in value.
+    let owned = {
+        let url = t.put_url.clone();
+        s.verify_put(&url, 5, None, now()).unwrap().into_owned()
+    };
+    assert_eq!(owned, v);
+    // URLs of the earlier encoding (`@` as `%40`) verify with the same owner: the MAC covers
+    // decoded values.
+    let encoded: Url = t
+        .put_url
+        .as_str()
+        .replace("by=romeo@", "by=romeo%40")
+        .parse()
+        .unwrap();
+    assert_ne!(encoded, t.put_url);
+    let v = s.verify_put(&encoded, 5, None, now()).unwrap();
+    assert_eq!(v.owner_str(), Some("romeo@montague.tld"));
 }
 
 #[test]
@@ -340,14 +379,14 @@ fn debug_redacts_the_key() {
 #[test]
 fn body_check_enforces_length_and_digests() {
     let v = VerifiedPut {
-        key: String::new(),
-        filename: String::new(),
+        key: "".into(),
+        filename: "".into(),
         size: 3,
         content_type: None,
         sha256: Some(crate::crypto::sha256(b"abc")),
         md5: None,
         expires: now(),
-        owner: None,
+        by: None,
     };
     let mut c = v.body_check();
     c.update(b"ab").unwrap();

@@ -13,20 +13,22 @@ use super::{SignedUrlStore, B64URL, VERSION};
 use crate::checked::{ContentType, FileName};
 use crate::crypto::unhex;
 
-/// What a verified PUT may store.
+/// What a verified PUT may store. It borrows from the verified URL where nothing had to be
+/// decoded (the key and file name of the path, the bound type and owner of the query), so a
+/// verification allocates nothing in the common case; [`VerifiedPut::into_owned`] detaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct VerifiedPut {
+pub struct VerifiedPut<'u> {
     /// The object key to store under: `{slot id}/{file name}`.
-    pub key: String,
+    pub key: Cow<'u, str>,
     /// The file name (the last segment of the key).
-    pub filename: String,
+    pub filename: Cow<'u, str>,
     /// The number of bytes the body must have: the request's `Content-Length`, or the size
     /// bound into the URL when the request declared no length (a chunked body).
     pub size: u64,
     /// The content type bound into the URL, when the slot request declared one: store it and
     /// serve it, whatever the PUT said (`application/octet-stream` when `None`).
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'u, str>>,
     /// The SHA-256 the body must have, when bound.
     pub sha256: Option<[u8; 32]>,
     /// The MD5 the body must have, when bound (`p1:http-file-transfer`).
@@ -34,9 +36,43 @@ pub struct VerifiedPut {
     /// When the PUT URL expires: a server should not let an upload that started before
     /// run on much past this (finish it by then plus a short grace).
     pub expires: OffsetDateTime,
+    /// The bound owner, as the service wrote it (a normalised bare JID).
+    pub(super) by: Option<Cow<'u, str>>,
+}
+
+impl VerifiedPut<'_> {
     /// Who the slot was issued to (bound into the URL), so any HTTP node can record the
     /// upload in the host's [`Inventory`](crate::service::Inventory) without shared state.
-    pub owner: Option<BareJid>,
+    /// `None` for a URL that binds no owner.
+    ///
+    /// The JID is parsed here, not during verification (a server that records nothing does
+    /// not pay for it); it is the service's own normalised text, authenticated by the
+    /// signature, so it always parses.
+    #[must_use]
+    pub fn owner(&self) -> Option<BareJid> {
+        self.by.as_deref().and_then(|by| BareJid::new(by).ok())
+    }
+
+    /// [`VerifiedPut::owner`] as the bound text, without parsing it.
+    #[must_use]
+    pub fn owner_str(&self) -> Option<&str> {
+        self.by.as_deref()
+    }
+
+    /// The same value, owning its strings (to keep it past the URL it was verified from).
+    #[must_use]
+    pub fn into_owned(self) -> VerifiedPut<'static> {
+        VerifiedPut {
+            key: Cow::Owned(self.key.into_owned()),
+            filename: Cow::Owned(self.filename.into_owned()),
+            size: self.size,
+            content_type: self.content_type.map(|t| Cow::Owned(t.into_owned())),
+            sha256: self.sha256,
+            md5: self.md5,
+            expires: self.expires,
+            by: self.by.map(|b| Cow::Owned(b.into_owned())),
+        }
+    }
 }
 
 /// What a verified GET may serve.
@@ -172,7 +208,7 @@ impl<'a> Params<'a> {
 /// Decodes an `application/x-www-form-urlencoded` value (`+` is a space), borrowing when
 /// there is nothing to decode.
 fn form_decode(v: &str) -> Result<Cow<'_, str>, VerifyError> {
-    if !v.contains(['%', '+']) {
+    if !v.bytes().any(|b| b == b'%' || b == b'+') {
         return Ok(Cow::Borrowed(v));
     }
     let spaced = v.replace('+', " ");
@@ -222,13 +258,13 @@ impl SignedUrlStore {
     /// On success, feed the body through [`VerifiedPut::body_check`] (and check
     /// `Content-MD5` with [`VerifiedPut::check_content_md5`] when an MD5 is bound). For a
     /// request without `Content-Length` (chunked), use [`SignedUrlStore::verify_put_request`].
-    pub fn verify_put(
+    pub fn verify_put<'u>(
         &self,
-        url: &Url,
+        url: &'u Url,
         content_length: u64,
         content_type: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<VerifiedPut, VerifyError> {
+    ) -> Result<VerifiedPut<'u>, VerifyError> {
         self.verify_put_request(url, Some(content_length), content_type, now)
     }
 
@@ -256,14 +292,14 @@ impl SignedUrlStore {
     /// assert!(matches!(check.update(b"oo"), Err(VerifyError::SizeMismatch { .. })));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn verify_put_request(
+    pub fn verify_put_request<'u>(
         &self,
-        url: &Url,
+        url: &'u Url,
         content_length: Option<u64>,
         content_type: Option<&str>,
         now: OffsetDateTime,
-    ) -> Result<VerifiedPut, VerifyError> {
-        let (id, name) = self.key_of(url)?;
+    ) -> Result<VerifiedPut<'u>, VerifyError> {
+        let (key, id, name) = self.key_of(url)?;
         let p = Params::parse(url.query().unwrap_or_default(), false)?;
         if p.v.as_deref() != Some(VERSION) {
             return Err(VerifyError::Malformed("missing or unknown version"));
@@ -327,8 +363,8 @@ impl SignedUrlStore {
         };
         if let (Some(bound), Some(given)) = (p.ty.as_deref(), content_type) {
             // Both parsed as RFC 9110 media types (a `,` refuses) and compared by essence.
-            let given = ContentType::new(given).map_err(|_| VerifyError::TypeMismatch)?;
-            if !given.essence().eq_ignore_ascii_case(essence(bound)) {
+            let given = ContentType::essence_of(given).map_err(|_| VerifyError::TypeMismatch)?;
+            if !given.eq_ignore_ascii_case(essence(bound)) {
                 return Err(VerifyError::TypeMismatch);
             }
         }
@@ -340,19 +376,15 @@ impl SignedUrlStore {
             Some(h) => Some(unhex::<16>(h).ok_or(VerifyError::Malformed("md5"))?),
             None => None,
         };
-        let owner = match p.by.as_deref() {
-            Some(by) => Some(BareJid::new(by).map_err(|_| VerifyError::Malformed("owner"))?),
-            None => None,
-        };
         Ok(VerifiedPut {
-            key: join_key(id, &name),
-            filename: name.into_owned(),
+            key,
+            filename: name,
             size,
-            content_type: p.ty.map(Cow::into_owned),
+            content_type: p.ty,
             sha256,
             md5,
             expires,
-            owner,
+            by: p.by,
         })
     }
 
@@ -428,14 +460,32 @@ impl SignedUrlStore {
         Ok(segs)
     }
 
-    /// The object key of a PUT URL: the slot ID (32 lower-case hex digits) and the
-    /// percent-decoded file name below the base path; the name must be a valid file name.
-    fn key_of<'u>(&self, url: &'u Url) -> Result<(&'u str, Cow<'u, str>), VerifyError> {
-        let mut segs = self.below_base(url)?;
-        let (Some(id), Some(name), None) = (segs.next(), segs.next(), segs.next()) else {
+    /// The object key of a PUT URL, with its slot ID (32 lower-case hex digits) and
+    /// percent-decoded file name below the base path; the name must be a valid file name. The
+    /// key is the URL's own text when the name needed no decoding.
+    fn key_of<'u>(
+        &self,
+        url: &'u Url,
+    ) -> Result<(Cow<'u, str>, &'u str, Cow<'u, str>), VerifyError> {
+        let mut rest = url
+            .path()
+            .strip_prefix('/')
+            .ok_or(VerifyError::NotUnderBase)?;
+        for base in &self.base_segments {
+            rest = rest
+                .strip_prefix(base.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                .ok_or(VerifyError::NotUnderBase)?;
+        }
+        let Some((id, name)) = rest.split_once('/').filter(|(_, n)| !n.contains('/')) else {
             return Err(VerifyError::Malformed("path is not {slot id}/{file name}"));
         };
-        check_key_segments(id, name)
+        let (id, name) = check_key_segments(id, name)?;
+        let key = match name {
+            Cow::Borrowed(_) => Cow::Borrowed(rest),
+            Cow::Owned(ref n) => Cow::Owned(join_key(id, n)),
+        };
+        Ok((key, id, name))
     }
 }
 
