@@ -1,44 +1,67 @@
 #!/usr/bin/env bash
 # Real XMPP clients that nobody here wrote upload through examples/upload_component on two real
-# servers, all on 127.0.0.1:
+# servers and two kinds of storage, all on 127.0.0.1:
 #   servers: Prosody 0.12 (Debian) with `Component "upload.localhost"` and ejabberd 23.01 (Debian,
 #            its Erlang VM in the foreground) with an `ejabberd_service` listener for
 #            upload.localhost; each has a self-signed certificate for localhost (STARTTLS offered,
 #            not required), users alice and bob, and NO upload service of its own, so the only one a
 #            client can discover is ours (one component process per server).
+#   storage: one pass per kind, with the same JID (upload.localhost) and the same servers:
+#            "local": signed URLs served by the component's built-in HTTP store;
+#            "s3": storage.kind = "s3" (tests/e2e/clients-component-s3.toml) on s3s-fs 0.14.1, an
+#            S3 server that really checks SigV4 (path-style, presigned PUT and GET URLs; the PUT
+#            signs Content-Length and Content-Type). Passes, not two components side by side:
+#            go-sendxmpp and profanity take whichever upload service disco#items lists first, so
+#            with two services neither could be pointed at the S3 one. Between passes the
+#            component stops and the other kind connects as upload.localhost again.
 #   clients: go-sendxmpp (`-h FILE`; once with a PNG, once with a text file, for which it sends
 #            "text/plain; charset=utf-8"), profanity (`/sendfile`, driven through a private tmux
 #            server), @xmpp/client from npm (tests/e2e/xmppjs_upload.mjs) and nbxmpp, Gajim's
 #            library (tests/e2e/nbxmpp_upload.py, Debian's /usr/bin/python3).
 # Each client uploads its own file and sends the GET URL to bob (a go-sendxmpp listener); the
 # script downloads the URL bob received (which must be the one the client printed, where it
-# prints one, and must point at our store) and compares it byte for byte with the original. The clients' HTTP requests pass through a
-# transparent relay (tests/e2e/http_trace_proxy.py) that records request lines and headers, and
-# each client's raw slot request is cut out of ejabberd's debug log into the run directory
-# (the source of tests/fixtures/clients/c60-c64). Then two HTTP checks on the store itself
-# (CLIENTS_E2E_HTTP_EXTRAS=1, the default): a chunked PUT without Content-Length or
-# Content-Type, and a Range resume (206 with the tail, 416 when unsatisfiable).
-# Ends with a clients × servers table; exits non-zero on any failure.
+# prints one, and must point at our store, or at the bucket in the s3 pass) and compares it byte
+# for byte with the original. The clients' HTTP requests pass through a transparent relay
+# (tests/e2e/http_trace_proxy.py; in the s3 pass one in front of s3s-fs) that records request
+# lines and headers, and each client's raw slot request is cut out of ejabberd's debug log into
+# the run directory (the source of tests/fixtures/clients/c60-c64). In the s3 pass the object
+# itself is checked in s3s-fs's folder: byte-identical, stored with the content type the client
+# declared (s3s-fs's metadata sidecar; a presigned GET signs its method, so no HEAD through it),
+# and after the pass no temporary part file and no object but the uploaded ones. Then two HTTP
+# checks on the local store itself (CLIENTS_E2E_HTTP_EXTRAS=1, the default, with the local
+# pass): a chunked PUT without Content-Length or Content-Type, and a Range resume (206 with the
+# tail, 416 when unsatisfiable).
+# Ends with a table: rows clients × storage, columns servers; exits non-zero on any failure.
 #
 # Installs what is missing (apt: prosody ejabberd go-sendxmpp profanity tmux python3-nbxmpp
 # openssl curl, and nodejs/npm only if there is no node; npm: @xmpp/client into
-# .cache/clients-e2e/npm, which needs Node >= 20.10) and skips what is there. Every process it
-# starts is stopped on exit.
+# .cache/clients-e2e/npm, which needs Node >= 20.10; for the s3 pass, s3s-fs 0.14.1 with cargo
+# install into ${S3S_FS_ROOT:-${CARGO_HOME:-~/.cargo}}, where ci/s3_e2e.sh, run before this
+# script by .ci/run, puts it: about 2 minutes when missing) and skips what is there. Every
+# process it starts is stopped on exit.
 #
-# Environment: CLIENTS_E2E_HTTP_EXTRAS (1 = run the two HTTP checks, default 1),
-# CLIENTS_E2E_CLIENTS (space-separated subset of
+# Environment: CLIENTS_E2E_STORAGE (space-separated subset of "local s3", the default: the
+# passes, in that order), CLIENTS_E2E_HTTP_EXTRAS (1 = run the two HTTP checks, default 1; they
+# need the local pass), CLIENTS_E2E_CLIENTS (space-separated subset of
 # "go-sendxmpp go-sendxmpp-text profanity xmppjs nbxmpp", the default),
-# CLIENTS_E2E_KEEP=1 (keep the run directory), CARGO_TARGET_DIR (honoured for the binary).
+# CLIENTS_E2E_KEEP=1 (keep the run directory), S3S_FS_ROOT (as in ci/s3_e2e.sh),
+# CARGO_TARGET_DIR (honoured for the binary).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 HTTP_EXTRAS="${CLIENTS_E2E_HTTP_EXTRAS:-1}"
 CLIENTS="${CLIENTS_E2E_CLIENTS:-go-sendxmpp go-sendxmpp-text profanity xmppjs nbxmpp}"
+STORAGES="${CLIENTS_E2E_STORAGE:-local s3}"
 SERVERS="prosody ejabberd"
 for c in $CLIENTS; do
     case "$c" in go-sendxmpp|go-sendxmpp-text|profanity|xmppjs|nbxmpp) ;; *) echo "clients-e2e: unknown client $c" >&2; exit 2 ;; esac
 done
+for st in $STORAGES; do
+    case "$st" in local|s3) ;; *) echo "clients-e2e: unknown storage $st (local, s3)" >&2; exit 2 ;; esac
+done
+[ -n "${STORAGES// /}" ] || { echo "clients-e2e: CLIENTS_E2E_STORAGE is empty" >&2; exit 2; }
+has_storage() { [[ " $STORAGES " == *" $1 "* ]]; }
 MAX_FILE_SIZE=$((10 * 1024 * 1024))
 XMPPJS_VERSION=0.14.0
 CACHE="$ROOT/.cache/clients-e2e"
@@ -92,6 +115,22 @@ else
     say "npm install done in $(( $(date +%s) - t )) s"
 fi
 
+# s3s-fs for the s3 pass: the pinned version, where ci/s3_e2e.sh and ci/multinode.sh install it
+# (later versions need a newer rustc). The install builds in cargo's own temporary folder.
+S3S_VERSION=0.14.1
+S3S_ROOT=${S3S_FS_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
+S3S_BIN=$S3S_ROOT/bin/s3s-fs
+if has_storage s3; then
+    if [ -x "$S3S_BIN" ] && [ "$("$S3S_BIN" --version 2>/dev/null)" = "s3s-fs $S3S_VERSION" ]; then
+        say "s3s-fs $S3S_VERSION already in $S3S_ROOT/bin"
+    else
+        say "installing s3s-fs $S3S_VERSION (cargo install) into $S3S_ROOT"
+        t=$(date +%s)
+        env -u CARGO_TARGET_DIR cargo install --quiet "s3s-fs@$S3S_VERSION" --locked --features binary --root "$S3S_ROOT" --force
+        say "s3s-fs installed in $(( $(date +%s) - t )) s"
+    fi
+fi
+
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
 declare -A LABEL=([go-sendxmpp]=go-sendxmpp [go-sendxmpp-text]="go-sendxmpp, .txt" [profanity]=profanity
                   [xmppjs]=@xmpp/client [nbxmpp]=nbxmpp)
@@ -103,8 +142,10 @@ declare -A VER=(
     [profanity]="profanity $(version profanity)"
     [xmppjs]="@xmpp/client $XMPPJS_VERSION (node $(node --version))"
     [nbxmpp]="nbxmpp $(/usr/bin/python3 -c 'import nbxmpp; print(nbxmpp.__version__)') (python3-nbxmpp $(version python3-nbxmpp))"
+    [local]="local: the component's built-in HTTP store (signed URLs)"
 )
-for k in prosody ejabberd $CLIENTS; do say "${VER[$k]}"; done
+has_storage s3 && VER[s3]="s3: $("$S3S_BIN" --version) (path-style, presigned PUT and GET URLs)"
+for k in prosody ejabberd $CLIENTS $STORAGES; do say "${VER[$k]}"; done
 
 # --- build (as ci/e2e.sh: this checkout, CARGO_TARGET_DIR honoured) ----------------------------
 # With exactly the features the example declares as required (none today), so that the build
@@ -129,10 +170,13 @@ PIDS=()
 TMUX_SOCK="$RUN/tmux.sock"
 declare -A RESULT=()
 ROWS=()
-record() { # ROW SERVER MARK REASON
+add_row() { # ROW: a table row, in the order of the first call (cells "- not run" until set)
     local r
-    for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && break; done
-    [ "${r:-}" = "$1" ] || ROWS+=("$1")
+    for r in "${ROWS[@]}"; do [ "$r" = "$1" ] && return 0; done
+    ROWS+=("$1")
+}
+record() { # ROW SERVER MARK REASON
+    add_row "$1"
     local why="${4//[$'\t\r\n']/ }"   # one line per cell
     RESULT["$1|$2"]="$3 $why"
 }
@@ -140,7 +184,7 @@ print_table() { # rows × servers, each cell "✓ …" or "✗ why"; columns pad
     [ "${#ROWS[@]}" -gt 0 ] || return 0
     local r s
     {
-        printf 'clients × servers'
+        printf 'clients [storage] × servers'
         for s in $SERVERS; do printf '\t%s' "${VER[$s]}"; done
         echo
         for r in "${ROWS[@]}"; do
@@ -218,9 +262,9 @@ wait_log() { # FILE PATTERN SECONDS: poll a log for an extended regex
     return 1
 }
 
-read -r P_C2S P_COMP E_C2S E_COMP E_HTTP P_STORE E_STORE P_TRACE E_TRACE < <(/usr/bin/python3 - <<'EOF'
+read -r P_C2S P_COMP E_C2S E_COMP E_HTTP P_STORE E_STORE P_TRACE E_TRACE S3_PORT P_S3TRACE E_S3TRACE < <(/usr/bin/python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(9)]
+socks = [socket.socket() for _ in range(12)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -231,8 +275,9 @@ EOF
 declare -A C2S=([prosody]=$P_C2S [ejabberd]=$E_C2S)
 declare -A COMP=([prosody]=$P_COMP [ejabberd]=$E_COMP)
 declare -A STORE=([prosody]=$P_STORE [ejabberd]=$E_STORE)
-declare -A TRACE=([prosody]=$P_TRACE [ejabberd]=$E_TRACE)
-say "ports: prosody c2s $P_C2S component $P_COMP; ejabberd c2s $E_C2S component $E_COMP http $E_HTTP; stores $P_STORE/$E_STORE behind relays $P_TRACE/$E_TRACE"
+# Relays by "SERVER|STORAGE": in front of the local store, or of s3s-fs (one per server).
+declare -A TRACE=([prosody|local]=$P_TRACE [ejabberd|local]=$E_TRACE [prosody|s3]=$P_S3TRACE [ejabberd|s3]=$E_S3TRACE)
+say "ports: prosody c2s $P_C2S component $P_COMP; ejabberd c2s $E_C2S component $E_COMP http $E_HTTP; stores $P_STORE/$E_STORE behind relays $P_TRACE/$E_TRACE; s3s-fs $S3_PORT behind relays $P_S3TRACE/$E_S3TRACE"
 COMPONENT_SECRET="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 
 # --- certificate: self-signed for localhost, for the clients that insist on STARTTLS -----------
@@ -283,35 +328,86 @@ for u in alice bob; do
 done
 say "ejabberd up (pid $EJABBERD_PID), alice and bob registered"
 
-# --- our component, once per server, each behind its own HTTP recording relay ------------------
-declare -A BASE
-for s in $SERVERS; do
-    /usr/bin/python3 tests/e2e/http_trace_proxy.py "${TRACE[$s]}" "${STORE[$s]}" "$RUN/http-$s.jsonl" \
-        >"$RUN/relay-$s.log" 2>&1 &
+# --- the recording relays, s3s-fs ----------------------------------------------------------------
+declare -A BASE   # by "SERVER|STORAGE": where the GET URLs of that pass must point
+start_relay() { # SERVER STORAGE TARGET-PORT
+    /usr/bin/python3 tests/e2e/http_trace_proxy.py "${TRACE[$1|$2]}" "$3" "$RUN/http-$1-$2.jsonl" \
+        >"$RUN/relay-$1-$2.log" 2>&1 &
     PIDS+=("$!")
-    wait_port "${TRACE[$s]}" 10 "$!"
-    BASE[$s]="http://127.0.0.1:${TRACE[$s]}/upload/"
+    wait_port "${TRACE[$1|$2]}" 10 "$!"
+}
+BUCKET=uploads
+if has_storage s3; then
+    # A throwaway key pair for this run; s3s-fs takes it as arguments only (a test double; the
+    # component gets its secret through the environment).
+    S3_ACCESS_KEY="CLIENTSE2E$(date +%s)"
+    S3_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+    mkdir -p "$RUN/s3/$BUCKET"   # s3s-fs: a bucket is a folder below its root
+    # RUST_LOG=info: start-up lines and every refused request (403 SignatureDoesNotMatch, …).
+    RUST_LOG=info "$S3S_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET" \
+        "$RUN/s3" >"$RUN/s3s-fs.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$S3_PORT" 20 "$!"
+    say "s3s-fs up (pid $!), bucket $BUCKET"
+fi
+for s in $SERVERS; do
+    if has_storage local; then
+        start_relay "$s" local "${STORE[$s]}"
+        BASE[$s|local]="http://127.0.0.1:${TRACE[$s|local]}/upload/"
+    fi
+    if has_storage s3; then
+        # The S3 endpoint the component signs for is the relay (SigV4 signs the Host header,
+        # which the relay passes through), so every PUT and GET of the s3 pass is recorded too.
+        start_relay "$s" s3 "$S3_PORT"
+        BASE[$s|s3]="http://127.0.0.1:${TRACE[$s|s3]}/$BUCKET/$s/"
+    fi
+done
+
+# --- our component: one process per server, one pass per storage kind ---------------------------
+# Each pass starts it as upload.localhost with that storage and stops it at the end (SIGTERM: it
+# must exit 0), so the clients discover it the way they always do.
+declare -A COMPONENT_PID
+start_component() { # SERVER STORAGE
+    local s=$1 st=$2 args=() pid
+    case "$st" in
+    local)
+        args=(--http-addr "127.0.0.1:${STORE[$s]}" --base-url "${BASE[$s|local]}"
+              --store-dir "$RUN/store-$s" --insecure-http) ;;
+    s3)
+        sed -e "s#@S3_RELAY_PORT@#${TRACE[$s|s3]}#g" -e "s#@BUCKET@#$BUCKET#g" \
+            -e "s#@S3_ACCESS_KEY@#$S3_ACCESS_KEY#g" -e "s#@SERVER@#$s#g" \
+            tests/e2e/clients-component-s3.toml >"$RUN/component-$s-s3.toml"
+        args=(--config "$RUN/component-$s-s3.toml") ;;
+    esac
     # Secrets through the environment (never flags): the component's default variables.
     XMPP_UPLOAD_COMPONENT_SECRET="$COMPONENT_SECRET" \
     XMPP_UPLOAD_SERVICE_SECRET="$(head -c 24 /dev/urandom | base64)" \
     XMPP_UPLOAD_STORE_KEY="$(head -c 24 /dev/urandom | base64)" \
-    "$BIN" \
+    XMPP_UPLOAD_S3_SECRET_KEY="${S3_SECRET:-}" \
+    "$BIN" "${args[@]}" \
         --xmpp-addr "127.0.0.1:${COMP[$s]}" \
         --jid upload.localhost \
-        --http-addr "127.0.0.1:${STORE[$s]}" \
-        --base-url "${BASE[$s]}" \
-        --store-dir "$RUN/store-$s" \
         --max-file-size "$MAX_FILE_SIZE" \
         --allow-domain localhost \
         --retention-days 1 \
-        --insecure-http \
-        >"$RUN/component-$s.log" 2>&1 &
-    PIDS+=("$!"); pid=$!
-    wait_log "$RUN/component-$s.log" 'xmpp: online as' 30 \
-        || { echo "clients-e2e: upload_component did not connect to $s in 30 s" >&2; exit 1; }
-    wait_port "${STORE[$s]}" 10 "$pid"
-    say "upload_component connected to $s (pid $pid)"
-done
+        >"$RUN/component-$s-$st.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid"); COMPONENT_PID[$s]=$pid
+    wait_log "$RUN/component-$s-$st.log" 'xmpp: online as' 30 \
+        || { echo "clients-e2e: upload_component ($st) did not connect to $s in 30 s" >&2; exit 1; }
+    if [ "$st" = local ]; then wait_port "${STORE[$s]}" 10 "$pid"; fi
+    say "upload_component ($st storage) connected to $s (pid $pid)"
+}
+stop_component() { # SERVER STORAGE: SIGTERM, and it must exit 0 within 10 s
+    local pid=${COMPONENT_PID[$1]} rc=0 p keep=()
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -KILL "$pid" 2>/dev/null; then say "upload_component ($2) on $1 ignored SIGTERM"; FAILED=1; fi
+    wait "$pid" 2>/dev/null || rc=$?
+    [ "$rc" -eq 0 ] || { say "upload_component ($2) on $1 exited $rc after SIGTERM"; FAILED=1; }
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
 
 # --- bob: a listening client on each server; every uploader sends him the GET URL ---------------
 mkdir -p "$RUN/home-go-sendxmpp"   # go-sendxmpp's HOME: the runner's own config stays out
@@ -323,11 +419,11 @@ for s in $SERVERS; do
 done
 
 # Each client uploads its own random PNG (a real image, so libmagic, mimetypes and a fixed
-# table all say image/png) named "CLIENT-SERVER café.png": a mix-up between runs cannot pass, and
-# the space and the é show what each client does with names (go-sendxmpp replaces every
-# non-ASCII letter and the space by "_", profanity the space; the others send them as they are).
-# The ASCII key CLIENT-SERVER at the start of the name survives all of them: it finds the
-# client's URL, PUT and slot request in the logs.
+# table all say image/png) named "CLIENT-SERVER-STORAGE café.png": a mix-up between runs or
+# passes cannot pass, and the space and the é show what each client does with names (go-sendxmpp
+# replaces every non-ASCII letter and the space by "_", profanity the space; the others send them
+# as they are). The ASCII key CLIENT-SERVER-STORAGE at the start of the name survives all of
+# them: it finds the client's URL, PUT, slot request and S3 object in the logs and folders.
 mkdir -p "$RUN/files"
 make_png() { # PATH: 256×256 random RGB pixels, about 197 kB, incompressible
     /usr/bin/python3 - "$1" <<'PY'
@@ -357,9 +453,10 @@ served_type() { # HEADERS-FILE: the Content-Type of a GET answer
     tr -d '\r' <"$1" | sed -n 's/^[Cc]ontent-[Tt]ype: *//p' | tail -n 1
 }
 # GET URL byte for byte against FILE; WHY says what went wrong.
-check_download() { # URL FILE OUT SERVER
+check_download() { # URL FILE OUT SERVER|STORAGE
     local code
-    # The URL must be one of ours (our relay in front of our store), not some other service's.
+    # The URL must be one of ours (our relay in front of our store or of s3s-fs, below the
+    # bucket and this server's key prefix), not some other service's.
     case "$1" in "${BASE[$4]}"*) ;; *) WHY="GET URL is not below ${BASE[$4]}: ${1%%\?*}"; return 1 ;; esac
     code=$(curl -sS -o "$3" -D "$3.headers" -w '%{http_code}' "$1" 2>"$3.err") || { WHY="GET failed: $(head -c 200 "$3.err")"; return 1; }
     [ "$code" = 200 ] || { WHY="GET answered $code"; return 1; }
@@ -368,8 +465,41 @@ check_download() { # URL FILE OUT SERVER
 
 # What the client's PUT looked like, from the relay's record: "HTTP/1.1, Content-Type image/png,
 # Content-Length" (or "chunked", "no Content-Type", slot headers it sent …).
-put_summary() { # SERVER KEY
-    /usr/bin/python3 tests/e2e/client_evidence.py put "$RUN/http-$1.jsonl" "$2"
+put_summary() { # SERVER STORAGE KEY
+    /usr/bin/python3 tests/e2e/client_evidence.py put "$RUN/http-$1-$2.jsonl" "$3"
+}
+
+# The content type the client declared in its slot request: the raw attribute from ejabberd's
+# debug log (written asynchronously: polled), or on Prosody, which does not log stanzas, the type
+# the component logged with the slot. "none" if the request named no type.
+declared_type() { # SERVER STORAGE KEY
+    local t="" i
+    case "$1" in
+    ejabberd)
+        for i in $(seq 100); do
+            t=$(/usr/bin/python3 tests/e2e/client_evidence.py declared-type ejabberd "$EJ/log/ejabberd.log" "$3")
+            [ -n "$t" ] && break
+            sleep 0.1
+        done ;;
+    *) t=$(/usr/bin/python3 tests/e2e/client_evidence.py declared-type component "$RUN/component-$1-$2.log" "$3") ;;
+    esac
+    printf '%s\n' "$t"
+}
+# The object the client's PUT left in s3s-fs's folder: exactly one for KEY, byte-identical to
+# FILE, stored with the content type the client declared (the component signs that type into the
+# PUT URL, and application/octet-stream when none was declared). Sets STORED_TYPE, or WHY.
+s3_check() { # SERVER KEY FILE
+    local objs n path ctype declared
+    objs=$(/usr/bin/python3 tests/e2e/client_evidence.py s3-object "$RUN/s3" "$BUCKET" "$1/" "$2")
+    n=$(printf '%s' "$objs" | grep -c . || true)
+    [ "$n" -eq 1 ] || { WHY="$n objects for $2 in the bucket, expected 1"; return 1; }
+    path=${objs%%$'\t'*}; ctype=${objs#*$'\t'}
+    cmp -s "$3" "$path" || { WHY="the S3 object differs from the file ($(stat -c %s "$path") of $(stat -c %s "$3") bytes)"; return 1; }
+    declared=$(declared_type "$1" s3 "$2")
+    [ -n "$declared" ] || { WHY="no slot request for $2 found in the logs"; return 1; }
+    [ "$declared" = none ] && declared=application/octet-stream
+    [ "$ctype" = "$declared" ] || { WHY="the S3 object's content type is \"$ctype\", the client declared \"$declared\""; return 1; }
+    STORED_TYPE=$ctype
 }
 # How the client's c2s stream was secured (the servers offer STARTTLS but do not require it).
 # (Both go-sendxmpp runs use resources go-sendxmpp.RANDOM: on Prosody the later session is read.)
@@ -395,8 +525,8 @@ tmux_wait() { # SESSION REGEX SECONDS: poll the pane (wrapped lines joined) for 
 
 # Upload FILE with CLIENT through SERVER; sets URL to the GET URL the client got, or WHY.
 # (Not in a subshell: WHY and URL are globals.)
-upload_with() { # CLIENT SERVER FILE LOG
-    local c=$1 s=$2 f=$3 log=$4 port=${C2S[$2]} rc=0 key="$1-$2"
+upload_with() { # CLIENT SERVER STORAGE FILE LOG
+    local c=$1 s=$2 st=$3 f=$4 log=$5 port=${C2S[$2]} rc=0 key="$1-$2-$3"
     case "$c" in
     go-sendxmpp|go-sendxmpp-text)
         # Always STARTTLS; -n accepts the self-signed certificate. Discovers the service by
@@ -407,7 +537,8 @@ upload_with() { # CLIENT SERVER FILE LOG
         ;;
     profanity)
         # A terminal client: driven through a private tmux server, as a user would type.
-        local sess="profanity-$s" home="$RUN/profanity-$s"
+        # A session and a HOME per pass: nothing (disco results, logs) carries over.
+        local sess="profanity-$s-$st" home="$RUN/profanity-$s-$st"
         mkdir -p "$home"
         tm new-session -d -s "$sess" -x 250 -y 50 \
             "env -u XDG_CONFIG_HOME -u XDG_DATA_HOME HOME='$home' LANG=C.UTF-8 LC_ALL=C.UTF-8 profanity -l DEBUG 2>'$log'"
@@ -456,55 +587,75 @@ upload_with() { # CLIENT SERVER FILE LOG
     URL="$url"
 }
 
-# --- the matrix: every client through our component on every server ----------------------------
+# --- the matrix: every client through our component on every server, one pass per storage ------
 declare -A ORIG=()
-for s in $SERVERS; do
-    for c in $CLIENTS; do
-        if [ "$c" = go-sendxmpp-text ]; then
-            # go-sendxmpp sniffs the type (Go's http.DetectContentType): for UTF-8 text it asks
-            # for, and PUTs, "text/plain; charset=utf-8", a type with a parameter.
-            f="$RUN/files/$c-$s café.txt"
-            { echo "Grüße from $c via $s, $(date -u)"; head -c 3000 /dev/urandom | base64; } >"$f"
-        else
-            f="$RUN/files/$c-$s café.png"
-            make_png "$f"
-        fi
-        ORIG["$c|$s"]="$f"
-        WHY=""; URL=""
-        t=$(date +%s)
-        if upload_with "$c" "$s" "$f" "$RUN/$c-$s.log" && check_download "$URL" "$f" "$RUN/files/$c-$s.got" "$s"; then
-            record "${LABEL[$c]}" "$s" "✓" "$(stat -c %s "$f") B identical, served as $(served_type "$RUN/files/$c-$s.got.headers")"
-            say "${LABEL[$c]} via $s: ok in $(( $(date +%s) - t )) s"
-        else
-            [ -n "$WHY" ] || WHY="failed (see $c-$s.log)"
-            record "${LABEL[$c]}" "$s" "✗" "$WHY"
-            say "${LABEL[$c]} via $s: FAILED: $WHY"
-            FAILED=1
-            FAILED_LOGS+=("$RUN/$c-$s.log" "$RUN/$c-$s.log.screen")
-        fi
-    done
+for st in $STORAGES; do
+    for c in $CLIENTS; do add_row "${LABEL[$c]} [$st]"; done
+    if [ "$st" = s3 ]; then add_row "S3 bucket after the pass [s3]"; fi
 done
-
-# --- what each client sent: stream security, the PUT's head, the raw slot request --------------
-# ejabberd's debug log holds the raw bytes of each stanza it received (its logger writes
-# asynchronously: poll); they are saved as slot-requests/CLIENT.xml, the source of the fixtures
-# tests/fixtures/clients/c60-c64 (CLIENTS_E2E_KEEP=1 keeps them).
-mkdir -p "$RUN/slot-requests"
-echo
-echo "what each client sent:"
-for c in $CLIENTS; do
+add_row "HTTP chunked PUT [local]"; add_row "HTTP Range resume [local]"
+run_pass() { # STORAGE
+    local st=$1 s c f key t row cell
     for s in $SERVERS; do
-        printf '  %-18s via %-9s %s; PUT %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$c-$s")" "$(put_summary "$s" "$c-$s")"
+        for c in $CLIENTS; do
+            key="$c-$s-$st"
+            row="${LABEL[$c]} [$st]"
+            if [ "$c" = go-sendxmpp-text ]; then
+                # go-sendxmpp sniffs the type (Go's http.DetectContentType): for UTF-8 text it
+                # asks for, and PUTs, "text/plain; charset=utf-8", a type with a parameter.
+                f="$RUN/files/$key café.txt"
+                { echo "Grüße from $c via $s ($st), $(date -u)"; head -c 3000 /dev/urandom | base64; } >"$f"
+            else
+                f="$RUN/files/$key café.png"
+                make_png "$f"
+            fi
+            ORIG["$c|$s|$st"]="$f"
+            WHY=""; URL=""; STORED_TYPE=""
+            t=$(date +%s)
+            if upload_with "$c" "$s" "$st" "$f" "$RUN/$key.log" \
+                && check_download "$URL" "$f" "$RUN/files/$key.got" "$s|$st" \
+                && { [ "$st" != s3 ] || s3_check "$s" "$key" "$f"; }; then
+                cell="$(stat -c %s "$f") B identical, served as $(served_type "$RUN/files/$key.got.headers")"
+                if [ "$st" = s3 ]; then cell="$cell, stored as $STORED_TYPE"; fi
+                record "$row" "$s" "✓" "$cell"
+                say "$row via $s: ok in $(( $(date +%s) - t )) s"
+            else
+                [ -n "$WHY" ] || WHY="failed (see $key.log)"
+                record "$row" "$s" "✗" "$WHY"
+                say "$row via $s: FAILED: $WHY"
+                FAILED=1
+                FAILED_LOGS+=("$RUN/$key.log" "$RUN/$key.log.screen")
+                if [ "$st" = s3 ] && [[ " ${FAILED_LOGS[*]} " != *" $RUN/s3s-fs.log "* ]]; then
+                    FAILED_LOGS+=("$RUN/s3s-fs.log")
+                fi
+            fi
+        done
     done
-    for _ in $(seq 100); do
-        /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd" \
-            >"$RUN/slot-requests/$c.xml" || true
-        [ -s "$RUN/slot-requests/$c.xml" ] && break
-        sleep 0.1
+}
+# After the s3 pass: s3s-fs holds no temporary part file (a PUT cut off or still being written),
+# and every object below each server's prefix is the whole file of one upload of this pass.
+bucket_check() {
+    local s c n left obj name why orig
+    left=$(/usr/bin/python3 tests/e2e/client_evidence.py s3-leftovers "$RUN/s3")
+    for s in $SERVERS; do
+        n=0; why=""
+        while IFS= read -r -d '' obj; do
+            n=$(( n + 1 )); name=${obj##*/}; orig=""
+            for c in $CLIENTS; do
+                [[ "$name" == "$c-$s-s3"* ]] && orig=${ORIG[$c|$s|s3]:-}
+            done
+            if [ -z "$orig" ]; then why="an object of no upload: ${obj#"$RUN/s3/"}"; break; fi
+            cmp -s "$orig" "$obj" || { why="${obj#"$RUN/s3/"} is not the whole file ($(stat -c %s "$obj") of $(stat -c %s "$orig") bytes)"; break; }
+        done < <(find "$RUN/s3/$BUCKET/$s" -type f -print0 2>/dev/null)
+        [ -z "$left" ] || why="temporary part files left: $(printf '%s' "$left" | tr '\n' ' ')"
+        if [ -z "$why" ]; then
+            record "S3 bucket after the pass [s3]" "$s" "✓" "$n objects, each one upload's whole file; no temporary parts"
+        else
+            record "S3 bucket after the pass [s3]" "$s" "✗" "$why"
+            FAILED=1
+        fi
     done
-    printf '  %-18s slot request: %s\n' "${LABEL[$c]}" "$(tr -d '\n' <"$RUN/slot-requests/$c.xml")"
-done
-
+}
 # --- two HTTP checks on the store itself (issue 11, items 1 and 3) -------------------------------
 # 1. A PUT streamed with Transfer-Encoding: chunked, no Content-Length and no Content-Type (as the
 #    xmpp-rs `xmpp` crate sends it) to a slot bound to its size: 201, and GET returns the bytes.
@@ -529,7 +680,7 @@ http_extras() { # SERVER
     slot="$RUN/chunked-$s.slot"
     timeout 60 /usr/bin/python3 tests/e2e/nbxmpp_upload.py --slot-only --jid alice@localhost --password alicepw \
         --host "127.0.0.1:${C2S[$s]}" --to bob@localhost --service upload.localhost "$f" >"$slot" 2>"$slot.err" \
-        || { record "HTTP chunked PUT" "$s" "✗" "no slot: $(tail -n 1 "$slot.err")"; FAILED=1; return 0; }
+        || { record "HTTP chunked PUT [local]" "$s" "✗" "no slot: $(tail -n 1 "$slot.err")"; FAILED=1; return 0; }
     local put get
     put=$(sed -n 's/^PUT //p' "$slot"); get=$(sed -n 's/^GET //p' "$slot")
     local hdrs=()
@@ -538,13 +689,13 @@ http_extras() { # SERVER
     # `Expect:` drops the 100-continue curl would add, as the xmpp crate's reqwest sends none.
     code=$(http_code "$RUN/chunked-$s.err" -o "$RUN/chunked-$s.body" -D "$RUN/chunked-$s.headers" \
         "${hdrs[@]}" -H 'Expect:' -T - "$put" <"$f")
-    if [ "$code" = 201 ] && check_download "$get" "$f" "$RUN/files/chunked-$s.got" "$s"; then
-        record "HTTP chunked PUT" "$s" "✓" "201, GET identical ($(put_summary "$s" "chunked-$s"))"
+    if [ "$code" = 201 ] && check_download "$get" "$f" "$RUN/files/chunked-$s.got" "$s|local"; then
+        record "HTTP chunked PUT [local]" "$s" "✓" "201, GET identical ($(put_summary "$s" local "chunked-$s"))"
     else
         local err; err=$(head -c 120 "$RUN/chunked-$s.err" 2>/dev/null | tr '\n' ' ' || true)
         [ "$code" = 201 ] || WHY="PUT answered $code, expected 201${err:+ ($err)}"
-        record "HTTP chunked PUT" "$s" "✗" "$WHY"
-        say "chunked PUT via $s: $WHY; request: $(put_summary "$s" "chunked-$s"); answer:"
+        record "HTTP chunked PUT [local]" "$s" "✗" "$WHY"
+        say "chunked PUT via $s: $WHY; request: $(put_summary "$s" local "chunked-$s"); answer:"
         show_answer "$RUN/chunked-$s.headers" "$RUN/chunked-$s.body"
         FAILED=1
     fi
@@ -553,11 +704,11 @@ http_extras() { # SERVER
     local src="" c
     for c in nbxmpp $CLIENTS; do
         [ "$c" = go-sendxmpp-text ] && continue
-        [ -f "$RUN/files/$c-$s.got" ] && { src=$c; break; }
+        [ -f "$RUN/files/$c-$s-local.got" ] && { src=$c; break; }
     done
-    [ -n "$src" ] || { record "HTTP Range resume" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
-    local orig="${ORIG[$src|$s]}" url size n
-    url=$(bob_url "$s" "$src-$s") || { record "HTTP Range resume" "$s" "✗" "no GET URL for $src"; FAILED=1; return 0; }
+    [ -n "$src" ] || { record "HTTP Range resume [local]" "$s" "✗" "no successful upload to resume"; FAILED=1; return 0; }
+    local orig="${ORIG[$src|$s|local]}" url size n
+    url=$(bob_url "$s" "$src-$s-local") || { record "HTTP Range resume [local]" "$s" "✗" "no GET URL for $src"; FAILED=1; return 0; }
     size=$(stat -c %s "$orig"); n=$(( size / 3 ))
     code=$(http_code "$RUN/range-$s.err" -o "$RUN/range-$s.body" -D "$RUN/range-$s.headers" \
         -H "Range: bytes=$n-" "$url")
@@ -575,22 +726,64 @@ http_extras() { # SERVER
         [ "$code" = 416 ] || { WHY="Range: bytes=$size- answered $code, expected 416"; cp "$RUN/range416-$s.headers" "$RUN/range-$s.headers" 2>/dev/null || :; }
     fi
     if [ -z "$WHY" ]; then
-        record "HTTP Range resume" "$s" "✓" "206 with the last $(( size - n )) B, 416 past the end"
+        record "HTTP Range resume [local]" "$s" "✓" "206 with the last $(( size - n )) B, 416 past the end"
     else
-        record "HTTP Range resume" "$s" "✗" "$WHY"
+        record "HTTP Range resume [local]" "$s" "✗" "$WHY"
         say "Range via $s: $WHY; answer:"; show_answer "$RUN/range-$s.headers"
         FAILED=1
     fi
 }
-if [ "$HTTP_EXTRAS" = 1 ]; then
-    # (Called in a condition, so that nothing in it aborts the run: it records its own failures.)
-    for s in $SERVERS; do http_extras "$s" || { record "HTTP chunked PUT" "$s" "✗" "check aborted"; FAILED=1; }; done
-else
+# --- the passes -------------------------------------------------------------------------------
+PASS_TIME=()
+for st in $STORAGES; do
+    t_pass=$(date +%s)
+    for s in $SERVERS; do start_component "$s" "$st"; done
+    run_pass "$st"
+    if [ "$st" = s3 ]; then bucket_check; fi
+    if [ "$st" = local ] && [ "$HTTP_EXTRAS" = 1 ]; then
+        # (Called in a condition, so that nothing in it aborts the run: it records its own failures.)
+        for s in $SERVERS; do http_extras "$s" || { record "HTTP chunked PUT [local]" "$s" "✗" "check aborted"; FAILED=1; }; done
+    fi
+    for s in $SERVERS; do stop_component "$s" "$st"; done
+    PASS_TIME+=("$st $(( $(date +%s) - t_pass )) s")
+done
+say "passes: ${PASS_TIME[*]}"
+if [ "$HTTP_EXTRAS" != 1 ] || ! has_storage local; then
+    why="skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"
+    [ "$HTTP_EXTRAS" != 1 ] || why="skipped (no local pass in CLIENTS_E2E_STORAGE)"
     for s in $SERVERS; do
-        record "HTTP chunked PUT" "$s" "-" "skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"
-        record "HTTP Range resume" "$s" "-" "skipped (CLIENTS_E2E_HTTP_EXTRAS=0)"
+        record "HTTP chunked PUT [local]" "$s" "-" "$why"
+        record "HTTP Range resume [local]" "$s" "-" "$why"
     done
 fi
+
+# --- what each client sent: stream security, the PUT's head, the raw slot request --------------
+# ejabberd's debug log holds the raw bytes of each stanza it received (its logger writes
+# asynchronously: poll); they are saved as slot-requests/CLIENT-STORAGE.xml, the source of the
+# fixtures tests/fixtures/clients/c60-c64 (CLIENTS_E2E_KEEP=1 keeps them). The PUT is the one the
+# relay of that pass saw: in the s3 pass, what reached s3s-fs.
+mkdir -p "$RUN/slot-requests"
+echo
+echo "what each client sent:"
+for FIRST_STORAGE in $STORAGES; do break; done
+for c in $CLIENTS; do
+    for s in $SERVERS; do
+        # (The stream does not depend on the storage: read from the first pass on ejabberd.)
+        printf '  %-18s via %-9s %s\n' "${LABEL[$c]}" "$s" "$(tls_summary "$c" "$s" "$c-$s-$FIRST_STORAGE")"
+        for st in $STORAGES; do
+            printf '  %-18s     PUT [%s]%*s %s\n' "" "$st" $(( 6 - ${#st} )) "" "$(put_summary "$s" "$st" "$c-$s-$st")"
+        done
+    done
+    for st in $STORAGES; do
+        for _ in $(seq 100); do
+            /usr/bin/python3 tests/e2e/client_evidence.py slot-request "$EJ/log/ejabberd.log" "$c-ejabberd-$st" \
+                >"$RUN/slot-requests/$c-$st.xml" || true
+            [ -s "$RUN/slot-requests/$c-$st.xml" ] && break
+            sleep 0.1
+        done
+        printf '  %-18s %-6s slot request: %s\n' "${LABEL[$c]}" "[$st]" "$(tr -d '\n' <"$RUN/slot-requests/$c-$st.xml")"
+    done
+done
 
 # --- the processes must all still be there ------------------------------------------------------
 for pid in "${PIDS[@]}"; do
@@ -598,5 +791,8 @@ for pid in "${PIDS[@]}"; do
 done
 if grep -F "$COMPONENT_SECRET" "$RUN"/component-*.log >/dev/null; then
     say "a component log contains the component secret"; FAILED=1
+fi
+if [ -n "${S3_SECRET:-}" ] && grep -F "$S3_SECRET" "$RUN"/component-*.log "$RUN"/http-*.jsonl >/dev/null; then
+    say "a component log or HTTP record contains the S3 secret key"; FAILED=1
 fi
 if [ "$FAILED" -eq 0 ]; then say "passed"; else say "FAILED"; fi

@@ -12,9 +12,23 @@ NAME_PREFIX is the start of the file's name as the client sent it (clients rewri
   client_evidence.py slot-request EJABBERD.log NAME_PREFIX
       the slot request for the file exactly as the client sent it (ejabberd's debug log keeps
       the raw bytes of every stanza it receives); empty output if there is none
+  client_evidence.py declared-type ejabberd EJABBERD.log NAME_PREFIX
+  client_evidence.py declared-type component COMPONENT.log NAME_PREFIX
+      the content type the client declared in its slot request: the raw attribute from
+      ejabberd's log, or the type the component logged with "slot issued" (Prosody does not log
+      stanzas); "none" when the request named no type, empty output if there is no request
+  client_evidence.py s3-object S3S_FS_ROOT BUCKET KEY_PREFIX NAME_PREFIX
+      the objects s3s-fs stores for the file (keys below KEY_PREFIX whose last segment starts
+      with NAME_PREFIX), one line each: "PATH<TAB>CONTENT-TYPE" ("-" when none is stored), the
+      type read from the object's metadata sidecar (.bucket-B64.object-B64.metadata.json)
+  client_evidence.py s3-leftovers S3S_FS_ROOT
+      s3s-fs's temporary files (.tmp.N.internal.part: a PUT still being written or cut off), one
+      path a line
 """
 
+import base64
 import json
+import os
 import re
 import sys
 from urllib.parse import unquote
@@ -116,6 +130,58 @@ def tls_prosody(path, prefix):
     return "plain TCP"
 
 
+def declared_type(kind, path, prefix):
+    if kind == "ejabberd":
+        r = ejabberd_request(path, prefix)
+        if r is None:
+            return None
+        m = re.search(r"<request\b[^>]*?\bcontent-type=([\"'])(.*?)\1", r[1], re.S)
+        if m is None:
+            m = re.search(r"<content-type>(.*?)</content-type>", r[1], re.S)
+            return m.group(1) if m else "none"
+        return m.group(2)
+    found = None
+    # "slot issued to JID (NS): [PREFIX/]ID/NAME, N bytes[, TYPE]": NAME is the key's last segment.
+    issued = re.compile(
+        r"slot issued to \S+ \([^)]*\): (?:[^/,]*/)+([^/]*?), (?:\d+ bytes|size not declared)(?:, (.*))?$"
+    )
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = issued.search(line.rstrip("\n"))
+        if m and m.group(1).startswith(prefix):
+            found = m.group(2) or "none"
+    return found
+
+
+def b64(s):
+    return base64.urlsafe_b64encode(s.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def s3_objects(root, bucket, key_prefix, prefix):
+    out = []
+    base = os.path.join(root, bucket)
+    for dirpath, _, files in os.walk(os.path.join(base, key_prefix)):
+        for name in files:
+            if not name.startswith(prefix):
+                continue
+            path = os.path.join(dirpath, name)
+            key = os.path.relpath(path, base)
+            ctype = "-"
+            meta = os.path.join(root, ".bucket-%s.object-%s.metadata.json" % (b64(bucket), b64(key)))
+            if os.path.exists(meta):
+                ctype = json.load(open(meta, encoding="utf-8")).get("content_type") or "-"
+            out.append("%s\t%s" % (path, ctype))
+    return sorted(out)
+
+
+def s3_leftovers(root):
+    return sorted(
+        os.path.join(dirpath, name)
+        for dirpath, _, files in os.walk(root)
+        for name in files
+        if name.startswith(".tmp.") and name.endswith(".part")
+    )
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "put":
@@ -129,6 +195,16 @@ def main():
         r = ejabberd_request(sys.argv[2], sys.argv[3])
         if r is not None:
             sys.stdout.write(r[1].rstrip("\n") + "\n")
+    elif cmd == "declared-type":
+        t = declared_type(sys.argv[2], sys.argv[3], sys.argv[4])
+        if t is not None:
+            print(t)
+    elif cmd == "s3-object":
+        for line in s3_objects(*sys.argv[2:6]):
+            print(line)
+    elif cmd == "s3-leftovers":
+        for line in s3_leftovers(sys.argv[2]):
+            print(line)
     else:
         sys.exit("unknown command " + cmd)
 

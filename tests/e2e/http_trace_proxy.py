@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""A transparent TCP relay in front of the component's HTTP store that records what clients send.
+"""A transparent TCP relay in front of the component's HTTP store (or of s3s-fs) that records what
+clients send.
 
 Usage: http_trace_proxy.py LISTEN_PORT TARGET_PORT LOG_FILE
 
 ci/clients_e2e.sh hands out GET/PUT URLs that point here, so each real client's PUT passes
-through unchanged, byte for byte, in both directions; only the request head (request line and
+through unchanged, byte for byte, in both directions (the Host header too, which presigned S3
+URLs sign); only the request head (request line and
 header names/values) of the first request on each connection is appended to LOG_FILE as one JSON
 line, so the report can say which HTTP version, Content-Type, Content-Length or
 Transfer-Encoding and slot headers each client really sent. Header values that carry
