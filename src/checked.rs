@@ -56,13 +56,16 @@ impl FileName {
         if name.len() > MAX_FILENAME_BYTES {
             return Err(FileNameError::TooLong);
         }
-        if name.contains(['/', '\\']) {
+        if name.bytes().any(|b| b == b'/' || b == b'\\') {
             return Err(FileNameError::PathSeparator);
         }
-        if name
-            .chars()
-            .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
-        {
+        let control = if name.is_ascii() {
+            name.bytes().any(|b| b.is_ascii_control())
+        } else {
+            name.chars()
+                .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+        };
+        if control {
             return Err(FileNameError::ControlCharacter);
         }
         if name == "." || name == ".." {

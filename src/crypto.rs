@@ -98,7 +98,24 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends the lower-case hex of `bytes` (through a stack buffer: `hex::encode` builds its
+/// string a `char` at a time).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        let Some(dst) = buf.get_mut(..chunk.len() * 2) else {
+            return;
+        };
+        if hex::encode_to_slice(chunk, dst).is_ok() {
+            // Hex digits are ASCII.
+            out.push_str(core::str::from_utf8(dst).unwrap_or_default());
+        }
+    }
 }
 
 /// Decodes hex (either case) into exactly `N` bytes.
@@ -124,6 +141,8 @@ mod tests {
     fn hex_round_trip() {
         let b = [0u8, 1, 0xab, 0xff];
         assert_eq!(hex(&b), "0001abff");
+        let long: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&long), hex::encode(&long));
         assert_eq!(unhex::<4>("0001ABff"), Some(b));
         assert_eq!(unhex::<4>("0001abf"), None);
         assert_eq!(unhex::<4>("0001abfg"), None);

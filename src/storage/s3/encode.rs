@@ -13,6 +13,7 @@ pub(super) fn encode_into(out: &mut String, bytes: &[u8]) {
 }
 
 /// One query name or value, or one path segment, encoded.
+#[cfg(test)]
 pub(super) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     encode_into(&mut out, s.as_bytes());

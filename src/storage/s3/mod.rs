@@ -60,10 +60,10 @@ use base64::Engine as _;
 use time::{Duration, OffsetDateTime};
 use url::Url;
 
-use self::canonical::{canonical_query, canonical_request, normalize_header_value, SignedHeaders};
+use self::canonical::{canonical_request, normalize_header_value, SignedHeaders};
 use self::encode::{canonical_prefix, encode_into, push_key_path};
 use self::sign::{
-    root_key, scope, signature, signing_key, string_to_sign, KeyCache, Timestamp, ALGORITHM,
+    root_key, scope, signature, signing_key, string_to_sign, DayKey, KeyCache, Timestamp, ALGORITHM,
 };
 use super::{check_base, DownloadGrant, StorageBackend, StorageError, UploadGrant, UploadTarget};
 use crate::checked::{ContentType, InlinePolicy, OCTET_STREAM};
@@ -497,8 +497,16 @@ impl S3Store {
         expires_in: Duration,
         binding: &PutBinding<'_>,
     ) -> Result<(Url, Vec<(String, String)>), StorageError> {
-        let (headers, required) = put_headers(binding)?;
+        let bound = put_headers(binding)?;
+        let mut headers = SignedHeaders::default();
+        for (signed, _, value) in &bound {
+            headers.insert(signed, value);
+        }
         let presigned = self.presign("PUT", key, now, expires_in, headers, &[])?;
+        let required = bound
+            .into_iter()
+            .map(|(_, name, value)| (name.to_owned(), value))
+            .collect();
         Ok((presigned.url, required))
     }
 
@@ -734,7 +742,7 @@ impl S3Store {
         key: &str,
         now: OffsetDateTime,
         expires_in: Duration,
-        headers: SignedHeaders,
+        headers: SignedHeaders<'_>,
         extra: &[(&str, &str)],
     ) -> Result<Presigned, StorageError> {
         let base = self.base.as_ref().map_err(Clone::clone)?;
@@ -746,51 +754,93 @@ impl S3Store {
 
     /// Signs one request for an encoded `path` (an object's, or the bucket's for a listing).
     #[allow(clippy::too_many_arguments)]
-    fn sign_path(
+    fn sign_path<'a>(
         &self,
-        base: &Base,
+        base: &'a Base,
         method: &str,
         path: &str,
         now: OffsetDateTime,
         expires_in: Duration,
-        mut headers: SignedHeaders,
+        mut headers: SignedHeaders<'a>,
         extra: &[(&str, &str)],
     ) -> Result<Presigned, StorageError> {
+        use core::fmt::Write as _;
         let expires = expires_seconds(expires_in)?;
         now.checked_add(expires_in)
             .ok_or(StorageError::InvalidExpiry)?;
         let ts = Timestamp::new(now)?;
         headers.insert("host", &base.host);
+        let day = self.keys.get(ts.day, || {
+            let scope = scope(ts.date(), &self.region);
+            let mut credential = String::with_capacity(self.access_key_id.len() + 3 * 40);
+            encode_into(&mut credential, self.access_key_id.as_bytes());
+            credential.push_str("%2F");
+            encode_into(&mut credential, scope.as_bytes());
+            DayKey {
+                key: signing_key(&self.root, ts.date(), &self.region),
+                scope,
+                credential,
+            }
+        });
 
-        let scope = scope(&ts.date, &self.region);
-        let credential = format!("{}/{scope}", self.access_key_id);
-        let expires = expires.to_string();
-        let signed_headers = headers.names();
-        let mut params: Vec<(&str, &str)> = vec![
-            ("X-Amz-Algorithm", ALGORITHM),
-            ("X-Amz-Credential", &credential),
-            ("X-Amz-Date", &ts.amz_date),
-            ("X-Amz-Expires", &expires),
-            ("X-Amz-SignedHeaders", &signed_headers),
-        ];
+        // The canonical query, written in order: the `X-Amz-*` names sort as listed here,
+        // and before every extra parameter (all lower-case, so after `X`).
+        let mut query = String::with_capacity(320);
+        query.push_str("X-Amz-Algorithm=");
+        query.push_str(ALGORITHM);
+        query.push_str("&X-Amz-Credential=");
+        query.push_str(&day.credential);
+        query.push_str("&X-Amz-Date=");
+        query.push_str(ts.amz_date());
+        // Writing to a String cannot fail.
+        let _ = write!(query, "&X-Amz-Expires={expires}");
         // S3 signs the session token: it is part of the canonical query string.
         if let Some(token) = &self.session_token {
-            params.push(("X-Amz-Security-Token", token));
+            query.push_str("&X-Amz-Security-Token=");
+            encode_into(&mut query, token.as_bytes());
         }
-        params.extend_from_slice(extra);
-        let query = canonical_query(&params);
+        query.push_str("&X-Amz-SignedHeaders=");
+        headers.push_names(&mut query, "%3B");
+        if !extra.is_empty() {
+            // The extra parameters of this crate (`response-*`, `list-type`, `prefix`, …) are
+            // lower-case, so they sort after every `X-Amz-*` name.
+            if !extra
+                .iter()
+                .all(|(n, _)| n.starts_with(|c: char| c.is_ascii_lowercase()))
+            {
+                return Err(StorageError::Unsupported(
+                    "extra query parameters must have lower-case names",
+                ));
+            }
+            let mut sorted = extra.to_vec();
+            sorted.sort_unstable();
+            for (name, value) in sorted {
+                query.push('&');
+                encode_into(&mut query, name.as_bytes());
+                query.push('=');
+                encode_into(&mut query, value.as_bytes());
+            }
+        }
 
         let canonical_request = canonical_request(method, path, &query, &headers);
-        let string_to_sign = string_to_sign(&ts.amz_date, &scope, &canonical_request);
-        let signing_key = self
-            .keys
-            .get(ts.day, || signing_key(&self.root, &ts.date, &self.region));
-        let signature = signature(&signing_key, &string_to_sign);
+        let string_to_sign = string_to_sign(ts.amz_date(), &day.scope, &canonical_request);
+        let signature = signature(&day.key, &string_to_sign);
 
-        let text = format!(
-            "{}://{}{path}?{query}&X-Amz-Signature={signature}",
-            base.scheme, base.host
+        let mut text = String::with_capacity(
+            base.scheme.len() + base.host.len() + path.len() + query.len() + 96,
         );
+        for part in [
+            &base.scheme,
+            "://",
+            &base.host,
+            path,
+            "?",
+            &query,
+            "&X-Amz-Signature=",
+            &signature,
+        ] {
+            text.push_str(part);
+        }
         let url = Url::parse(&text).map_err(|_| StorageError::InvalidBaseUrl)?;
         // The URL must carry exactly the signed path, or the store would compute another one.
         if url.path() != path {
@@ -887,39 +937,35 @@ fn capped(expires: Option<OffsetDateTime>, now: OffsetDateTime) -> Duration {
     }
 }
 
-/// The signed headers and the required headers of a PUT binding.
+/// The headers a PUT binding signs: (signed name, header name, normalised value), each also
+/// a header the PUT must send.
 fn put_headers(
     binding: &PutBinding<'_>,
-) -> Result<(SignedHeaders, Vec<(String, String)>), StorageError> {
-    let mut headers = SignedHeaders::default();
-    let mut required = Vec::new();
-    let mut bind = |signed: &str, name: &str, value: String| {
-        headers.insert(signed, &value);
-        required.push((name.to_owned(), value));
-    };
+) -> Result<Vec<(&'static str, &'static str, String)>, StorageError> {
+    let mut bound = Vec::with_capacity(4);
     if let Some(len) = binding.content_length {
-        bind("content-length", "Content-Length", len.to_string());
+        bound.push(("content-length", "Content-Length", len.to_string()));
     }
     if let Some(ct) = binding.content_type {
-        let value = normalize_header_value(ct);
         if !is_header_value(ct) {
             return Err(StorageError::Unsupported(
                 "the content type is not a valid HTTP header value",
             ));
         }
-        bind("content-type", "Content-Type", value);
+        let value = normalize_header_value(ct).into_owned();
+        bound.push(("content-type", "Content-Type", value));
     }
     if let Some(md5) = &binding.content_md5 {
-        bind("content-md5", "Content-MD5", BASE64.encode(md5));
+        bound.push(("content-md5", "Content-MD5", BASE64.encode(md5)));
     }
     if let Some(sha256) = &binding.sha256 {
-        bind(
+        bound.push((
             "x-amz-checksum-sha256",
             "x-amz-checksum-sha256",
             BASE64.encode(sha256),
-        );
+        ));
     }
-    Ok((headers, required))
+    Ok(bound)
 }
 
 /// Whether `value` can travel as a header value: visible ASCII, spaces and tabs, not blank.

@@ -9,11 +9,11 @@
 //! The signing key depends only on the date (the region and service are fixed per store), so
 //! [`KeyCache`] keeps the one of the current day.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use time::{Date, OffsetDateTime, UtcOffset};
 
-use crate::crypto::{hex, sha256, SecretKey};
+use crate::crypto::{hex, push_hex, sha256, SecretKey};
 use crate::storage::StorageError;
 
 /// The `X-Amz-Algorithm` value.
@@ -30,16 +30,15 @@ const TERMINATOR: &str = "aws4_request";
 pub(super) struct Timestamp {
     /// The UTC day, the cache key of the signing key.
     pub(super) day: Date,
-    /// `yyyymmdd`.
-    pub(super) date: String,
-    /// `yyyymmddThhmmssZ` (ISO 8601 basic format, UTC).
-    pub(super) amz_date: String,
+    /// `yyyymmddThhmmssZ` (ISO 8601 basic format, UTC); its first 8 bytes are `yyyymmdd`.
+    amz_date: String,
 }
 
 impl Timestamp {
     /// The timestamp of `now`, converted to UTC and truncated to the second. Fails for years
     /// outside 0..=9999, which the four-digit format cannot carry.
     pub(super) fn new(now: OffsetDateTime) -> Result<Self, StorageError> {
+        use core::fmt::Write as _;
         let utc = now
             .checked_to_offset(UtcOffset::UTC)
             .ok_or(StorageError::InvalidExpiry)?;
@@ -47,18 +46,31 @@ impl Timestamp {
         if !(0..=9999).contains(&year) {
             return Err(StorageError::InvalidExpiry);
         }
-        let date = format!("{year:04}{:02}{:02}", u8::from(utc.month()), utc.day());
-        let amz_date = format!(
-            "{date}T{:02}{:02}{:02}Z",
+        let mut amz_date = String::with_capacity(16);
+        // Writing to a String cannot fail.
+        let _ = write!(
+            amz_date,
+            "{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            u8::from(utc.month()),
+            utc.day(),
             utc.hour(),
             utc.minute(),
             utc.second()
         );
         Ok(Self {
             day: utc.date(),
-            date,
             amz_date,
         })
+    }
+
+    /// `yyyymmdd`.
+    pub(super) fn date(&self) -> &str {
+        self.amz_date.get(..8).unwrap_or_default()
+    }
+
+    /// `yyyymmddThhmmssZ`.
+    pub(super) fn amz_date(&self) -> &str {
+        &self.amz_date
     }
 }
 
@@ -69,10 +81,12 @@ pub(super) fn scope(date: &str, region: &str) -> String {
 
 /// The string to sign for a canonical request.
 pub(super) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex(&sha256(canonical_request.as_bytes()))
-    )
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+    for part in [ALGORITHM, "\n", amz_date, "\n", scope, "\n"] {
+        out.push_str(part);
+    }
+    push_hex(&mut out, &sha256(canonical_request.as_bytes()));
+    out
 }
 
 /// The long-term key `"AWS4" + secret`, the root of the derivation.
@@ -97,11 +111,21 @@ pub(super) fn signature(key: &SecretKey, string_to_sign: &str) -> String {
     hex(&key.sign(&[string_to_sign.as_bytes()]))
 }
 
-/// The signing key of the last day used, so that only the first URL of a day pays for the four
+/// What every presign of one day shares: the signing key, the credential scope and the
+/// encoded `X-Amz-Credential` value.
+pub(super) struct DayKey {
+    pub(super) key: SecretKey,
+    /// `yyyymmdd/region/s3/aws4_request`.
+    pub(super) scope: String,
+    /// `{access key ID}/{scope}`, encoded for the query.
+    pub(super) credential: String,
+}
+
+/// The [`DayKey`] of the last day used, so that only the first URL of a day pays for the four
 /// HMACs of the derivation. The region is fixed per store and is not part of the cache key.
 #[derive(Default)]
 pub(super) struct KeyCache {
-    slot: Mutex<Option<(Date, SecretKey)>>,
+    slot: Mutex<Option<(Date, Arc<DayKey>)>>,
 }
 
 impl core::fmt::Debug for KeyCache {
@@ -112,22 +136,22 @@ impl core::fmt::Debug for KeyCache {
 
 impl KeyCache {
     /// The cached key for `day`, or a fresh one from `derive` (then cached).
-    pub(super) fn get(&self, day: Date, derive: impl FnOnce() -> SecretKey) -> SecretKey {
+    pub(super) fn get(&self, day: Date, derive: impl FnOnce() -> DayKey) -> Arc<DayKey> {
         if let Some(key) = self.with_slot(|slot| match slot {
-            Some((d, key)) if *d == day => Some(key.clone()),
+            Some((d, key)) if *d == day => Some(Arc::clone(key)),
             _ => None,
         }) {
             return key;
         }
-        let key = derive();
-        let cached = key.clone();
+        let key = Arc::new(derive());
+        let cached = Arc::clone(&key);
         self.with_slot(|slot| *slot = Some((day, cached)));
         key
     }
 
     /// Runs `f` on the cache slot. A poisoned lock (a panic elsewhere while holding it) only
     /// held a derived key, which is still valid: recover the guard.
-    fn with_slot<R>(&self, f: impl FnOnce(&mut Option<(Date, SecretKey)>) -> R) -> R {
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Option<(Date, Arc<DayKey>)>) -> R) -> R {
         let mut guard = match self.slot.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),

@@ -4,6 +4,7 @@
 use time::{Duration, OffsetDateTime};
 use url::Url;
 
+use super::canonical::canonical_query;
 use super::sign::{root_key, signing_key, Timestamp};
 use super::*;
 use crate::checked::{ContentType, FileName};
@@ -118,8 +119,8 @@ fn timestamp_is_utc_and_truncated() {
     let t = at(T0 + 3600 * 23 + 59 * 60 + 59) + Duration::milliseconds(999);
     let t = t.to_offset(time::UtcOffset::from_hms(5, 30, 0).unwrap());
     let ts = Timestamp::new(t).unwrap();
-    assert_eq!(ts.date, "20130524");
-    assert_eq!(ts.amz_date, "20130524T235959Z");
+    assert_eq!(ts.date(), "20130524");
+    assert_eq!(ts.amz_date(), "20130524T235959Z");
     assert!(Timestamp::new(at(-62_200_000_000)).is_err()); // year < 0
 }
 
@@ -446,7 +447,15 @@ fn put_binds_headers() {
         ]),
         sha256: Some([0u8; 32]),
     };
-    let (headers, required) = put_headers(&binding).unwrap();
+    let bound = put_headers(&binding).unwrap();
+    let mut headers = SignedHeaders::default();
+    for (signed, _, value) in &bound {
+        headers.insert(signed, value);
+    }
+    let required: Vec<(String, String)> = bound
+        .iter()
+        .map(|(_, name, value)| ((*name).to_owned(), value.clone()))
+        .collect();
     assert_eq!(
         headers.names(),
         "content-length;content-md5;content-type;x-amz-checksum-sha256"
@@ -1384,4 +1393,67 @@ fn public_get_base_is_validated() {
         "{text}"
     );
     assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[test]
+fn query_written_in_order_is_the_canonical_query() {
+    // The signer writes the query in SigV4's order instead of sorting it; the general rule
+    // (encode every pair, sort by encoded name) must give the same text for every request
+    // this crate signs.
+    let mut with_token = config("https://s3.example", "uploads", true);
+    with_token.session_token = Some("FwoGZX+IvYXdz/EJ//token==".into());
+    let tokened = S3Store::new(with_token);
+    let store = aws_store();
+    let overrides = GetOverrides {
+        content_type: Some("text/plain; charset=utf-8"),
+        content_disposition: Some("attachment; filename*=UTF-8''a%20b.txt"),
+    };
+    let binding = PutBinding {
+        content_length: Some(5),
+        content_type: Some("image/jpeg"),
+        content_md5: Some([7; 16]),
+        sha256: Some([9; 32]),
+    };
+    let urls = [
+        store
+            .presign_get("a/b c.txt", at(T0), Duration::hours(1))
+            .unwrap(),
+        store
+            .presign_get_with("k", at(T0), Duration::hours(1), &overrides)
+            .unwrap(),
+        store
+            .presign_put("k", at(T0), Duration::minutes(5), &binding)
+            .unwrap()
+            .0,
+        store
+            .presign_list(
+                "uploads/",
+                Some("tok=en/+"),
+                Some(10),
+                at(T0),
+                Duration::minutes(1),
+            )
+            .unwrap(),
+        tokened
+            .presign_delete("k", at(T0), Duration::minutes(1))
+            .unwrap(),
+        tokened
+            .presign_get_with("k", at(T0), Duration::hours(1), &overrides)
+            .unwrap(),
+    ];
+    for url in &urls {
+        let query = url.query().unwrap();
+        let (signed, _) = query.rsplit_once("&X-Amz-Signature=").unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(n, _)| n != "X-Amz-Signature")
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(signed, canonical_query(&borrowed), "{url}");
+    }
+    assert!(urls[4].as_str().contains("X-Amz-Security-Token="));
 }

@@ -181,27 +181,57 @@ impl<'a> Params<'a> {
         if query.is_empty() {
             return Ok(p);
         }
-        for pair in query.split('&') {
-            let (name, value) = pair
-                .split_once('=')
-                .ok_or(VerifyError::Malformed("query parameter without value"))?;
-            let slot = match name {
-                "exp" => &mut p.exp,
-                "sig" => &mut p.sig,
-                "v" if !get_only => &mut p.v,
-                "size" if !get_only => &mut p.size,
-                "max" if !get_only => &mut p.max,
-                "type" if !get_only => &mut p.ty,
-                "sha256" if !get_only => &mut p.sha256,
-                "md5" if !get_only => &mut p.md5,
-                "by" if !get_only => &mut p.by,
-                _ => return Err(VerifyError::Malformed("unknown query parameter")),
-            };
-            if slot.replace(form_decode(value)?).is_some() {
-                return Err(VerifyError::Malformed("repeated query parameter"));
+        // One pass over the bytes: pairs end at `&`, the name at the first `=`, and a `%` or
+        // `+` marks a value to decode. Every split is at an ASCII byte, a character boundary.
+        let bytes = query.as_bytes();
+        let (mut start, mut eq, mut encoded) = (0, None, false);
+        for i in 0..=bytes.len() {
+            match bytes.get(i) {
+                Some(b'=') if eq.is_none() => eq = Some(i),
+                Some(b'%' | b'+') => encoded = true,
+                Some(b'&') | None => {
+                    let at = eq.ok_or(VerifyError::Malformed("query parameter without value"))?;
+                    let name = query.get(start..at).unwrap_or_default();
+                    let value = query.get(at + 1..i).unwrap_or_default();
+                    p.set(name, value, encoded, get_only)?;
+                    (start, encoded) = (i + 1, false);
+                    eq = None;
+                }
+                Some(_) => {}
             }
         }
         Ok(p)
+    }
+
+    /// Stores one parameter: known names only, each at most once.
+    fn set(
+        &mut self,
+        name: &str,
+        value: &'a str,
+        encoded: bool,
+        get_only: bool,
+    ) -> Result<(), VerifyError> {
+        let slot = match (name.as_bytes(), get_only) {
+            (b"exp", _) => &mut self.exp,
+            (b"sig", _) => &mut self.sig,
+            (b"v", false) => &mut self.v,
+            (b"size", false) => &mut self.size,
+            (b"max", false) => &mut self.max,
+            (b"type", false) => &mut self.ty,
+            (b"sha256", false) => &mut self.sha256,
+            (b"md5", false) => &mut self.md5,
+            (b"by", false) => &mut self.by,
+            _ => return Err(VerifyError::Malformed("unknown query parameter")),
+        };
+        let value = if encoded {
+            form_decode(value)?
+        } else {
+            Cow::Borrowed(value)
+        };
+        if slot.replace(value).is_some() {
+            return Err(VerifyError::Malformed("repeated query parameter"));
+        }
+        Ok(())
     }
 }
 
@@ -477,7 +507,10 @@ impl SignedUrlStore {
                 .and_then(|r| r.strip_prefix('/'))
                 .ok_or(VerifyError::NotUnderBase)?;
         }
-        let Some((id, name)) = rest.split_once('/').filter(|(_, n)| !n.contains('/')) else {
+        let Some((id, name)) = rest
+            .split_once('/')
+            .filter(|(_, n)| !n.bytes().any(|b| b == b'/'))
+        else {
             return Err(VerifyError::Malformed("path is not {slot id}/{file name}"));
         };
         let (id, name) = check_key_segments(id, name)?;
@@ -498,9 +531,13 @@ fn check_key_segments<'u>(
     if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return Err(VerifyError::Malformed("slot id"));
     }
-    let name = percent_encoding::percent_decode_str(name)
-        .decode_utf8()
-        .map_err(|_| VerifyError::Malformed("path is not UTF-8"))?;
+    let name = if name.bytes().any(|b| b == b'%') {
+        percent_encoding::percent_decode_str(name)
+            .decode_utf8()
+            .map_err(|_| VerifyError::Malformed("path is not UTF-8"))?
+    } else {
+        Cow::Borrowed(name)
+    };
     FileName::check(&name).map_err(|_| VerifyError::Malformed("file name"))?;
     Ok((id, name))
 }
