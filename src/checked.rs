@@ -314,6 +314,7 @@ impl ContentType {
 
     /// The `type/subtype` of `s` as written (case kept), after the checks of
     /// [`ContentType::new`], without building a value: what a verifier compares.
+    #[cfg(feature = "signed")]
     pub(crate) fn essence_of(s: &str) -> Result<&str, ContentTypeError> {
         parse_media_type(s).map(|p| p.essence)
     }
