@@ -747,7 +747,8 @@ impl S3Store {
     ) -> Result<Presigned, StorageError> {
         let base = self.base.as_ref().map_err(Clone::clone)?;
         check_key(key)?;
-        let mut path = base.prefix.clone();
+        let mut path = String::with_capacity(base.prefix.len() + 3 * key.len() + 1);
+        path.push_str(&base.prefix);
         push_key_path(&mut path, key);
         self.sign_path(base, method, &path, now, expires_in, headers, extra)
     }
