@@ -183,23 +183,26 @@ impl<'a> Params<'a> {
         }
         // One pass over the bytes: pairs end at `&`, the name at the first `=`, and a `%` or
         // `+` marks a value to decode. Every split is at an ASCII byte, a character boundary.
-        let bytes = query.as_bytes();
         let (mut start, mut eq, mut encoded) = (0, None, false);
-        for i in 0..=bytes.len() {
-            match bytes.get(i) {
-                Some(b'=') if eq.is_none() => eq = Some(i),
-                Some(b'%' | b'+') => encoded = true,
-                Some(b'&') | None => {
-                    let at = eq.ok_or(VerifyError::Malformed("query parameter without value"))?;
-                    let name = query.get(start..at).unwrap_or_default();
-                    let value = query.get(at + 1..i).unwrap_or_default();
-                    p.set(name, value, encoded, get_only)?;
-                    (start, encoded) = (i + 1, false);
-                    eq = None;
+        let mut end_pair = |i: usize, eq: Option<usize>, encoded: bool| {
+            let at = eq.ok_or(VerifyError::Malformed("query parameter without value"))?;
+            let name = query.get(start..at).unwrap_or_default();
+            let value = query.get(at + 1..i).unwrap_or_default();
+            start = i + 1;
+            p.set(name, value, encoded, get_only)
+        };
+        for (i, &b) in query.as_bytes().iter().enumerate() {
+            match b {
+                b'=' if eq.is_none() => eq = Some(i),
+                b'%' | b'+' => encoded = true,
+                b'&' => {
+                    end_pair(i, eq, encoded)?;
+                    (eq, encoded) = (None, false);
                 }
-                Some(_) => {}
+                _ => {}
             }
         }
+        end_pair(query.len(), eq, encoded)?;
         Ok(p)
     }
 
