@@ -11,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(put) = store().verify_put(&url, len, ty, now()) {
+        // Borrowed or owned, the same value; the key ends with the file name.
+        assert_eq!(put.clone().into_owned(), put);
+        assert!(put.key.ends_with(&*put.filename));
         let _ = put.check_content_md5(ty);
         let mut body = put.body_check();
         let _ = body.update(data).and_then(|()| body.finish());
