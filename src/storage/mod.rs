@@ -89,19 +89,8 @@ impl<T: StorageBackend + ?Sized> StorageBackend for std::sync::Arc<T> {
 /// were checked. Only this crate can build one.
 #[derive(Debug, Clone)]
 pub struct UploadGrant {
-    pub(crate) key: String,
-    pub(crate) slot_id: [u8; 16],
-    pub(crate) filename: FileName,
-    pub(crate) size: Option<u64>,
-    pub(crate) max_size: u64,
-    pub(crate) content_type: Option<ContentType>,
-    pub(crate) sha256: Option<[u8; 32]>,
-    pub(crate) md5: Option<[u8; 16]>,
-    pub(crate) requester: BareJid,
-    pub(crate) now: OffsetDateTime,
-    pub(crate) put_expires: OffsetDateTime,
-    pub(crate) get_expires: Option<OffsetDateTime>,
-    pub(crate) lists_headers: bool,
+    key: String,
+    checked: CheckedUpload,
     _proof: (),
 }
 
@@ -125,34 +114,14 @@ pub(crate) struct CheckedUpload {
 impl UploadGrant {
     /// The grant of a checked upload, with its object key `{slot id hex}/{file name}`.
     pub(crate) fn new(checked: CheckedUpload) -> Self {
-        let CheckedUpload {
-            slot_id,
-            filename,
-            size,
-            max_size,
-            content_type,
-            sha256,
-            md5,
-            requester,
-            now,
-            put_expires,
-            get_expires,
-        } = checked;
-        let key = format!("{}/{}", crate::crypto::hex(&slot_id), filename.as_str());
+        let key = format!(
+            "{}/{}",
+            crate::crypto::hex(&checked.slot_id),
+            checked.filename.as_str()
+        );
         Self {
             key,
-            slot_id,
-            filename,
-            size,
-            max_size,
-            content_type,
-            sha256,
-            md5,
-            requester,
-            now,
-            put_expires,
-            get_expires,
-            lists_headers: md5.is_some(),
+            checked,
             _proof: (),
         }
     }
@@ -163,7 +132,8 @@ impl UploadGrant {
     /// must not require anything else of them (an S3 `x-amz-checksum-sha256`, say).
     #[must_use]
     pub fn client_sends_required_headers(&self) -> bool {
-        self.lists_headers
+        // p1 results list the required headers; only p1 uploads carry an MD5.
+        self.checked.md5.is_some()
     }
 
     /// The object key the service suggests: `{32 hex digits of the slot ID}/{file name}`.
@@ -176,68 +146,68 @@ impl UploadGrant {
     /// The 128-bit slot ID, unpredictable without the service secret.
     #[must_use]
     pub fn slot_id(&self) -> [u8; 16] {
-        self.slot_id
+        self.checked.slot_id
     }
 
     /// The checked file name.
     #[must_use]
     pub fn filename(&self) -> &FileName {
-        &self.filename
+        &self.checked.filename
     }
 
     /// The exact size in bytes; `None` only for `p1:http-file-transfer` uploads that did not
     /// declare one, where the MD5 binds the content and [`UploadGrant::max_size`] the limit.
     #[must_use]
     pub fn size(&self) -> Option<u64> {
-        self.size
+        self.checked.size
     }
 
     /// The largest body the PUT may carry: the exact size when known, else the service limit.
     #[must_use]
     pub fn max_size(&self) -> u64 {
-        self.max_size
+        self.checked.max_size
     }
 
     /// The checked content type, when the client gave one.
     #[must_use]
     pub fn content_type(&self) -> Option<&ContentType> {
-        self.content_type.as_ref()
+        self.checked.content_type.as_ref()
     }
 
     /// The SHA-256 of the file, when the client gave one (XEP-0300 `<hash/>`).
     #[must_use]
     pub fn sha256(&self) -> Option<&[u8; 32]> {
-        self.sha256.as_ref()
+        self.checked.sha256.as_ref()
     }
 
     /// The MD5 of the file (`p1:http-file-transfer`).
     #[must_use]
     pub fn md5(&self) -> Option<&[u8; 16]> {
-        self.md5.as_ref()
+        self.checked.md5.as_ref()
     }
 
     /// Who asked.
     #[must_use]
     pub fn requester(&self) -> &BareJid {
-        &self.requester
+        &self.checked.requester
     }
 
     /// The time of the request.
     #[must_use]
     pub fn now(&self) -> OffsetDateTime {
-        self.now
+        self.checked.now
     }
 
     /// When the PUT URL must stop working.
     #[must_use]
     pub fn put_expires(&self) -> OffsetDateTime {
-        self.put_expires
+        self.checked.put_expires
     }
 
     /// When the slot's GET URL must stop working (`None`: as long as the backend allows).
     #[must_use]
     pub fn get_expires(&self) -> Option<OffsetDateTime> {
-        self.get_expires
+        self.checked.get_expires
     }
 }
 

@@ -515,17 +515,11 @@ fn grant(
     get_expires: Option<OffsetDateTime>,
 ) -> UploadGrant {
     UploadGrant::new(CheckedUpload {
-        slot_id: [0x11; 16],
-        filename: FileName::new("Фото.jpg").unwrap(),
         size,
-        max_size: 10_000_000,
         content_type: Some(ContentType::new("image/jpeg").unwrap()),
-        sha256: None,
         md5,
-        requester: "alice@example.org".parse().unwrap(),
-        now: at(T0),
-        put_expires: at(T0 + 300),
         get_expires,
+        ..checked("Фото.jpg", 0)
     })
 }
 
@@ -639,17 +633,26 @@ fn issue_upload_needs_declared_size() {
 fn typed_grant(ty: Option<&str>, name: &str) -> UploadGrant {
     UploadGrant::new(CheckedUpload {
         slot_id: [0x22; 16],
-        filename: FileName::new(name).unwrap(),
-        size: Some(7),
-        max_size: 10_000_000,
         content_type: ty.map(|t| ContentType::new(t).unwrap()),
+        ..checked(name, 7)
+    })
+}
+
+/// A checked upload of `size` bytes named `name`, with no type or digest.
+fn checked(name: &str, size: u64) -> CheckedUpload {
+    CheckedUpload {
+        slot_id: [0x11; 16],
+        filename: FileName::new(name).unwrap(),
+        size: Some(size),
+        max_size: 10_000_000,
+        content_type: None,
         sha256: None,
         md5: None,
         requester: "alice@example.org".parse().unwrap(),
         now: at(T0),
         put_expires: at(T0 + 300),
         get_expires: None,
-    })
+    }
 }
 
 fn required(t: &UploadTarget) -> Vec<(&str, &str)> {
@@ -1297,17 +1300,8 @@ fn slot_keys_live_under_the_prefix() {
         .key_prefix(format!("{}/", "p".repeat(511)));
     let name = "n".repeat(255);
     let g = UploadGrant::new(CheckedUpload {
-        slot_id: [0x11; 16],
-        filename: FileName::new(&name).unwrap(),
-        size: Some(5),
         max_size: 10,
-        content_type: None,
-        sha256: None,
-        md5: None,
-        requester: "alice@example.org".parse().unwrap(),
-        now: at(T0),
-        put_expires: at(T0 + 300),
-        get_expires: None,
+        ..checked(&name, 5)
     });
     assert!(long.issue_upload(&g).is_ok()); // 512 + 33 + 255 bytes
 }

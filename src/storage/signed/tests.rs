@@ -13,7 +13,11 @@ fn now() -> OffsetDateTime {
 }
 
 fn grant(name: &str, size: u64, ty: Option<&str>) -> UploadGrant {
-    UploadGrant::new(CheckedUpload {
+    UploadGrant::new(checked(name, size, ty))
+}
+
+fn checked(name: &str, size: u64, ty: Option<&str>) -> CheckedUpload {
+    CheckedUpload {
         slot_id: [0xab; 16],
         filename: FileName::new(name).unwrap(),
         size: Some(size),
@@ -25,7 +29,7 @@ fn grant(name: &str, size: u64, ty: Option<&str>) -> UploadGrant {
         now: now(),
         put_expires: now() + Duration::seconds(300),
         get_expires: None,
-    })
+    }
 }
 
 fn store() -> SignedUrlStore {
@@ -317,10 +321,10 @@ fn chunked_put_takes_the_bound_size() {
         Err(VerifyError::SizeMismatch { .. })
     ));
     // A slot bound only by a limit needs a declared length.
-    let mut g = grant("b.bin", 4, None);
-    g.size = None;
-    g.md5 = Some([1; 16]);
-    let t = s.issue_upload(&g).unwrap();
+    let mut c = checked("b.bin", 4, None);
+    c.size = None;
+    c.md5 = Some([1; 16]);
+    let t = s.issue_upload(&UploadGrant::new(c)).unwrap();
     assert_eq!(
         s.verify_put_request(&t.put_url, None, None, now()),
         Err(VerifyError::LengthRequired)
