@@ -34,6 +34,29 @@ pub(crate) fn child<'a>(e: &'a Element, name: &str, ns: &str) -> Option<&'a Elem
     e.children().find(|c| c.name() == name && c.has_ns(ns))
 }
 
+/// Whether `e` is deeper than `max_depth` levels (itself at level 1) or holds more than
+/// `max_elements` elements in all. Iterative, and stops at the first limit passed, so its
+/// cost is bounded by the limits, not by the input.
+pub(crate) fn exceeds(e: &Element, max_depth: usize, max_elements: usize) -> bool {
+    let mut stack = vec![e.children()];
+    let mut count = 1usize;
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            Some(child) => {
+                count += 1;
+                if count > max_elements || stack.len() >= max_depth {
+                    return true;
+                }
+                stack.push(child.children());
+            }
+            None => {
+                stack.pop();
+            }
+        }
+    }
+    false
+}
+
 /// Copies an element with another namespace on the element itself (children keep theirs).
 pub(crate) fn renamespace(e: Element, ns: &str) -> Element {
     if e.has_ns(ns) {

@@ -338,26 +338,9 @@ struct Echo<'a> {
 }
 
 /// Whether a payload is deeper than [`MAX_PAYLOAD_DEPTH`] or holds more than
-/// [`MAX_PAYLOAD_ELEMENTS`] elements. Iterative, and stops at the first limit passed, so its
-/// cost is bounded by the limits, not by the input.
+/// [`MAX_PAYLOAD_ELEMENTS`] elements (bounded work, see [`crate::xml::exceeds`]).
 fn too_complex(payload: &Element) -> bool {
-    let mut stack = vec![payload.children()];
-    let mut count = 1usize;
-    while let Some(top) = stack.last_mut() {
-        match top.next() {
-            Some(child) => {
-                count += 1;
-                if count > MAX_PAYLOAD_ELEMENTS || stack.len() >= MAX_PAYLOAD_DEPTH {
-                    return true;
-                }
-                stack.push(child.children());
-            }
-            None => {
-                stack.pop();
-            }
-        }
-    }
-    false
+    crate::xml::exceeds(payload, MAX_PAYLOAD_DEPTH, MAX_PAYLOAD_ELEMENTS)
 }
 
 /// A copy of a request payload for an error's echo: the element, its attributes, and its

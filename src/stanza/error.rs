@@ -217,10 +217,15 @@ pub fn error_element(error: StanzaError, stanza_ns: &str) -> Element {
 }
 
 /// Parses the `<error/>` child of an IQ in any stanza namespace. What xmpp-parsers rejects is
-/// [`ParseError::Xso`], with its reason.
+/// [`ParseError::Xso`], with its reason. An `<error/>` deeper than 8 levels or with more than
+/// 64 elements is refused before it is copied ([`ParseError::TooComplex`]): no error a
+/// server sends comes near, and the copy would otherwise cost what the sender chose.
 pub fn parse_error_element(e: &Element) -> Result<StanzaError, ParseError> {
     if e.name() != "error" {
         return Err(ParseError::unexpected("<error/>", e));
+    }
+    if crate::xml::exceeds(e, 8, 64) {
+        return Err(ParseError::TooComplex);
     }
     let e = crate::xml::renamespace(e.clone(), xmpp_parsers::ns::DEFAULT_NS);
     // xmpp-parsers' reason is kept as text (`ParseError::Xso`).
@@ -293,5 +298,32 @@ mod tests {
         assert!(
             matches!(parse_error_element(&e), Err(ParseError::Xso(reason)) if !reason.is_empty())
         );
+    }
+
+    #[test]
+    fn a_nested_or_bloated_error_is_refused_before_it_is_copied() {
+        let ok: Element = "<error xmlns='jabber:client' type='modify'>\
+             <bad-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+             <file-too-large xmlns='urn:xmpp:http:upload:0'><max-file-size>5</max-file-size>\
+             </file-too-large></error>"
+            .parse()
+            .unwrap();
+        assert!(parse_error_element(&ok).is_ok());
+        // 50 levels of app-specific nesting.
+        let mut inner = Element::bare("x", "urn:example");
+        for _ in 0..50 {
+            let mut outer = Element::bare("x", "urn:example");
+            outer.append_child(inner);
+            inner = outer;
+        }
+        let mut deep = ok.clone();
+        deep.append_child(inner);
+        assert_eq!(parse_error_element(&deep), Err(ParseError::TooComplex));
+        // 100 text elements side by side.
+        let mut wide = ok.clone();
+        for _ in 0..100 {
+            wide.append_child(Element::bare("text", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+        }
+        assert_eq!(parse_error_element(&wide), Err(ParseError::TooComplex));
     }
 }

@@ -291,6 +291,10 @@ pub enum ParseError {
     /// `p1:http-file-transfer`: the entity is not an upload service.
     #[error("the entity announces no HTTP upload feature")]
     NotUploadService,
+    /// The element is nested deeper or holds more elements than the form it should have ever
+    /// needs, and was refused before being copied.
+    #[error("the element is too deeply nested or too large")]
+    TooComplex,
     /// xmpp-parsers rejected an element this crate hands to it (a `<hash/>`, an `<error/>`, a
     /// data form), or a [`FromElementError`] from another crate's parser was converted into
     /// a `ParseError`. The text is its message (shortened).

@@ -122,7 +122,7 @@ fn timestamp_is_utc_and_truncated() {
     assert_eq!(ts.date(), "20130524");
     assert_eq!(ts.amz_date(), "20130524T235959Z");
     assert!(Timestamp::new(at(-62_200_000_000)).is_err()); // year < 0
-    // Every field zero-padded to its width (python: calendar.timegm of these dates).
+                                                           // Every field zero-padded to its width (python: calendar.timegm of these dates).
     let ts = Timestamp::new(at(-30_636_384_833)).unwrap();
     assert_eq!(ts.amz_date(), "09990304T050607Z");
     let ts = Timestamp::new(at(253_402_300_799)).unwrap();
