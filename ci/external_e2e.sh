@@ -12,31 +12,25 @@
 # The install took 107 s here (2 cores, other builds running; PEERS.md measured about 27 s on an
 # idle machine). It is skipped when the binary is present.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "=="
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 root=${XHU_ROOT:-$HOME/.cache/xmpp-upload-ci/xmpp-http-upload-0.6.0}
 bin=$root/bin/xmpp-http-upload
 
 if [ ! -x "$bin" ]; then
-    echo "== installing xmpp-http-upload 0.6.0 into $root"
+    say "installing xmpp-http-upload 0.6.0 into $root"
     start=$(date +%s)
     # Default features need libclang (Postgres); `localfiledb` does not compile.
     cargo install xmpp-http-upload@0.6.0 --locked --no-default-features --features sqlite --root "$root"
-    echo "== installed in $(( $(date +%s) - start )) s"
+    say "installed in $(( $(date +%s) - start )) s"
 else
-    echo "== using $bin"
+    say "using $bin"
 fi
-
-port_is_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 port=${XHU_PORT:-}
-if [ -z "$port" ]; then
-    for _ in $(seq 1 50); do
-        candidate=$(( 20000 + RANDOM % 10000 ))
-        if ! port_is_open "$candidate"; then port=$candidate; break; fi
-    done
-fi
-[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+[ -n "$port" ] || port=$(random_free_port 20000) || { echo "no free port found" >&2; exit 1; }
 
 work=$(mktemp -d)
 mkdir -p "$work/data"
@@ -61,10 +55,7 @@ EOF
 server_pid=
 cleanup() {
     status=$?
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    [ -z "$server_pid" ] || stop_pids "$server_pid"
     if [ "$status" -ne 0 ] && [ -f "$work/xhu.log" ]; then
         echo "== server log:" >&2
         tail -n 50 "$work/xhu.log" >&2 || true
@@ -74,21 +65,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== starting xmpp-http-upload on 127.0.0.1:$port"
+say "starting xmpp-http-upload on 127.0.0.1:$port"
 "$bin" -c "$work/config.toml" > "$work/stdout.log" 2>&1 &
 server_pid=$!
 
 # It exits 0 even when start-up fails (stale lock file, missing DB folder): poll the port.
-for _ in $(seq 1 100); do
-    if port_is_open "$port"; then break; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "xmpp-http-upload exited during start-up:" >&2
-        cat "$work/stdout.log" >&2 || true
-        exit 1
-    fi
-    sleep 0.1
-done
-port_is_open "$port" || { echo "xmpp-http-upload did not open port $port" >&2; exit 1; }
+wait_port "$port" 10 "$server_pid" || { echo "xmpp-http-upload did not start:" >&2; cat "$work/stdout.log" >&2 || true; exit 1; }
 
 # The server signs the whole URL path: the base URL must have no path prefix.
 cd "$repo"

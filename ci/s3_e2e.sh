@@ -14,31 +14,14 @@
 # The install took 122 s here (2 cores, other builds running); PEERS.md says about 110 s. It is
 # skipped when the binary reports the pinned version (later versions need a newer rustc).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "=="
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-version=0.14.1
-root=${S3S_FS_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
-bin=$root/bin/s3s-fs
-
-if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "s3s-fs $version" ]; then
-    echo "== using $bin ($version)"
-else
-    echo "== installing s3s-fs $version into $root"
-    start=$(date +%s)
-    env -u CARGO_TARGET_DIR cargo install "s3s-fs@$version" --locked --features binary --root "$root" --force
-    echo "== s3s-fs installed in $(( $(date +%s) - start )) s"
-fi
-
-port_is_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ensure_s3s_fs
 
 port=${S3_E2E_PORT:-}
-if [ -z "$port" ]; then
-    for _ in $(seq 1 50); do
-        candidate=$(( 30000 + RANDOM % 10000 ))
-        if ! port_is_open "$candidate"; then port=$candidate; break; fi
-    done
-fi
-[ -n "$port" ] || { echo "no free port found" >&2; exit 1; }
+[ -n "$port" ] || port=$(random_free_port 30000) || { echo "no free port found" >&2; exit 1; }
 
 work=$(mktemp -d)
 bucket=xmpp-upload-e2e
@@ -49,10 +32,7 @@ secret_key="e2e-secret-$(date +%s%N)-$$/+="
 server_pid=
 cleanup() {
     status=$?
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    [ -z "$server_pid" ] || stop_pids "$server_pid"
     if [ "$status" -ne 0 ] && [ -f "$work/s3s-fs.log" ]; then
         echo "== s3s-fs log:" >&2
         tail -n 50 "$work/s3s-fs.log" >&2 || true
@@ -62,21 +42,12 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== starting s3s-fs on 127.0.0.1:$port"
-"$bin" --host 127.0.0.1 --port "$port" --access-key "$access_key" --secret-key "$secret_key" \
+say "starting s3s-fs on 127.0.0.1:$port"
+"$S3S_FS_BIN" --host 127.0.0.1 --port "$port" --access-key "$access_key" --secret-key "$secret_key" \
     "$work/data" > "$work/s3s-fs.log" 2>&1 &
 server_pid=$!
 
-for _ in $(seq 1 100); do
-    if port_is_open "$port"; then break; fi
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "s3s-fs exited during start-up:" >&2
-        cat "$work/s3s-fs.log" >&2 || true
-        exit 1
-    fi
-    sleep 0.1
-done
-port_is_open "$port" || { echo "s3s-fs did not open port $port" >&2; exit 1; }
+wait_port "$port" 10 "$server_pid" || { echo "s3s-fs did not start" >&2; exit 1; }
 
 cd "$repo"
 S3_E2E_ENDPOINT="http://127.0.0.1:$port" S3_E2E_BUCKET="$bucket" \
