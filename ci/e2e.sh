@@ -12,43 +12,23 @@
 # directory with the logs), E2E_RELEASE=1 (benchmark a release build of the component instead of
 # the debug build), CARGO_TARGET_DIR (honoured when finding the example binary).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" e2e
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BENCH="${E2E_BENCH:-500}"
 MAX_FILE_SIZE=$((10 * 1024 * 1024))
-T0=$(date +%s)
-say() { printf 'e2e [t+%ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 
 # --- peers -------------------------------------------------------------------------------------
-if ! command -v prosody >/dev/null 2>&1; then
-    say "installing Prosody (Debian package)"
-    t=$(date +%s)
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prosody >/dev/null
-    say "Prosody installed in $(( $(date +%s) - t )) s"
-else
+if command -v prosody >/dev/null 2>&1; then
     say "Prosody already installed: $(command -v prosody)"
+else
+    apt_install prosody
 fi
 
 VENV="$ROOT/.venv"
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import slixmpp, aiohttp' 2>/dev/null; then
-    say "slixmpp already in $VENV"
-else
-    say "installing slixmpp[xep-0363] into $VENV"
-    t=$(date +%s)
-    if ! python3 -m venv "$VENV" 2>/dev/null; then
-        # Debian's own python3 needs its venv module from a separate package.
-        rm -rf "$VENV"
-        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'slixmpp[xep-0363]'
-    say "slixmpp installed in $(( $(date +%s) - t )) s"
-fi
+ensure_slixmpp_venv "$VENV"
 say "$("$VENV/bin/python" -c 'import slixmpp, aiohttp; print("slixmpp", slixmpp.__version__, "aiohttp", aiohttp.__version__)')"
 
 # --- build -------------------------------------------------------------------------------------
@@ -66,39 +46,15 @@ RUN="$(mktemp -d /tmp/xmpp-upload-e2e.XXXXXX)"
 PIDS=()
 cleanup() {
     local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ]; then
-        for log in "$RUN/prosody.log" "$RUN/component.log"; do
-            [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 40 "$log"; }
-        done
-    fi
-    if [ "$rc" -ne 0 ] || [ "${E2E_KEEP:-0}" = 1 ]; then
-        echo "e2e: logs kept in $RUN"
-    else
-        rm -rf "$RUN"
-    fi
+    stop_pids "${PIDS[@]}"
+    [ "$rc" -eq 0 ] || tail_logs 40 "$RUN/prosody.log" "$RUN/component.log"
+    keep_or_remove "$RUN" "$rc" "${E2E_KEEP:-0}"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT GRACE_HTTP_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(9)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-for s in socks:
-    s.close()
-EOF
-)
+read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT GRACE_HTTP_PORT < <(free_ports 9)
 COMPONENT_SECRET="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 mkdir -p "$RUN/data" "$RUN/store" "$RUN/secrets"
 # Secrets for examples/upload_component: files (mode 600) and one environment variable, never
@@ -129,17 +85,6 @@ sed -e "s#@RUN@#$RUN#g" \
     -e "s#@MAX_FILE_SIZE@#$MAX_FILE_SIZE#g" \
     tests/e2e/prosody.cfg.lua > "$RUN/prosody.cfg.lua"
 say "ports: c2s $C2S_PORT, component $COMPONENT_PORT, prosody http $PROSODY_HTTP_PORT, upload http $HTTP_PORT"
-
-wait_port() { # PORT SECONDS PID
-    local i
-    for i in $(seq $(( $2 * 10 ))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$3" 2>/dev/null || { echo "e2e: process $3 exited while waiting for port $1" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "e2e: port $1 not open after $2 s" >&2
-    return 1
-}
 
 # --- Prosody -----------------------------------------------------------------------------------
 prosodyctl --config "$RUN/prosody.cfg.lua" register alice localhost alicepw >"$RUN/prosodyctl.log" 2>&1 \
@@ -267,7 +212,7 @@ grep -q 'waiting for 1 requests in flight' "$RUN/component-graceful.log" \
 say "SIGTERM with a PUT in flight: the component waited, stored it (201) and exited 0"
 
 # --- S3 storage (when s3s-fs is installed, as ci/s3_e2e.sh does before this script in .ci/run) ---
-S3S_FS="$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")"
+S3S_FS="$(command -v s3s-fs || echo "$S3S_FS_BIN")"
 if [ -x "$S3S_FS" ]; then
     say "S3 storage: a component on s3s-fs ($("$S3S_FS" --version 2>/dev/null || echo '?'))"
     S3_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
