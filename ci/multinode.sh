@@ -23,17 +23,17 @@
 #   5. retention on both instances at once (max age about a second): every recorded file is
 #      deleted from S3 and from the record exactly once
 #
-# Installs what is missing (apt: postgresql ejabberd go-sendxmpp; cargo install s3s-fs; pip: slixmpp in
-# .venv). Every process it starts is stopped on exit; the run directory is removed unless the
+# Installs what is missing (apt: postgresql ejabberd go-sendxmpp openssl curl; cargo install
+# s3s-fs; pip: slixmpp in .venv). Every process it starts is stopped on exit; the run directory is removed unless the
 # run failed or MULTINODE_KEEP=1. Secrets (component, service, S3, database password) live in
 # files of the run directory, never on a command line.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" multinode
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-T0=$(date +%s)
 now_ms() { date +%s%3N; }
-say() { printf 'multinode [t+%ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
 FAILED=0
 RESULTS=()
 result() { # STATUS NAME START_MS
@@ -45,54 +45,21 @@ result() { # STATUS NAME START_MS
 }
 
 # --- peers -------------------------------------------------------------------------------------
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 APT=()
 [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || APT+=(postgresql)
-ERL_LIBS_DIR=""
-for d in /usr/lib/*/ejabberd-* /usr/lib/ejabberd-*; do [ -d "$d" ] && ERL_LIBS_DIR="$(dirname "$d")" && break; done
-{ command -v erl >/dev/null 2>&1 && [ -n "$ERL_LIBS_DIR" ]; } || APT+=(ejabberd)
+{ command -v erl >/dev/null 2>&1 && [ -n "$(ejabberd_libs)" ]; } || APT+=(ejabberd)
 command -v go-sendxmpp >/dev/null 2>&1 || APT+=(go-sendxmpp)
 command -v openssl >/dev/null 2>&1 || APT+=(openssl)
 command -v curl >/dev/null 2>&1 || APT+=(curl)
-if [ ${#APT[@]} -gt 0 ]; then
-    say "installing ${APT[*]} (Debian packages)"
-    t=$(date +%s)
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${APT[@]}" >/dev/null
-    say "installed in $(( $(date +%s) - t )) s"
-    for d in /usr/lib/*/ejabberd-* /usr/lib/ejabberd-*; do [ -d "$d" ] && ERL_LIBS_DIR="$(dirname "$d")" && break; done
-fi
+apt_install "${APT[@]}"
 PG_BIN=/usr/lib/postgresql/15/bin
 [ -x "$PG_BIN/pg_ctl" ] || PG_BIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl | tail -n 1)")"
 say "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'), ejabberd $(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo '?')"
 
-S3S_VERSION=0.14.1
-S3S_ROOT=${S3S_FS_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
-S3S_BIN=$S3S_ROOT/bin/s3s-fs
-if [ -x "$S3S_BIN" ] && [ "$("$S3S_BIN" --version 2>/dev/null)" = "s3s-fs $S3S_VERSION" ]; then
-    say "using $S3S_BIN ($S3S_VERSION)"
-else
-    say "installing s3s-fs $S3S_VERSION into $S3S_ROOT"
-    t=$(date +%s)
-    env -u CARGO_TARGET_DIR cargo install "s3s-fs@$S3S_VERSION" --locked --features binary --root "$S3S_ROOT" --force
-    say "s3s-fs installed in $(( $(date +%s) - t )) s"
-fi
+ensure_s3s_fs
 
 VENV="$ROOT/.venv"
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import slixmpp, aiohttp' 2>/dev/null; then
-    say "slixmpp already in $VENV"
-else
-    say "installing slixmpp[xep-0363] into $VENV"
-    t=$(date +%s)
-    if ! python3 -m venv "$VENV" 2>/dev/null; then
-        rm -rf "$VENV"
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-        python3 -m venv "$VENV"
-    fi
-    "$VENV/bin/pip" install -q --disable-pip-version-check 'slixmpp[xep-0363]'
-    say "slixmpp installed in $(( $(date +%s) - t )) s"
-fi
+ensure_slixmpp_venv "$VENV"
 
 # --- build -------------------------------------------------------------------------------------
 say "building examples/upload_component and tests/pg_state.rs"
@@ -113,40 +80,18 @@ PIDS=()
 PG_STARTED=0
 cleanup() {
     local rc=$?
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     if [ "$PG_STARTED" = 1 ]; then
         su postgres -s /bin/sh -c "'$PG_BIN/pg_ctl' -D '$RUN/pg/data' -m fast stop" >/dev/null 2>&1 || true
     fi
-    if [ "$rc" -ne 0 ]; then
-        for log in "$RUN"/node-*.log "$RUN/ejabberd/log/ejabberd.log" "$RUN/s3s-fs.log" "$RUN/pg/log"; do
-            [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 25 "$log"; }
-        done
-    fi
-    if [ "$rc" -ne 0 ] || [ "${MULTINODE_KEEP:-0}" = 1 ]; then
-        echo "multinode: logs kept in $RUN"
-    else
-        rm -rf "$RUN"
-    fi
+    [ "$rc" -eq 0 ] || tail_logs 25 "$RUN"/node-*.log "$RUN/ejabberd/log/ejabberd.log" "$RUN/s3s-fs.log" "$RUN/pg/log"
+    keep_or_remove "$RUN" "$rc" "${MULTINODE_KEEP:-0}"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r C2S COMP EJ_HTTP S3_PORT PG_PORT HTTP_A HTTP_B < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(7)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-for s in socks:
-    s.close()
-EOF
-)
+read -r C2S COMP EJ_HTTP S3_PORT PG_PORT HTTP_A HTTP_B < <(free_ports 7)
 say "ports: c2s $C2S, component $COMP, ejabberd http $EJ_HTTP, s3 $S3_PORT, postgres $PG_PORT, nodes http $HTTP_A/$HTTP_B"
 mkdir -p "$RUN/secrets" && chmod 700 "$RUN/secrets"
 secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$RUN/secrets/$1"; chmod 600 "$RUN/secrets/$1"; }
@@ -154,17 +99,6 @@ for s in component service s3 db; do secret "$s"; done
 COMPONENT_SECRET="$(cat "$RUN/secrets/component")"
 S3_ACCESS_KEY="MULTINODE$(date +%s)"
 BUCKET=uploads
-
-wait_port() { # PORT SECONDS PID
-    local i
-    for i in $(seq $(( $2 * 10 ))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$3" 2>/dev/null || { echo "multinode: process $3 exited while waiting for port $1" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "multinode: port $1 not open after $2 s" >&2
-    return 1
-}
 
 # --- PostgreSQL: trust on its socket for the set-up, a password (scram) over TCP -------------
 t=$(now_ms)
@@ -194,7 +128,7 @@ fi
 # --- s3s-fs -------------------------------------------------------------------------------------
 mkdir -p "$RUN/s3/$BUCKET"
 # s3s-fs takes its keys as arguments only; this throwaway pair lives as long as the run.
-"$S3S_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$(cat "$RUN/secrets/s3")" \
+"$S3S_FS_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$(cat "$RUN/secrets/s3")" \
     "$RUN/s3" >"$RUN/s3s-fs.log" 2>&1 &
 S3_PID=$!; PIDS+=("$S3_PID")
 wait_port "$S3_PORT" 20 "$S3_PID"
@@ -203,21 +137,11 @@ say "s3s-fs up (pid $S3_PID), bucket $BUCKET"
 # --- ejabberd -----------------------------------------------------------------------------------
 EJ="$RUN/ejabberd"
 mkdir -p "$EJ/log" "$EJ/spool"
-mkdir -p "$RUN/certs"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
-    -keyout "$RUN/certs/localhost.key" -out "$RUN/certs/localhost.crt" >"$RUN/openssl.log" 2>&1 \
-    || { cat "$RUN/openssl.log"; exit 1; }
-cat "$RUN/certs/localhost.crt" "$RUN/certs/localhost.key" > "$RUN/certs/localhost.pem"
-chmod 600 "$RUN/certs/localhost.key" "$RUN/certs/localhost.pem"
+make_localhost_cert "$RUN/certs" DNS:localhost
 sed -e "s#@RUN@#$RUN#g" -e "s#@C2S_PORT@#$C2S#g" -e "s#@COMPONENT_PORT@#$COMP#g" -e "s#@HTTP_PORT@#$EJ_HTTP#g" \
     -e "s#@COMPONENT_SECRET@#$COMPONENT_SECRET#g" tests/e2e/multinode-ejabberd.yml > "$EJ/ejabberd.yml"
 chmod 600 "$EJ/ejabberd.yml"
-(
-    cd "$EJ"
-    exec env EJABBERD_CONFIG_PATH="$EJ/ejabberd.yml" EJABBERD_LOG_PATH="$EJ/log/ejabberd.log" \
-        ERL_CRASH_DUMP="$EJ/log/erl_crash.dump" ERL_INETRC=/etc/ejabberd/inetrc ERL_LIBS="$ERL_LIBS_DIR" \
-        HOME="$EJ" erl +K true -noinput -mnesia dir "\"$EJ/spool\"" -s ejabberd
-) >"$RUN/ejabberd-vm.log" 2>&1 &
+start_ejabberd "$EJ" "$RUN/ejabberd-vm.log"
 EJ_PID=$!; PIDS+=("$EJ_PID")
 wait_port "$C2S" 60 "$EJ_PID"
 wait_port "$COMP" 20 "$EJ_PID"
