@@ -47,6 +47,8 @@
 # CLIENTS_E2E_KEEP=1 (keep the run directory), S3S_FS_ROOT (as in ci/s3_e2e.sh),
 # CARGO_TARGET_DIR (honoured for the binary).
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh" clients-e2e
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -65,18 +67,8 @@ has_storage() { [[ " $STORAGES " == *" $1 "* ]]; }
 MAX_FILE_SIZE=$((10 * 1024 * 1024))
 XMPPJS_VERSION=0.14.0
 CACHE="$ROOT/.cache/clients-e2e"
-T0=$(date +%s)
-say() { printf 'clients-e2e [t+%ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 # --- installs (each skipped when present) ------------------------------------------------------
-ejabberd_libs() { # the folder holding ejabberd-<version>/ (ERL_LIBS), empty if none
-    local d
-    for d in /usr/lib/*/ejabberd-* /usr/lib/ejabberd-*; do
-        [ -d "$d/ebin" ] && { dirname "$d"; return 0; }
-    done
-    return 0
-}
 APT=()
 command -v prosody >/dev/null 2>&1 || APT+=(prosody)
 { command -v erl >/dev/null 2>&1 && [ -n "$(ejabberd_libs)" ]; } || APT+=(ejabberd)
@@ -89,19 +81,13 @@ command -v curl >/dev/null 2>&1 || APT+=(curl)
 command -v node >/dev/null 2>&1 || APT+=(nodejs npm)
 { command -v npm >/dev/null 2>&1 || [[ " ${APT[*]} " == *" npm "* ]]; } || APT+=(npm)
 if [ "${#APT[@]}" -gt 0 ]; then
-    say "installing (apt): ${APT[*]}"
-    t=$(date +%s)
-    $SUDO apt-get update -qq
     # The package scripts of ejabberd and prosody try to start daemons; the image's policy-rc.d
-    # (or the lack of systemd) stops that. A lock held by another apt waits up to 10 minutes.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-        --no-install-recommends "${APT[@]}" >/dev/null
-    say "apt installs done in $(( $(date +%s) - t )) s"
+    # (or the lack of systemd) stops that.
+    apt_install "${APT[@]}"
 else
     say "apt packages already installed"
 fi
-ERL_LIBS_DIR="$(ejabberd_libs)"
-[ -n "$ERL_LIBS_DIR" ] || { echo "clients-e2e: ejabberd's Erlang libraries not found" >&2; exit 1; }
+[ -n "$(ejabberd_libs)" ] || { echo "clients-e2e: ejabberd's Erlang libraries not found" >&2; exit 1; }
 
 NPM_DIR="$CACHE/npm"
 if [ -f "$NPM_DIR/node_modules/@xmpp/client/package.json" ] \
@@ -115,21 +101,8 @@ else
     say "npm install done in $(( $(date +%s) - t )) s"
 fi
 
-# s3s-fs for the s3 pass: the pinned version, where ci/s3_e2e.sh and ci/multinode.sh install it
-# (later versions need a newer rustc). The install builds in cargo's own temporary folder.
-S3S_VERSION=0.14.1
-S3S_ROOT=${S3S_FS_ROOT:-${CARGO_HOME:-$HOME/.cargo}}
-S3S_BIN=$S3S_ROOT/bin/s3s-fs
-if has_storage s3; then
-    if [ -x "$S3S_BIN" ] && [ "$("$S3S_BIN" --version 2>/dev/null)" = "s3s-fs $S3S_VERSION" ]; then
-        say "s3s-fs $S3S_VERSION already in $S3S_ROOT/bin"
-    else
-        say "installing s3s-fs $S3S_VERSION (cargo install) into $S3S_ROOT"
-        t=$(date +%s)
-        env -u CARGO_TARGET_DIR cargo install --quiet "s3s-fs@$S3S_VERSION" --locked --features binary --root "$S3S_ROOT" --force
-        say "s3s-fs installed in $(( $(date +%s) - t )) s"
-    fi
-fi
+# s3s-fs for the s3 pass: the pinned version, where ci/s3_e2e.sh and ci/multinode.sh install it.
+if has_storage s3; then ensure_s3s_fs; fi
 
 version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo '?'; }
 declare -A LABEL=([go-sendxmpp]=go-sendxmpp [go-sendxmpp-text]="go-sendxmpp, .txt" [profanity]=profanity
@@ -144,7 +117,7 @@ declare -A VER=(
     [nbxmpp]="nbxmpp $(/usr/bin/python3 -c 'import nbxmpp; print(nbxmpp.__version__)') (python3-nbxmpp $(version python3-nbxmpp))"
     [local]="local: the component's built-in HTTP store (signed URLs)"
 )
-has_storage s3 && VER[s3]="s3: $("$S3S_BIN" --version) (path-style, presigned PUT and GET URLs)"
+has_storage s3 && VER[s3]="s3: $("$S3S_FS_BIN" --version) (path-style, presigned PUT and GET URLs)"
 for k in prosody ejabberd $CLIENTS $STORAGES; do say "${VER[$k]}"; done
 
 # --- build (as ci/e2e.sh: this checkout, CARGO_TARGET_DIR honoured) ----------------------------
@@ -211,13 +184,7 @@ cleanup() {
     local rc=$?
     if [ -S "$TMUX_SOCK" ]; then tmux -S "$TMUX_SOCK" kill-server 2>/dev/null || true; fi
     # Last started first: listeners and components go before the servers they talk to.
-    local i pid
-    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids "${PIDS[@]}"
     print_table
     local logs=("$RUN"/*.log)
     if [ "$rc" -eq 0 ] && [ "$FAILED" -ne 0 ]; then
@@ -227,32 +194,17 @@ cleanup() {
     fi
     if [ "$rc" -ne 0 ]; then
         for log in "${logs[@]}"; do
-            [ -f "$log" ] || continue
             case "$log" in *ejabberd-vm.log|*prosody.log) n=25 ;; *) n=40 ;; esac
-            echo "--- last lines of $log"; tail -n "$n" "$log"
+            tail_logs "$n" "$log"
         done
     fi
-    if [ "$rc" -ne 0 ] || [ "${CLIENTS_E2E_KEEP:-0}" = 1 ]; then
-        echo "clients-e2e: logs kept in $RUN"
-    else
-        rm -rf "$RUN"
-    fi
+    keep_or_remove "$RUN" "$rc" "${CLIENTS_E2E_KEEP:-0}"
     say "finished (exit $rc)"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() { # PORT SECONDS PID
-    local i
-    for i in $(seq $(( $2 * 10 ))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        kill -0 "$3" 2>/dev/null || { echo "clients-e2e: process $3 exited while waiting for port $1" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "clients-e2e: port $1 not open after $2 s" >&2
-    return 1
-}
 wait_log() { # FILE PATTERN SECONDS: poll a log for an extended regex
     local i
     for i in $(seq $(( $3 * 10 ))); do
@@ -262,16 +214,7 @@ wait_log() { # FILE PATTERN SECONDS: poll a log for an extended regex
     return 1
 }
 
-read -r P_C2S P_COMP E_C2S E_COMP E_HTTP P_STORE E_STORE P_TRACE E_TRACE S3_PORT P_S3TRACE E_S3TRACE < <(/usr/bin/python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(12)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-for s in socks:
-    s.close()
-EOF
-)
+read -r P_C2S P_COMP E_C2S E_COMP E_HTTP P_STORE E_STORE P_TRACE E_TRACE S3_PORT P_S3TRACE E_S3TRACE < <(free_ports 12)
 declare -A C2S=([prosody]=$P_C2S [ejabberd]=$E_C2S)
 declare -A COMP=([prosody]=$P_COMP [ejabberd]=$E_COMP)
 declare -A STORE=([prosody]=$P_STORE [ejabberd]=$E_STORE)
@@ -281,13 +224,7 @@ say "ports: prosody c2s $P_C2S component $P_COMP; ejabberd c2s $E_C2S component 
 COMPONENT_SECRET="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 
 # --- certificate: self-signed for localhost, for the clients that insist on STARTTLS -----------
-mkdir -p "$RUN/certs"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,DNS:upload.localhost,IP:127.0.0.1" \
-    -keyout "$RUN/certs/localhost.key" -out "$RUN/certs/localhost.crt" >"$RUN/openssl.log" 2>&1 \
-    || { cat "$RUN/openssl.log"; exit 1; }
-cat "$RUN/certs/localhost.crt" "$RUN/certs/localhost.key" > "$RUN/certs/localhost.pem"
-chmod 600 "$RUN/certs/localhost.key" "$RUN/certs/localhost.pem"
+make_localhost_cert "$RUN/certs" DNS:localhost,DNS:upload.localhost,IP:127.0.0.1
 
 fill() { # TEMPLATE OUT C2S COMPONENT [HTTP]
     sed -e "s#@RUN@#$RUN#g" -e "s#@C2S_PORT@#$3#g" -e "s#@COMPONENT_PORT@#$4#g" \
@@ -311,12 +248,7 @@ say "Prosody up (pid $PROSODY_PID)"
 EJ="$RUN/ejabberd"
 mkdir -p "$EJ/log" "$EJ/spool"
 fill tests/e2e/clients-ejabberd.yml "$EJ/ejabberd.yml" "$E_C2S" "$E_COMP" "$E_HTTP"
-(
-    cd "$EJ"
-    exec env EJABBERD_CONFIG_PATH="$EJ/ejabberd.yml" EJABBERD_LOG_PATH="$EJ/log/ejabberd.log" \
-        ERL_CRASH_DUMP="$EJ/log/erl_crash.dump" ERL_INETRC=/etc/ejabberd/inetrc ERL_LIBS="$ERL_LIBS_DIR" \
-        HOME="$EJ" erl +K true -noinput -mnesia dir "\"$EJ/spool\"" -s ejabberd
-) >"$RUN/ejabberd-vm.log" 2>&1 &
+start_ejabberd "$EJ" "$RUN/ejabberd-vm.log"
 PIDS+=("$!"); EJABBERD_PID=$!
 wait_port "$E_C2S" 60 "$EJABBERD_PID"
 wait_port "$E_COMP" 20 "$EJABBERD_PID"
@@ -344,7 +276,7 @@ if has_storage s3; then
     S3_SECRET="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
     mkdir -p "$RUN/s3/$BUCKET"   # s3s-fs: a bucket is a folder below its root
     # RUST_LOG=info: start-up lines and every refused request (403 SignatureDoesNotMatch, …).
-    RUST_LOG=info "$S3S_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET" \
+    RUST_LOG=info "$S3S_FS_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET" \
         "$RUN/s3" >"$RUN/s3s-fs.log" 2>&1 &
     PIDS+=("$!")
     wait_port "$S3_PORT" 20 "$!"
