@@ -56,10 +56,7 @@ server_pid=
 cleanup() {
     status=$?
     [ -z "$server_pid" ] || stop_pids "$server_pid"
-    if [ "$status" -ne 0 ] && [ -f "$work/xhu.log" ]; then
-        echo "== server log:" >&2
-        tail -n 50 "$work/xhu.log" >&2 || true
-    fi
+    [ "$status" -eq 0 ] || tail_logs 50 "$work/xhu.log" >&2
     rm -rf "$work"
     exit "$status"
 }

@@ -33,10 +33,7 @@ server_pid=
 cleanup() {
     status=$?
     [ -z "$server_pid" ] || stop_pids "$server_pid"
-    if [ "$status" -ne 0 ] && [ -f "$work/s3s-fs.log" ]; then
-        echo "== s3s-fs log:" >&2
-        tail -n 50 "$work/s3s-fs.log" >&2 || true
-    fi
+    [ "$status" -eq 0 ] || tail_logs 50 "$work/s3s-fs.log" >&2
     rm -rf "$work"
     exit "$status"
 }
