@@ -471,11 +471,20 @@ impl PgState {
     /// # Errors
     /// When the database fails.
     pub async fn record(&self, file: &StoredFile) -> Result<(), PgError> {
+        self.insert_file(file, "ON CONFLICT (key) DO NOTHING").await
+    }
+
+    /// Inserts a file's row; `on_conflict` (a constant of this module) says what an existing
+    /// row of the same key gets.
+    async fn insert_file(&self, file: &StoredFile, on_conflict: &str) -> Result<(), PgError> {
         let client = self.client().await?;
+        let sql = format!(
+            "INSERT INTO xu_files (key, owner, size, content_type, created)
+             VALUES ($1, $2, $3, $4, $5) {on_conflict}"
+        );
         client
             .execute(
-                "INSERT INTO xu_files (key, owner, size, content_type, created)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING",
+                &sql,
                 &[
                     &file.key,
                     &file.owner.as_str(),
@@ -687,22 +696,8 @@ impl PgState {
     /// # Errors
     /// When the database fails.
     pub async fn confirm(&self, file: &StoredFile) -> Result<(), PgError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO xu_files (key, owner, size, content_type, created)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size",
-                &[
-                    &file.key,
-                    &file.owner.as_str(),
-                    &to_i64(file.size, "size")?,
-                    &file.content_type,
-                    &file.created,
-                ],
-            )
-            .await?;
-        Ok(())
+        self.insert_file(file, "ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size")
+            .await
     }
 
     /// A slot's upload never arrived (its PUT URL expired): its record goes, unless an

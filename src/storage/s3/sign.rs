@@ -38,6 +38,7 @@ impl Timestamp {
     /// The timestamp of `now`, converted to UTC and truncated to the second. Fails for years
     /// outside 0..=9999, which the four-digit format cannot carry.
     pub(super) fn new(now: OffsetDateTime) -> Result<Self, StorageError> {
+        use core::fmt::Write as _;
         let utc = now
             .checked_to_offset(UtcOffset::UTC)
             .ok_or(StorageError::InvalidExpiry)?;
@@ -46,25 +47,16 @@ impl Timestamp {
             return Err(StorageError::InvalidExpiry);
         }
         let mut amz_date = String::with_capacity(16);
-        // Fixed-width decimal fields; each value is in range, so the digits are exact.
-        let fields = [
-            (u32::try_from(year).unwrap_or_default(), 4),
-            (u32::from(u8::from(utc.month())), 2),
-            (u32::from(utc.day()), 2),
-            (u32::from(utc.hour()), 2),
-            (u32::from(utc.minute()), 2),
-            (u32::from(utc.second()), 2),
-        ];
-        for (i, (value, width)) in fields.into_iter().enumerate() {
-            if i == 3 {
-                amz_date.push('T');
-            }
-            for place in (0..width).rev() {
-                let digit = (value / 10_u32.pow(place)) % 10;
-                amz_date.push(char::from(b'0' + u8::try_from(digit).unwrap_or_default()));
-            }
-        }
-        amz_date.push('Z');
+        // Writing to a String cannot fail.
+        let _ = write!(
+            amz_date,
+            "{year:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            u8::from(utc.month()),
+            utc.day(),
+            utc.hour(),
+            utc.minute(),
+            utc.second()
+        );
         Ok(Self {
             day: utc.date(),
             amz_date,
