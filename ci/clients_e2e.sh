@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real XMPP clients that nobody here wrote upload through examples/upload_component on two real
+# Real XMPP clients that nobody here wrote upload through xmpp-upload-component on two real
 # servers and two kinds of storage, all on 127.0.0.1:
 #   servers: Prosody 0.12 (Debian) with `Component "upload.localhost"` and ejabberd 23.01 (Debian,
 #            its Erlang VM in the foreground) with an `ejabberd_service` listener for
@@ -120,25 +120,17 @@ declare -A VER=(
 has_storage s3 && VER[s3]="s3: $("$S3S_FS_BIN" --version) (path-style, presigned PUT and GET URLs)"
 for k in prosody ejabberd $CLIENTS $STORAGES; do say "${VER[$k]}"; done
 
-# --- build (as ci/e2e.sh: this checkout, CARGO_TARGET_DIR honoured) ----------------------------
-# With exactly the features the example declares as required (none today), so that the build
-# matches ci/e2e.sh's and keeps working if the example gains a `required-features` entry.
-FEATURES=$(cargo metadata --no-deps --format-version 1 | /usr/bin/python3 -c '
-import json, sys
-m = json.load(sys.stdin)
-print(",".join(f for p in m["packages"] for t in p["targets"]
-               if t["name"] == "upload_component" for f in t.get("required-features", [])))')
-say "building examples/upload_component (debug${FEATURES:+, features $FEATURES})"
+# --- build: the installed binary, as an operator gets it ---------------------------------------
+say "installing xmpp-upload-component (cargo install --path component)"
 t=$(date +%s)
-cargo build --quiet --example upload_component ${FEATURES:+--features "$FEATURES"}
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/upload_component"
+BIN=$(install_component)
 [ -x "$BIN" ] || { echo "clients-e2e: $BIN not found" >&2; exit 1; }
 say "built in $(( $(date +%s) - t )) s"
 
 # --- run directory, clean-up, results table ----------------------------------------------------
 RUN="$(mktemp -d /tmp/xmpp-upload-clients-e2e.XXXXXX)"
-cp "$BIN" "$RUN/upload_component"   # a private copy: other builds may replace the shared one
-BIN="$RUN/upload_component"
+cp "$BIN" "$RUN/xmpp-upload-component"   # a private copy: other builds may replace the shared one
+BIN="$RUN/xmpp-upload-component"
 PIDS=()
 TMUX_SOCK="$RUN/tmux.sock"
 declare -A RESULT=()
@@ -326,17 +318,17 @@ start_component() { # SERVER STORAGE
     pid=$!
     PIDS+=("$pid"); COMPONENT_PID[$s]=$pid
     wait_log "$RUN/component-$s-$st.log" 'xmpp: online as' 30 \
-        || { echo "clients-e2e: upload_component ($st) did not connect to $s in 30 s" >&2; exit 1; }
+        || { echo "clients-e2e: xmpp-upload-component ($st) did not connect to $s in 30 s" >&2; exit 1; }
     if [ "$st" = local ]; then wait_port "${STORE[$s]}" 10 "$pid"; fi
-    say "upload_component ($st storage) connected to $s (pid $pid)"
+    say "xmpp-upload-component ($st storage) connected to $s (pid $pid)"
 }
 stop_component() { # SERVER STORAGE: SIGTERM, and it must exit 0 within 10 s
     local pid=${COMPONENT_PID[$1]} rc=0 p keep=()
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -KILL "$pid" 2>/dev/null; then say "upload_component ($2) on $1 ignored SIGTERM"; FAILED=1; fi
+    if kill -KILL "$pid" 2>/dev/null; then say "xmpp-upload-component ($2) on $1 ignored SIGTERM"; FAILED=1; fi
     wait "$pid" 2>/dev/null || rc=$?
-    [ "$rc" -eq 0 ] || { say "upload_component ($2) on $1 exited $rc after SIGTERM"; FAILED=1; }
+    [ "$rc" -eq 0 ] || { say "xmpp-upload-component ($2) on $1 exited $rc after SIGTERM"; FAILED=1; }
     for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of examples/upload_component with real peers, all on 127.0.0.1:
+# End-to-end test of xmpp-upload-component with real peers, all on 127.0.0.1:
 #   Prosody 0.12 (Debian package) with `Component "upload.localhost"` (ours, XEP-0114) and
 #   `Component "share.localhost" "http_file_share"` (Prosody's own XEP-0363 service), and a
 #   slixmpp client (PyPI, tests/e2e/client.py) that discovers, uploads, downloads, checks the
@@ -32,12 +32,11 @@ ensure_slixmpp_venv "$VENV"
 say "$("$VENV/bin/python" -c 'import slixmpp, aiohttp; print("slixmpp", slixmpp.__version__, "aiohttp", aiohttp.__version__)')"
 
 # --- build -------------------------------------------------------------------------------------
-PROFILE=debug; PROFILE_FLAG=()
-if [ "${E2E_RELEASE:-0}" = 1 ]; then PROFILE=release; PROFILE_FLAG=(--release); fi
-say "building examples/upload_component ($PROFILE)"
+PROFILE=debug
+if [ "${E2E_RELEASE:-0}" = 1 ]; then PROFILE=release; fi
+say "installing xmpp-upload-component ($PROFILE, cargo install --path component)"
 t=$(date +%s)
-cargo build --quiet "${PROFILE_FLAG[@]}" --example upload_component
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/examples/upload_component"
+BIN=$(XMPP_UPLOAD_COMPONENT_PROFILE=$PROFILE install_component)
 [ -x "$BIN" ] || { echo "e2e: $BIN not found" >&2; exit 1; }
 say "built in $(( $(date +%s) - t )) s"
 
@@ -57,7 +56,7 @@ trap 'exit 130' INT TERM
 read -r C2S_PORT COMPONENT_PORT PROSODY_HTTP_PORT HTTP_PORT OPS_PORT FAKE_PORT S3_PORT S3_OPS_PORT GRACE_HTTP_PORT < <(free_ports 9)
 COMPONENT_SECRET="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
 mkdir -p "$RUN/data" "$RUN/store" "$RUN/secrets"
-# Secrets for examples/upload_component: files (mode 600) and one environment variable, never
+# Secrets for xmpp-upload-component: files (mode 600) and one environment variable, never
 # command-line flags. Each is checked against /proc/PID/cmdline and the log below.
 umask 077
 printf '%s\n' "$COMPONENT_SECRET" >"$RUN/secrets/component_secret"
@@ -100,18 +99,18 @@ say "Prosody $(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo '?') up
 # --- our component -----------------------------------------------------------------------------
 BASE_URL="http://127.0.0.1:$HTTP_PORT/upload/"
 "$BIN" --config "$RUN/component.toml" --check >"$RUN/component-check.log" 2>&1 \
-    || { cat "$RUN/component-check.log"; echo "e2e: upload_component --check refused the config" >&2; exit 1; }
+    || { cat "$RUN/component-check.log"; echo "e2e: xmpp-upload-component --check refused the config" >&2; exit 1; }
 "$BIN" --config "$RUN/component.toml" >"$RUN/component.log" 2>&1 &
 COMPONENT_PID=$!
 PIDS+=("$COMPONENT_PID")
 for _ in $(seq 300); do
     grep -q 'xmpp: online as' "$RUN/component.log" && break
-    kill -0 "$COMPONENT_PID" 2>/dev/null || { echo "e2e: upload_component exited" >&2; exit 1; }
+    kill -0 "$COMPONENT_PID" 2>/dev/null || { echo "e2e: xmpp-upload-component exited" >&2; exit 1; }
     sleep 0.1
 done
-grep -q 'xmpp: online as' "$RUN/component.log" || { echo "e2e: upload_component did not connect in 30 s" >&2; exit 1; }
+grep -q 'xmpp: online as' "$RUN/component.log" || { echo "e2e: xmpp-upload-component did not connect in 30 s" >&2; exit 1; }
 wait_port "$HTTP_PORT" 10 "$COMPONENT_PID"
-say "upload_component connected (pid $COMPONENT_PID)"
+say "xmpp-upload-component connected (pid $COMPONENT_PID)"
 
 # --- no secret on the command line -------------------------------------------------------------
 CMDLINE="$(tr '\0' ' ' <"/proc/$COMPONENT_PID/cmdline")"
@@ -145,8 +144,8 @@ for _ in $(seq 400); do
     sleep 0.1
 done
 [ "$(grep -c 'xmpp: online as' "$RUN/component.log")" -gt "$ONLINE_BEFORE" ] \
-    || { echo "e2e: upload_component did not reconnect within 40 s" >&2; exit 1; }
-say "upload_component reconnected"
+    || { echo "e2e: xmpp-upload-component did not reconnect within 40 s" >&2; exit 1; }
+say "xmpp-upload-component reconnected"
 "$VENV/bin/python" tests/e2e/client.py --quick \
     --jid alice@localhost --password alicepw --port "$C2S_PORT" \
     --base-url "$BASE_URL" --max-file-size "$MAX_FILE_SIZE" | tee -a "$RUN/client.log"
@@ -158,7 +157,7 @@ say "hostile stanzas from a user through Prosody"
     --jid alice@localhost --password alicepw --port "$C2S_PORT" --upload upload.localhost \
     | tee "$RUN/hostile-client.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "e2e: the component stopped answering after a hostile stanza" >&2; exit 1; }
-kill -0 "$COMPONENT_PID" 2>/dev/null || { echo "e2e: upload_component died of a hostile stanza" >&2; exit 1; }
+kill -0 "$COMPONENT_PID" 2>/dev/null || { echo "e2e: xmpp-upload-component died of a hostile stanza" >&2; exit 1; }
 say "hostile stanzas fed straight to a second component (a fake server on port $FAKE_PORT)"
 sed -e "s#^server = .*#server = \"127.0.0.1:$FAKE_PORT\"#" \
     -e "s#^listen = \"127.0.0.1:$HTTP_PORT\"#listen = \"127.0.0.1:0\"#" \
@@ -268,8 +267,8 @@ kill -TERM "$COMPONENT_PID"
 STOP_RC=0
 for _ in $(seq 150); do kill -0 "$COMPONENT_PID" 2>/dev/null || break; sleep 0.1; done
 wait "$COMPONENT_PID" || STOP_RC=$?
-[ "$STOP_RC" -eq 0 ] || { echo "e2e: upload_component exited with $STOP_RC on SIGTERM" >&2; exit 1; }
-grep -q 'upload_component: stopping' "$RUN/component.log" || { echo "e2e: no stop line in the log" >&2; exit 1; }
+[ "$STOP_RC" -eq 0 ] || { echo "e2e: xmpp-upload-component exited with $STOP_RC on SIGTERM" >&2; exit 1; }
+grep -q 'xmpp-upload-component: stopping' "$RUN/component.log" || { echo "e2e: no stop line in the log" >&2; exit 1; }
 say "SIGTERM: stopped cleanly"
 
 # --- logs: one line per request, never a signature, key or secret ------------------------------

@@ -182,3 +182,16 @@ keep_or_remove() { # DIR RC KEEP
         rm -rf "$1"
     fi
 }
+
+# Installs the upload service as an operator does (`cargo install --path component`), into
+# target/ci-install/bin, sharing this checkout's build cache; prints the binary's path.
+# XMPP_UPLOAD_COMPONENT_PROFILE=release installs an optimised build (the load tool does).
+install_component() {
+    local root target profile_flag=(--debug)
+    root="$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)"
+    target="${CARGO_TARGET_DIR:-$root/target}"
+    [ "${XMPP_UPLOAD_COMPONENT_PROFILE:-debug}" = release ] && profile_flag=()
+    cargo install --quiet --locked --force "${profile_flag[@]}" --path "$root/component" \
+        --target-dir "$target" --root "$target/ci-install/${XMPP_UPLOAD_COMPONENT_PROFILE:-debug}" >&2
+    printf '%s\n' "$target/ci-install/${XMPP_UPLOAD_COMPONENT_PROFILE:-debug}/bin/xmpp-upload-component"
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Several instances of examples/upload_component on one PostgreSQL database and one S3 bucket,
+# Several instances of xmpp-upload-component on one PostgreSQL database and one S3 bucket,
 # behind one ejabberd, all on 127.0.0.1:
 #   PostgreSQL 15 (Debian) holding the quota ledger and the record of files
 #   (examples/support/pg_state.rs), s3s-fs 0.14.1 (crates.io) as the bucket, ejabberd 23.01
@@ -62,11 +62,10 @@ VENV="$ROOT/.venv"
 ensure_slixmpp_venv "$VENV"
 
 # --- build -------------------------------------------------------------------------------------
-say "building examples/upload_component and tests/pg_state.rs"
+say "installing xmpp-upload-component (cargo install --path component) and building its PostgreSQL tests"
 t=$(date +%s)
-cargo build --quiet --example upload_component
-cargo test --quiet --test pg_state --no-run
-BUILT="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/upload_component"
+BUILT=$(install_component)
+cargo test --quiet -p xmpp-upload-component --test pg_state --no-run
 [ -x "$BUILT" ] || { echo "multinode: $BUILT not found" >&2; exit 1; }
 say "built in $(( $(date +%s) - t )) s"
 
@@ -74,7 +73,7 @@ say "built in $(( $(date +%s) - t )) s"
 RUN="$(mktemp -d /tmp/xmpp-upload-multinode.XXXXXX)"
 chmod 755 "$RUN"
 # A copy: the instances are restarted later, and another build may replace the target's binary.
-BIN="$RUN/upload_component"
+BIN="$RUN/xmpp-upload-component"
 cp "$BUILT" "$BIN"
 PIDS=()
 PG_STARTED=0
@@ -118,11 +117,11 @@ result ok "PostgreSQL up on 127.0.0.1:$PG_PORT (role with a password, scram over
 t=$(now_ms)
 # Through the socket (trust, as the superuser): the tests make and drop their own schemas.
 if XMPP_UPLOAD_TEST_PG="host=$RUN/pg port=$PG_PORT user=postgres dbname=xmpp_upload" \
-    cargo test --quiet --test pg_state >"$RUN/pg_state-test.log" 2>&1; then
-    result ok "0. tests/pg_state.rs on this PostgreSQL ($(grep -o '[0-9]* passed' "$RUN/pg_state-test.log" | head -n 1))" "$t"
+    cargo test --quiet -p xmpp-upload-component --test pg_state -- --include-ignored >"$RUN/pg_state-test.log" 2>&1; then
+    result ok "0. component/tests/pg_state.rs on this PostgreSQL ($(grep -o '[0-9]* passed' "$RUN/pg_state-test.log" | head -n 1))" "$t"
 else
     cat "$RUN/pg_state-test.log"
-    result FAIL "0. tests/pg_state.rs on this PostgreSQL" "$t"
+    result FAIL "0. component/tests/pg_state.rs on this PostgreSQL" "$t"
 fi
 
 # --- s3s-fs -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! A tour of the crate with no outside service: `cargo run --example walkthrough`.
 //!
-//! It starts the example HTTP store (`examples/support/http_store.rs`) on 127.0.0.1, builds a
+//! It starts the example HTTP store (`component/src/http_store.rs`) on 127.0.0.1, builds a
 //! `SlotService` over a `SignedUrlStore`, and then, printing every stanza:
 //! 1. asks for the service's disco#info;
 //! 2. requests a slot in each XEP-0363 dialect (`urn:xmpp:http:upload:0`, `urn:xmpp:http:upload`,
@@ -21,7 +21,7 @@
     reason = "a test, example or bench binary: pedantic lints and API reachability are for the library"
 )]
 
-#[path = "support/http_store.rs"]
+#[path = "../component/src/http_store.rs"]
 mod http_store;
 
 use std::io::Read as _;

@@ -21,7 +21,7 @@ mod forgery;
 #[path = "suite/http_e2e.rs"]
 mod http_e2e;
 #[cfg(feature = "http")]
-#[path = "../examples/support/http_store.rs"]
+#[path = "../component/src/http_store.rs"]
 mod http_store;
 #[path = "suite/malformed.rs"]
 mod malformed;

@@ -26,6 +26,6 @@ ssl = { certificate = "@RUN@/certs/localhost.crt"; key = "@RUN@/certs/localhost.
 VirtualHost "localhost"
   ssl = { certificate = "@RUN@/certs/localhost.crt"; key = "@RUN@/certs/localhost.key" }
 
--- XEP-0114: examples/upload_component connects here.
+-- XEP-0114: xmpp-upload-component connects here.
 Component "upload.localhost"
   component_secret = "@COMPONENT_SECRET@"

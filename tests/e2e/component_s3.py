@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""examples/upload_component with storage.kind = "s3" against a real S3 server (s3s-fs), for
+"""xmpp-upload-component with storage.kind = "s3" against a real S3 server (s3s-fs), for
 ci/e2e.sh. Plays the XMPP server (as tests/e2e/hostile_stanzas.py does): requests a slot, PUTs
 the file to the presigned URL with the slot's headers, GETs it back, then waits until the
 component has recorded the upload (it asks the bucket once the PUT URL has expired) and checks

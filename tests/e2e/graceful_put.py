@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Graceful stop of examples/upload_component (ci/e2e.sh): a PUT in flight when SIGTERM
+"""Graceful stop of xmpp-upload-component (ci/e2e.sh): a PUT in flight when SIGTERM
 arrives still completes.
 
 Plays the XMPP server (as tests/e2e/hostile_stanzas.py does), gets a slot, starts the PUT with

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile stanzas from a user, through Prosody, to examples/upload_component (ci/e2e.sh).
+"""Hostile stanzas from a user, through Prosody, to xmpp-upload-component (ci/e2e.sh).
 
 Logs in as a normal user (slixmpp, loopback, no TLS), sends deeply nested stanzas (an IQ and a
 message) to the component, and after each one asks for an upload slot: the component must

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Hostile stanzas against examples/upload_component, fed directly over its XEP-0114 socket.
+"""Hostile stanzas against xmpp-upload-component, fed directly over its XEP-0114 socket.
 
 This script plays the XMPP server: it listens on a port, lets the component connect and
 authenticate (XEP-0114 handshake, SHA-1 of stream id + secret), then sends stanzas as a server

@@ -24,7 +24,7 @@ VirtualHost "localhost"
   -- Prosody 0.12 also lists subdomain components by itself; clients then see the entry twice.
   disco_items = { { "upload.localhost", "xmpp-upload component under test" } }
 
--- XEP-0114: examples/upload_component connects here.
+-- XEP-0114: xmpp-upload-component connects here.
 Component "upload.localhost"
   component_secret = "@COMPONENT_SECRET@"
 

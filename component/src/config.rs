@@ -7,7 +7,7 @@
 //! `LoadCredential=`) or `NAME_env = "VARIABLE"`. Without either, a default environment
 //! variable is tried (`XMPP_UPLOAD_COMPONENT_SECRET`, `XMPP_UPLOAD_SERVICE_SECRET`,
 //! `XMPP_UPLOAD_STORE_KEY`, `XMPP_UPLOAD_S3_SECRET_KEY`, `XMPP_UPLOAD_EXTERNAL_SECRET`,
-//! `XMPP_UPLOAD_ADMIN_TOKEN`). `examples/upload_component.toml` shows every setting.
+//! `XMPP_UPLOAD_ADMIN_TOKEN`). `component/upload-component.toml` shows every setting.
 #![allow(dead_code)] // not every example uses every part
 
 use std::fmt;
@@ -416,7 +416,7 @@ fn default_retention_interval() -> u64 {
 }
 
 /// Where the quota ledger and the inventory live: `memory` (one process) or `postgres`
-/// (shared by every instance; `examples/support/pg_state.rs`).
+/// (shared by every instance; `pg_state`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DatabaseKind {
@@ -597,7 +597,7 @@ mod tests {
 
     #[test]
     fn sample_config_parses() {
-        let text = include_str!("../upload_component.toml");
+        let text = include_str!("../upload-component.toml");
         let c = Config::parse(text).unwrap();
         c.check().unwrap();
     }

@@ -146,6 +146,10 @@ impl Pending {
             .unwrap_or_else(PoisonError::into_inner)
             .len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Where objects are deleted.
