@@ -57,7 +57,9 @@ pub struct ResolvedFileId {
 
 /// The SIV key of one secret (wiped on drop).
 #[derive(Clone)]
-struct Keys(Zeroizing<[u8; 64]>);
+/// `None` when the secret is shorter than [`MIN_KEY_LEN`](crate::storage::MIN_KEY_LEN): such a
+/// secret seals and opens nothing, whichever constructor the service was built with.
+struct Keys(Option<Zeroizing<[u8; 64]>>);
 
 impl core::fmt::Debug for Keys {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -67,15 +69,18 @@ impl core::fmt::Debug for Keys {
 
 impl Keys {
     fn new(secret: &SecretKey) -> Self {
+        if secret.len() < crate::storage::MIN_KEY_LEN {
+            return Self(None);
+        }
         let mut k = Zeroizing::new([0u8; 64]);
         let (mac, enc) = k.split_at_mut(32);
         mac.copy_from_slice(&*secret.derive_bytes("file-id siv mac"));
         enc.copy_from_slice(&*secret.derive_bytes("file-id siv enc"));
-        Self(k)
+        Self(Some(k))
     }
 
     fn cipher(&self) -> Option<Aes256Siv> {
-        Aes256Siv::new_from_slice(&self.0[..]).ok()
+        Aes256Siv::new_from_slice(&self.0.as_ref()?[..]).ok()
     }
 }
 
@@ -185,8 +190,8 @@ mod tests {
 
     #[test]
     fn seal_open_rotate_expire() {
-        let old = SecretKey::new("old");
-        let new = SecretKey::new("new");
+        let old = SecretKey::new("old secret, 16+ bytes");
+        let new = SecretKey::new("new secret, 16+ bytes");
         let s_old = FileIdSealer::new(&old, &[]);
         let s_new = FileIdSealer::new(&new, std::slice::from_ref(&old));
         let id = s_old.seal("ab/c.jpg", &romeo(), now()).unwrap();
@@ -211,7 +216,7 @@ mod tests {
 
     #[test]
     fn neither_key_nor_owner_can_be_read_out_of_the_id() {
-        let s = FileIdSealer::new(&SecretKey::new("k"), &[]);
+        let s = FileIdSealer::new(&SecretKey::new("a secret of 16+ bytes"), &[]);
         let id = s.seal("0123abcd/secret-name.jpg", &romeo(), now()).unwrap();
         let raw = B64URL.decode(&id).unwrap();
         assert!(!raw.windows(11).any(|w| w == b"secret-name"));
@@ -244,7 +249,7 @@ mod tests {
 
     #[test]
     fn every_single_bit_flip_is_refused() {
-        let s = FileIdSealer::new(&SecretKey::new("k"), &[]);
+        let s = FileIdSealer::new(&SecretKey::new("a secret of 16+ bytes"), &[]);
         let raw = B64URL
             .decode(s.seal("0123/x.bin", &romeo(), now()).unwrap())
             .unwrap();

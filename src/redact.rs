@@ -1,15 +1,19 @@
-//! `Debug` helpers that never print a signed URL's query (crate-private): signed URLs are
-//! bearer capabilities, and `Debug` output ends up in logs.
+//! `Debug` helpers that never print the capability of a URL (crate-private): signed URLs are
+//! bearer capabilities, and `Debug` output ends up in logs. The capability may sit in the
+//! query (S3, external servers) or in the path (the signed store's `{id}/{sig}/{name}` GET
+//! links, ejabberd's random directory), so only the host and the last path segment, the file
+//! name, are shown.
 
 use core::fmt;
 
 use url::Url;
 
-/// A URL shown without its query or fragment, where signatures live.
+/// A URL shown without credentials, query, fragment or any path segment but the last.
 pub(crate) struct RedactedUrl<'a>(pub(crate) &'a Url);
 
 impl fmt::Debug for RedactedUrl<'_> {
-    /// Without credentials, query or fragment; `?…` marks a removed query.
+    /// `scheme://host[:port]/…/name`: `/…/` marks removed segments, `?…` a removed query or
+    /// fragment. A path of one segment is shown as `/…` unless it is empty.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let u = self.0;
         if u.cannot_be_a_base() {
@@ -25,7 +29,14 @@ impl fmt::Debug for RedactedUrl<'_> {
         if let Some(port) = u.port() {
             write!(f, ":{port}")?;
         }
-        f.write_str(u.path())?;
+        let path = u.path();
+        match path.rsplit_once('/') {
+            // "/name": a single segment may itself be the capability (a token path).
+            Some(("", last)) if last.is_empty() => f.write_str("/")?,
+            Some(("", _)) => f.write_str("/…")?,
+            Some((_, last)) => write!(f, "/…/{last}")?,
+            None => f.write_str("/…")?,
+        }
         if u.query().is_some() || u.fragment().is_some() {
             f.write_str("?…")?;
         }
@@ -55,11 +66,31 @@ mod tests {
             .parse()
             .unwrap();
         let shown = format!("{:?}", RedactedUrl(&u));
-        assert_eq!(shown, "\"https://h.example/a/b.jpg?…\"");
+        assert_eq!(shown, "\"https://h.example/…/b.jpg?…\"");
         let plain: Url = "https://h.example/a/b.jpg".parse().unwrap();
         assert_eq!(
             format!("{:?}", RedactedOpt(Some(&plain))),
-            "Some(\"https://h.example/a/b.jpg\")"
+            "Some(\"https://h.example/…/b.jpg\")"
         );
+    }
+
+    #[test]
+    fn path_capabilities_are_hidden() {
+        // The signed store's GET link: slot ID and signature in the path.
+        let u: Url = "https://files.example:8443/up/0123abcd/SIGNATURE/cat.jpg"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", RedactedUrl(&u)),
+            "\"https://files.example:8443/…/cat.jpg\""
+        );
+        // A token as the whole path, credentials in the authority.
+        let u: Url = "https://user:pw@h.example/TOKEN".parse().unwrap();
+        assert_eq!(
+            format!("{:?}", RedactedUrl(&u)),
+            "\"https://…@h.example/…\""
+        );
+        let u: Url = "https://h.example/".parse().unwrap();
+        assert_eq!(format!("{:?}", RedactedUrl(&u)), "\"https://h.example/\"");
     }
 }

@@ -105,6 +105,9 @@ impl<S: StorageBackend> SlotService<S> {
         now: OffsetDateTime,
     ) -> Result<Checked, SlotError> {
         let c = &self.config;
+        // Fail closed on a guessable secret whichever constructor was used (`new` checks
+        // nothing): slot IDs derived from it could be forged.
+        crate::storage::check_key_len(c.secret.len()).map_err(SlotError::Storage)?;
         if !c.access.may_upload(ask.requester) {
             return Err(SlotError::Forbidden);
         }

@@ -607,7 +607,7 @@ fn s3_needs_a_declared_size_and_says_so_as_bad_request() {
 }
 
 #[test]
-fn debug_output_never_shows_a_signed_query() {
+fn debug_output_never_shows_a_signed_query_or_path_capability() {
     let svc = service();
     let req =
         xmpp_upload::stanza::upload::SlotRequest::new("a.jpg", 10).with_content_type("image/jpeg");
@@ -620,6 +620,16 @@ fn debug_output_never_shows_a_signed_query() {
         .query()
         .expect("a signed PUT URL")
         .to_owned();
+    // The GET link carries its capability in the path: {slot id}/{signature}/{name}. (The
+    // slot ID alone grants nothing: it is also the object key's prefix.)
+    let get_path: Vec<String> = issued
+        .slot
+        .get
+        .path_segments()
+        .expect("a GET path")
+        .map(str::to_owned)
+        .collect();
+    assert!(get_path.len() >= 3, "{get_path:?}");
     for shown in [
         format!("{issued:?}"),
         format!("{:?}", issued.slot),
@@ -627,6 +637,8 @@ fn debug_output_never_shows_a_signed_query() {
     ] {
         assert!(!shown.contains(&query), "{shown}");
         assert!(shown.contains("a.jpg"), "{shown}");
+        let signature = &get_path[get_path.len() - 2];
+        assert!(!shown.contains(signature.as_str()), "{shown}");
     }
     // p1 results too.
     let up = parse(

@@ -355,3 +355,60 @@ fn racing_charges_never_exceed_the_user_or_global_cap() {
         "user {user}, all {all}"
     );
 }
+
+/// Issue 20 (9): a store key or service secret under 16 bytes fails closed, whichever
+/// constructor was used: nothing is issued and nothing verifies, even a URL signed with
+/// that same short key.
+#[test]
+fn short_keys_issue_and_verify_nothing() {
+    use xmpp_upload::storage::signed::VerifyError;
+    use xmpp_upload::storage::StorageError;
+    use xmpp_upload::{ServiceConfig, SlotError};
+    let req = SlotRequest::new("a.jpg", 10).with_content_type("image/jpeg");
+    let romeo: xmpp_upload::jid::Jid = "romeo@montague.tld/a".parse().unwrap();
+    for short in ["", "k", "fifteen bytes!!"] {
+        // A short store key behind a good service secret.
+        let short_store =
+            SignedUrlStore::new("https://files.montague.tld/up/".parse().unwrap(), short);
+        let svc = SlotService::new(config(), short_store);
+        assert!(
+            matches!(
+                svc.request_slot(&romeo, &req, "i1", now()),
+                Err(SlotError::Storage(StorageError::KeyTooShort { .. }))
+            ),
+            "store key {short:?}"
+        );
+        // URLs minted by anyone who knows (or guesses) the short key do not verify either.
+        let minted = SlotService::new(
+            config(),
+            SignedUrlStore::new("https://files.montague.tld/up/".parse().unwrap(), short),
+        );
+        let good = service().request_slot(&romeo, &req, "i1", now()).unwrap();
+        assert_eq!(
+            minted
+                .storage()
+                .verify_put(&good.slot.put, 10, Some("image/jpeg"), now())
+                .unwrap_err(),
+            VerifyError::KeyTooShort
+        );
+        assert_eq!(
+            minted
+                .storage()
+                .verify_get(&good.slot.get, now())
+                .unwrap_err(),
+            VerifyError::KeyTooShort
+        );
+        // A short service secret behind a good store.
+        let cfg = ServiceConfig::new("upload.montague.tld".parse().unwrap(), short);
+        let svc = SlotService::new(cfg, store());
+        assert!(
+            matches!(
+                svc.request_slot(&romeo, &req, "i1", now()),
+                Err(SlotError::Storage(StorageError::KeyTooShort { .. }))
+            ),
+            "service secret {short:?}"
+        );
+        let owner: xmpp_upload::jid::BareJid = "romeo@montague.tld".parse().unwrap();
+        assert!(svc.file_id("ab/a.jpg", &owner, now()).is_err());
+    }
+}

@@ -394,7 +394,7 @@ fn storage_failure_is_internal_server_error_without_details_and_charges_nothing(
     // An http:// base on a public host is refused by the store: a storage failure.
     let insecure = xmpp_upload::storage::signed::SignedUrlStore::new(
         "http://files.montague.tld/".parse().unwrap(),
-        "k",
+        "k".repeat(32),
     );
     let ledger = std::sync::Arc::new(xmpp_upload::service::MemoryLedger::new());
     let cfg = || {

@@ -478,6 +478,14 @@ impl<'a> Scanner<'a> {
                     }
                     Field::LastModified => {
                         once(object.last_modified.is_some())?;
+                        // S3 writes `2009-10-12T17:50:30.000Z`; RFC 3339 parsers also take a
+                        // lower-case `t` and `z`, which no S3 server sends.
+                        if !trimmed.bytes().all(|b| {
+                            b.is_ascii_digit()
+                                || matches!(b, b'-' | b'+' | b':' | b'.' | b'T' | b'Z')
+                        }) {
+                            return Err(invalid());
+                        }
                         object.last_modified =
                             Some(OffsetDateTime::parse(trimmed, &Rfc3339).map_err(|_| invalid())?);
                     }
@@ -522,15 +530,23 @@ fn decode_into(out: &mut String, raw: &str) -> Result<(), &'static str> {
             "quot" => '"',
             "apos" => '\'',
             _ => {
+                // XML 1.0 §4.1: `&#` digits `;` or `&#x` hex digits `;`, nothing else (no sign,
+                // no space: `from_str_radix` alone would take `+65`).
                 let code = if let Some(hex) = name.strip_prefix("#x") {
-                    u32::from_str_radix(hex, 16).ok()
+                    (!hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .then(|| u32::from_str_radix(hex, 16).ok())
+                        .flatten()
                 } else if let Some(dec) = name.strip_prefix('#') {
-                    dec.parse().ok()
+                    (!dec.is_empty() && dec.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| dec.parse().ok())
+                        .flatten()
                 } else {
                     return Err("unknown entity");
                 };
-                code.filter(|&c| c != 0)
-                    .and_then(char::from_u32)
+                // No control character through a reference (NUL, C0, DEL, C1): object keys
+                // with them are not ours, and they would reach logs and file names.
+                code.and_then(char::from_u32)
+                    .filter(|c| !c.is_control())
                     .ok_or("invalid character reference")?
             }
         };
@@ -753,6 +769,16 @@ mod tests {
             "<ListBucketResult><Contents><Key>&#0;</Key></Contents></ListBucketResult>",
             "<ListBucketResult><Contents><Key>&#xD800;</Key></Contents></ListBucketResult>",
             "<ListBucketResult><Contents><Key>&amp</Key></Contents></ListBucketResult>",
+            // Issue 20 (13): signs, empty digits, control characters through references.
+            "<ListBucketResult><Contents><Key>&#+65;</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>&#x+41;</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>&#;</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>&#x;</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>&#X41;</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>a&#10;b</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>a&#x1b;b</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>a&#127;b</Key></Contents></ListBucketResult>",
+            "<ListBucketResult><Contents><Key>a&#x85;b</Key></Contents></ListBucketResult>",
             "<ListBucketResult><a<b/></ListBucketResult>",
         ] {
             assert!(
@@ -761,6 +787,14 @@ mod tests {
                 ListPage::parse(body)
             );
         }
+        // Lower-case date letters: RFC 3339 parsers take them, S3 never writes them.
+        assert_eq!(
+            ListPage::parse(
+                "<ListBucketResult><Contents><Key>a</Key><Size>1</Size>\
+                 <LastModified>2024-05-01t12:00:00z</LastModified></Contents></ListBucketResult>"
+            ),
+            Err(ListError::InvalidValue("LastModified"))
+        );
         // Every strict prefix of a valid body is refused, and none panics.
         for end in 0..AWS_EXAMPLE_1.len() {
             if let Some(prefix) = AWS_EXAMPLE_1.get(..end) {

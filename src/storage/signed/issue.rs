@@ -59,6 +59,7 @@ impl SignedUrlStore {
         key: &str,
         expires: Option<OffsetDateTime>,
     ) -> Result<Url, StorageError> {
+        crate::storage::check_key_len(self.key.len())?;
         let (id, name) =
             split_key(key).ok_or(StorageError::InvalidKey("not {slot id}/{file name}"))?;
         let mut url = self.url_start(key.len() + 80)?;
@@ -98,6 +99,8 @@ impl StorageBackend for SignedUrlStore {
     }
 
     fn issue_upload(&self, grant: &UploadGrant) -> Result<UploadTarget, StorageError> {
+        // Fail closed whichever constructor was used: `new` checks nothing.
+        crate::storage::check_key_len(self.key.len())?;
         let key = grant.key();
         let mut put = self.object_url_prefix(key)?;
         let exp = grant.put_expires().unix_timestamp().to_string();

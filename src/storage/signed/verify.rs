@@ -136,6 +136,11 @@ pub enum VerifyError {
     /// The request method is not the one the URL is for.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The store's key is shorter than [`MIN_KEY_LEN`](crate::storage::MIN_KEY_LEN) bytes:
+    /// anyone could mint URLs it would accept, so it verifies nothing (a configuration error,
+    /// which [`SlotService::try_new`](crate::SlotService::try_new) reports at start).
+    #[error("the store's key is too short to verify URLs")]
+    KeyTooShort,
 }
 
 impl VerifyError {
@@ -156,6 +161,7 @@ impl VerifyError {
             | VerifyError::BadRequest(_) => 400,
             VerifyError::LengthRequired => 411,
             VerifyError::MethodNotAllowed => 405,
+            VerifyError::KeyTooShort => 500,
         }
     }
 }
@@ -272,6 +278,14 @@ fn parse_num(s: &str) -> Result<u64, VerifyError> {
 }
 
 impl SignedUrlStore {
+    /// Fails closed on a key anyone could guess, whichever constructor built the store.
+    fn usable_key(&self) -> Result<(), VerifyError> {
+        if self.key.len() < crate::storage::MIN_KEY_LEN {
+            return Err(VerifyError::KeyTooShort);
+        }
+        Ok(())
+    }
+
     /// Checks a PUT: the URL's signature and expiry, then the request's `Content-Length`
     /// against the bound size and its `Content-Type` against the bound type. The scheme and
     /// host are not checked, so a server behind a proxy can pass the URL it sees; the path must
@@ -332,6 +346,7 @@ impl SignedUrlStore {
         content_type: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<VerifiedPut<'u>, VerifyError> {
+        self.usable_key()?;
         let (key, id, name) = self.key_of(url)?;
         let p = Params::parse(url.query().unwrap_or_default(), false)?;
         if p.v.as_deref() != Some(VERSION) {
@@ -426,6 +441,7 @@ impl SignedUrlStore {
     /// no query) or the older query form (`{base}/{key}?sig=…`). The MAC is compared in
     /// constant time; the error says what was wrong, never with the URL in it.
     pub fn verify_get(&self, url: &Url, now: OffsetDateTime) -> Result<VerifiedGet, VerifyError> {
+        self.usable_key()?;
         let mut segs = self.below_base(url)?;
         let (id, name, exp, sig) = match (segs.next(), segs.next(), segs.next(), segs.next()) {
             (Some(id), Some(tag), Some(name), None) => {
