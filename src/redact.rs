@@ -31,11 +31,10 @@ impl fmt::Debug for RedactedUrl<'_> {
         }
         let path = u.path();
         match path.rsplit_once('/') {
+            Some(("", "")) => f.write_str("/")?,
+            Some((head, last)) if !head.is_empty() => write!(f, "/…/{last}")?,
             // "/name": a single segment may itself be the capability (a token path).
-            Some(("", last)) if last.is_empty() => f.write_str("/")?,
-            Some(("", _)) => f.write_str("/…")?,
-            Some((_, last)) => write!(f, "/…/{last}")?,
-            None => f.write_str("/…")?,
+            _ => f.write_str("/…")?,
         }
         if u.query().is_some() || u.fragment().is_some() {
             f.write_str("?…")?;
