@@ -163,15 +163,15 @@ impl FileMetadata {
             if c.has_ns(ns::FILE_METADATA) {
                 match c.name() {
                     "name" => first(&mut m.name, || Some(c.text())),
-                    "media-type" => first(&mut m.media_type, || nonempty(c.text())),
-                    "media_type" => first(&mut underscore_type, || nonempty(c.text())),
+                    "media-type" => first(&mut m.media_type, || nonempty(&c.text())),
+                    "media_type" => first(&mut underscore_type, || nonempty(&c.text())),
                     "size" => first(&mut m.size, || c.text().trim().parse().ok()),
-                    "date" => first(&mut m.date, || nonempty(c.text().trim().to_owned())),
+                    "date" => first(&mut m.date, || nonempty(&c.text())),
                     "width" => first(&mut m.width, || c.text().trim().parse().ok()),
                     "height" => first(&mut m.height, || c.text().trim().parse().ok()),
                     "length" => first(&mut m.length, || c.text().trim().parse().ok()),
                     "dimension" | "dimensions" => {
-                        first(&mut dimension, || parse_dimension(&c.text()))
+                        first(&mut dimension, || parse_dimension(&c.text()));
                     }
                     "desc" => {
                         let lang = c.attr_ns(ns::XML, "lang").unwrap_or_default().to_owned();
@@ -368,7 +368,7 @@ fn first<T>(slot: &mut Option<T>, value: impl FnOnce() -> Option<T>) {
     }
 }
 
-fn nonempty(s: String) -> Option<String> {
+fn nonempty(s: &str) -> Option<String> {
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_owned())
 }
