@@ -64,7 +64,7 @@ pub const MAX_SHARES: usize = 16;
 /// let m = share::legacy(Message::chat(None), &get);
 /// let xml = String::from(&xmpp_upload::minidom::Element::from(m));
 /// assert!(xml.contains("<body>https://download.montague.tld/4a771ac1/fox.txt</body>"));
-/// assert!(xml.contains("<x xmlns=\"jabber:x:oob\"><url>https://download.montague.tld/4a771ac1/fox.txt</url></x>"));
+/// assert!(xml.contains("<x xmlns='jabber:x:oob'><url>https://download.montague.tld/4a771ac1/fox.txt</url></x>"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
@@ -107,8 +107,8 @@ pub fn inline_share(message: Message, get: &Url, share: FileSharing) -> Message 
 /// let get = Url::parse("https://download.montague.tld/4a771ac1/fox.txt")?;
 /// let second = share::attach(Message::chat(None), &target, "share-1", &get);
 /// let xml = String::from(&xmpp_upload::minidom::Element::from(second));
-/// assert!(xml.contains("<attach-to xmlns=\"urn:xmpp:message-attaching:1\" id=\"msg-1\"/>"));
-/// assert!(xml.contains("<sources xmlns=\"urn:xmpp:sfs:0\" id=\"share-1\">"));
+/// assert!(xml.contains("<attach-to xmlns='urn:xmpp:message-attaching:1' id='msg-1'/>"));
+/// assert!(xml.contains("<sources xmlns='urn:xmpp:sfs:0' id='share-1'>"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]

@@ -17,7 +17,7 @@ use crate::xml::{el, with};
 /// ```
 /// use xmpp_upload::stanza::attach::AttachTo;
 /// let el = minidom::Element::from(AttachTo::new("origin-7"));
-/// assert_eq!(String::from(&el), "<attach-to xmlns=\"urn:xmpp:message-attaching:1\" id=\"origin-7\"/>");
+/// assert_eq!(String::from(&el), "<attach-to xmlns='urn:xmpp:message-attaching:1' id='origin-7'/>");
 /// assert_eq!(AttachTo::try_from(&el)?.id, "origin-7");
 /// # Ok::<(), xmpp_upload::stanza::ParseError>(())
 /// ```

@@ -48,7 +48,7 @@ impl BodyRange {
 /// let el = minidom::Element::from(&f);
 /// assert_eq!(
 ///     String::from(&el),
-///     "<fallback xmlns=\"urn:xmpp:fallback:0\" for=\"urn:xmpp:sfs:0\"><body/></fallback>"
+///     "<fallback xmlns='urn:xmpp:fallback:0' for='urn:xmpp:sfs:0'><body/></fallback>"
 /// );
 /// assert!(Fallback::try_from(&el)?.covers_whole_body_for("urn:xmpp:sfs:0"));
 /// # Ok::<(), xmpp_upload::stanza::ParseError>(())

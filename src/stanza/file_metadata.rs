@@ -56,9 +56,9 @@ pub const MAX_THUMBNAILS: usize = 8;
 /// let el = minidom::Element::from(&meta);
 /// assert_eq!(
 ///     String::from(&el),
-///     "<file xmlns=\"urn:xmpp:file:metadata:0\"><media-type>text/plain</media-type>\
-///      <name>fox.txt</name><size>43</size><hash xmlns=\"urn:xmpp:hashes:2\" \
-///      algo=\"sha-256\">16j7swfXgJRpypq8sAguT41WUeRtPNt2LQLQvzfJ5ZI=</hash></file>"
+///     "<file xmlns='urn:xmpp:file:metadata:0'><media-type>text/plain</media-type>\
+///      <name>fox.txt</name><size>43</size><hash xmlns='urn:xmpp:hashes:2' \
+///      algo='sha-256'>16j7swfXgJRpypq8sAguT41WUeRtPNt2LQLQvzfJ5ZI=</hash></file>"
 /// );
 /// assert_eq!(FileMetadata::try_from(&el)?, meta);
 /// # Ok::<(), Box<dyn std::error::Error>>(())

@@ -14,7 +14,7 @@ use crate::xml::el;
 /// ```
 /// use xmpp_upload::stanza::hints::Store;
 /// let el = minidom::Element::from(Store);
-/// assert_eq!(String::from(&el), "<store xmlns=\"urn:xmpp:hints\"/>");
+/// assert_eq!(String::from(&el), "<store xmlns='urn:xmpp:hints'/>");
 /// assert_eq!(Store::try_from(&el)?, Store);
 /// # Ok::<(), xmpp_upload::stanza::ParseError>(())
 /// ```

@@ -237,10 +237,10 @@ impl MessagePayload for Sources {}
 /// let el = minidom::Element::from(&share);
 /// assert_eq!(
 ///     String::from(&el),
-///     "<file-sharing xmlns=\"urn:xmpp:sfs:0\" disposition=\"attachment\" id=\"f1\">\
-///      <file xmlns=\"urn:xmpp:file:metadata:0\"><name>fox.txt</name><size>43</size></file>\
-///      <sources><url-data xmlns=\"http://jabber.org/protocol/url-data\" \
-///      target=\"https://download.montague.tld/4a771ac1/fox.txt\"/></sources></file-sharing>"
+///     "<file-sharing xmlns='urn:xmpp:sfs:0' disposition='attachment' id='f1'>\
+///      <file xmlns='urn:xmpp:file:metadata:0'><name>fox.txt</name><size>43</size></file>\
+///      <sources><url-data xmlns='http://jabber.org/protocol/url-data' \
+///      target='https://download.montague.tld/4a771ac1/fox.txt'/></sources></file-sharing>"
 /// );
 /// let back = FileSharing::try_from(&el)?;
 /// assert_eq!(back.urls(), ["https://download.montague.tld/4a771ac1/fox.txt"]);

@@ -23,8 +23,8 @@ pub const MAX_HEADERS: usize = 16;
 /// let el = minidom::Element::from(&u);
 /// assert_eq!(
 ///     String::from(&el),
-///     "<url-data xmlns=\"http://jabber.org/protocol/url-data\" \
-///      target=\"https://download.montague.tld/4a771ac1/fox.txt\"/>"
+///     "<url-data xmlns='http://jabber.org/protocol/url-data' \
+///      target='https://download.montague.tld/4a771ac1/fox.txt'/>"
 /// );
 /// assert_eq!(UrlData::try_from(&el)?, u);
 /// # Ok::<(), xmpp_upload::stanza::ParseError>(())
