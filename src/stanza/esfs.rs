@@ -176,7 +176,7 @@ fn wipe(bytes: &mut Vec<u8>) {
     zeroize::Zeroize::zeroize(bytes);
     #[cfg(not(feature = "service"))]
     {
-        bytes.iter_mut().for_each(|b| *b = 0);
+        bytes.fill(0);
         std::hint::black_box(bytes.as_slice());
     }
 }

@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn lenient_dates() {
-        let utc = |s| parse_lenient_date(s).map(|t| format_stamp(t));
+        let utc = |s| parse_lenient_date(s).map(format_stamp);
         assert_eq!(
             utc("2015-07-26T21:46:00+01:00").as_deref(),
             Some("2015-07-26T20:46:00Z")

@@ -780,7 +780,7 @@ fn verifier_knows_the_spellings() {
     let blake = "AXGM7DXNPXlt0AAg4L/stHOtI0V9Bjt17/KcD/ouWKk=";
     for name in ["blake2b-256", "id-blake2b256", "BLAKE2b256"] {
         let h = Hash::from_base64(name.parse().unwrap(), blake).unwrap();
-        assert_eq!(verify(&[h.clone()], FOX), Ok(()), "{name}");
+        assert_eq!(verify(std::slice::from_ref(&h), FOX), Ok(()), "{name}");
         assert_eq!(
             verify(&[h], b"dog"),
             Err(VerifyError::Mismatch("blake2b-256")),
@@ -799,7 +799,7 @@ fn verifier_knows_the_spellings() {
 
     let md5 = Hash::new(Algo::Unknown("md5".into()), vec![0; 16]);
     assert_eq!(
-        Verifier::new(&[md5.clone()]).unwrap_err(),
+        Verifier::new(std::slice::from_ref(&md5)).unwrap_err(),
         VerifyError::NoSupportedHash
     );
     assert_eq!(verify(&[], FOX), Err(VerifyError::NoSupportedHash));
