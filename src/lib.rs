@@ -47,7 +47,13 @@
 //! ```
 //!
 //! ## Map
-//! * [`stanza`]: wire types, parsed from and built into [`minidom::Element`].
+//! * [`stanza`]: wire types, parsed from and built into [`minidom::Element`]; on the client
+//!   side after a slot also [`stanza::sfs`] (XEP-0447 Stateless File Sharing),
+//!   [`stanza::file_metadata`] (XEP-0446), [`stanza::url_data`] (XEP-0103),
+//!   [`stanza::esfs`] (XEP-0448), [`stanza::fallback`], [`stanza::attach`], [`stanza::hints`].
+//! * [`share`]: sharing a slot's GET URL in a message (legacy body + OOB, SFS in one message,
+//!   or announce-then-attach), reading incoming shares ([`share::classify`]), and streaming
+//!   file hashes with their verification ([`share::hash`]).
 //! * [`SlotService`] / [`ServiceConfig`]: the policy and the one entry point, [`SlotService::handle`].
 //! * [`storage`]: the [`StorageBackend`] trait and the built-in backends
 //!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
@@ -90,6 +96,7 @@ mod redact;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]
 pub mod service;
+pub mod share;
 pub mod stanza;
 #[cfg(feature = "service")]
 #[cfg_attr(docsrs, doc(cfg(feature = "service")))]

@@ -29,6 +29,8 @@ mod malformed;
 mod retention;
 #[path = "suite/service_table.rs"]
 mod service_table;
+#[path = "suite/sfs.rs"]
+mod sfs;
 #[cfg(all(feature = "http", unix))]
 #[path = "suite/store_abuse.rs"]
 mod store_abuse;

@@ -15,6 +15,13 @@
 //! | [`disco`] | XEP-0030/XEP-0128 service discovery of an upload service |
 //! | [`file_transfer`] | ProcessOne `p1:http-file-transfer`: upload by MD5, file IDs, download URLs |
 //! | [`iq`] | the IQ envelope around them, in `jabber:client` or `jabber:component:accept` |
+//! | [`sfs`] | XEP-0447 Stateless File Sharing: `<file-sharing/>`, `<sources/>` (client side, after a slot) |
+//! | [`file_metadata`] | XEP-0446 `<file/>` metadata, with XEP-0264 thumbnails and XEP-0300 hashes |
+//! | [`url_data`] | XEP-0103/0104 `<url-data/>` sources |
+//! | [`esfs`] | XEP-0448 `<encrypted/>` sources and their ciphers (no cryptography) |
+//! | [`fallback`] | XEP-0428 `<fallback/>` |
+//! | [`attach`] | XEP-0367 `<attach-to/>` |
+//! | [`hints`] | XEP-0334 `<store/>` |
 //!
 //! # Conversions and xmpp-parsers
 //!
@@ -34,6 +41,7 @@
 //! | [`file_transfer::UploadResult`], [`file_transfer::DownloadResult`] | [`IqResultPayload`](xmpp_parsers::iq::IqResultPayload) | `Iq::from_result(id, Some(result))` |
 //! | [`file_transfer::DownloadRequest`] | [`IqGetPayload`](xmpp_parsers::iq::IqGetPayload) | `Iq::from_get(id, request)` |
 //! | [`file_transfer::FileMessage`] | [`MessagePayload`](xmpp_parsers::message::MessagePayload) | `Message::with_payload(x)`, `Message::extract_payload` |
+//! | [`sfs::FileSharing`], [`sfs::Sources`], [`fallback::Fallback`], [`attach::AttachTo`], [`hints::Store`] | [`MessagePayload`](xmpp_parsers::message::MessagePayload) | `Message::with_payload(x)`, `Message::extract_payload` |
 //!
 //! [`upload::SlotHeader`], [`error::UploadErrorPayload`], [`error::ErrorPayload`] and
 //! [`file_transfer::Query`] convert the same way without a marker (they are not payloads of
@@ -234,11 +242,18 @@ use xmpp_parsers::FromElementError;
 
 use crate::ns;
 
+pub mod attach;
 pub mod disco;
 pub mod error;
+pub mod esfs;
+pub mod fallback;
+pub mod file_metadata;
 pub mod file_transfer;
+pub mod hints;
 pub mod iq;
+pub mod sfs;
 pub mod upload;
+pub mod url_data;
 
 /// Why a stanza could not be parsed.
 ///
