@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{SinkExt as _, StreamExt as _};
+use minidom::rxml::xml_ncname;
 use minidom::Element;
 use sasl::client::mechanisms::Plain;
 use sasl::client::Mechanism as _;
@@ -129,7 +130,7 @@ async fn login(a: &Args, user: &str) -> Result<Stream, String> {
         .map_err(|e| format!("features: {e:?}"))?;
     let initial = Plain::new(user, a.password.as_str()).initial();
     let auth = Element::builder("auth", SASL_NS)
-        .attr("mechanism", "PLAIN")
+        .attr(xml_ncname!("mechanism").into(), "PLAIN")
         .append(base64::engine::general_purpose::STANDARD.encode(initial))
         .build();
     send(&mut stream, &auth).await?;
@@ -146,8 +147,8 @@ async fn login(a: &Args, user: &str) -> Result<Stream, String> {
         .await
         .map_err(|e| format!("features after SASL: {e:?}"))?;
     let bind = Element::builder("iq", CLIENT_NS)
-        .attr("type", "set")
-        .attr("id", "bind")
+        .attr(xml_ncname!("type").into(), "set")
+        .attr(xml_ncname!("id").into(), "bind")
         .append(
             Element::builder("bind", BIND_NS)
                 .append(Element::builder("resource", BIND_NS).append("load"))
@@ -169,16 +170,19 @@ async fn login(a: &Args, user: &str) -> Result<Stream, String> {
 fn request(a: &Args, n: u64) -> Element {
     let payload = match a.kind {
         Kind::Slot => Element::builder("request", "urn:xmpp:http:upload:0")
-            .attr("filename", format!("load-{n}.bin"))
-            .attr("size", a.size.to_string())
-            .attr("content-type", "application/octet-stream")
+            .attr(xml_ncname!("filename").into(), format!("load-{n}.bin"))
+            .attr(xml_ncname!("size").into(), a.size.to_string())
+            .attr(
+                xml_ncname!("content-type").into(),
+                "application/octet-stream",
+            )
             .build(),
         Kind::Ping => Element::builder("ping", "urn:xmpp:ping").build(),
     };
     Element::builder("iq", CLIENT_NS)
-        .attr("type", "get")
-        .attr("to", a.to.as_str())
-        .attr("id", format!("q{n}"))
+        .attr(xml_ncname!("type").into(), "get")
+        .attr(xml_ncname!("to").into(), a.to.as_str())
+        .attr(xml_ncname!("id").into(), format!("q{n}"))
         .append(payload)
         .build()
 }
