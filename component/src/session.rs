@@ -261,7 +261,7 @@ struct Finished {
     reply: Option<Element>,
 }
 
-type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Finished> + 'a>>>;
+type InFlight<'a> = FuturesUnordered<Pin<Box<dyn Future<Output = Finished> + Send + 'a>>>;
 
 /// What to do with one element read.
 enum Incoming {
@@ -495,6 +495,14 @@ fn incoming<S>(
             .map(drop)
     };
     let type_ = e.attr("type");
+    // RFC 6120 §8.2.3: a get or set holds exactly one payload (xmpp-parsers takes the first).
+    let valid = valid.and_then(|()| {
+        if matches!(type_, Some("get" | "set")) && e.children().count() != 1 {
+            Err("a get or set without exactly one payload".to_owned())
+        } else {
+            Ok(())
+        }
+    });
     if let Err(why) = valid {
         ctx.metrics.stanzas_invalid.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
@@ -687,3 +695,7 @@ fn clean(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
