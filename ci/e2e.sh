@@ -153,10 +153,15 @@ say "xmpp-upload-component reconnected"
 
 # --- hostile stanzas: through Prosody from a user, then straight over a XEP-0114 socket ----------
 say "hostile stanzas from a user through Prosody"
+ONLINE_BEFORE_HOSTILE="$(grep -c 'xmpp: online as' "$RUN/component.log")"
 "$VENV/bin/python" tests/e2e/hostile_client.py \
     --jid alice@localhost --password alicepw --port "$C2S_PORT" --upload upload.localhost \
     | tee "$RUN/hostile-client.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "e2e: the component stopped answering after a hostile stanza" >&2; exit 1; }
+[ "$(grep -c 'xmpp: online as' "$RUN/component.log")" -eq "$ONLINE_BEFORE_HOSTILE" ] \
+    || { echo "e2e: a hostile stanza ended the component's XMPP session (it reconnected)" >&2; tail -n 20 "$RUN/component.log" >&2; exit 1; }
+! grep -q '^FORGED-LOG-LINE' "$RUN/component.log" \
+    || { echo "e2e: a user-made guard marker forged a log line" >&2; exit 1; }
 kill -0 "$COMPONENT_PID" 2>/dev/null || { echo "e2e: xmpp-upload-component died of a hostile stanza" >&2; exit 1; }
 say "hostile stanzas fed straight to a second component (a fake server on port $FAKE_PORT)"
 sed -e "s#^server = .*#server = \"127.0.0.1:$FAKE_PORT\"#" \

@@ -158,6 +158,14 @@ pub struct XmppConfig {
     /// The deepest stanza accepted, in element levels (the stanza itself is level 1).
     #[serde(default = "default_max_stanza_depth")]
     pub max_stanza_depth: usize,
+    /// Requests answered at once; when that many are in flight the session stops reading
+    /// (the server holds the rest).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Requests of one user (bare JID) in flight; one more is answered at once with
+    /// `wait`/`resource-constraint`.
+    #[serde(default = "default_max_in_flight_per_user")]
+    pub max_in_flight_per_user: usize,
 }
 
 impl Default for XmppConfig {
@@ -170,6 +178,8 @@ impl Default for XmppConfig {
             ping_to: None,
             max_stanza_bytes: default_max_stanza_bytes(),
             max_stanza_depth: default_max_stanza_depth(),
+            max_in_flight: default_max_in_flight(),
+            max_in_flight_per_user: default_max_in_flight_per_user(),
         }
     }
 }
@@ -184,6 +194,14 @@ fn default_max_stanza_bytes() -> usize {
 
 fn default_max_stanza_depth() -> usize {
     64
+}
+
+fn default_max_in_flight() -> usize {
+    256
+}
+
+fn default_max_in_flight_per_user() -> usize {
+    16
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -440,6 +458,9 @@ pub struct DatabaseSection {
     /// `postgres`: this instance's name in the record of deletions (default: the host name
     /// and process ID).
     pub node: Option<String>,
+    /// The longest a request's database work (quota charge, file record) may take, in
+    /// milliseconds (default 5000); after it the request is answered `wait`.
+    pub statement_timeout_ms: Option<u64>,
 }
 
 impl DatabaseSection {
@@ -447,6 +468,11 @@ impl DatabaseSection {
     pub fn password(&self) -> Result<Option<Secret>, String> {
         SecretSource::new(self.password_file.clone(), self.password_env.clone())
             .load("database.password", "XMPP_UPLOAD_DB_PASSWORD")
+    }
+
+    /// `statement_timeout_ms`, with its default.
+    pub fn statement_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.statement_timeout_ms.unwrap_or(5000))
     }
 }
 
@@ -581,6 +607,21 @@ impl Config {
         }
         if self.xmpp.max_stanza_bytes < 4096 {
             return Err("xmpp.max_stanza_bytes must be at least 4096".into());
+        }
+        if !(1..=65_536).contains(&self.xmpp.max_in_flight) {
+            return Err("xmpp.max_in_flight must be between 1 and 65536".into());
+        }
+        if !(1..=self.xmpp.max_in_flight).contains(&self.xmpp.max_in_flight_per_user) {
+            return Err(
+                "xmpp.max_in_flight_per_user must be between 1 and xmpp.max_in_flight".into(),
+            );
+        }
+        if self
+            .database
+            .statement_timeout_ms
+            .is_some_and(|t| !(10..=600_000).contains(&t))
+        {
+            return Err("database.statement_timeout_ms must be between 10 and 600000".into());
         }
         Ok(())
     }

@@ -46,6 +46,14 @@ pub struct Metrics {
     pub xmpp_connects: AtomicU64,
     /// Per-status HTTP counters (a handful of codes): status → count.
     http_status: Mutex<Vec<(u16, u64)>>,
+    /// Stanzas well-formed but invalid (dropped, or an IQ request answered bad-request).
+    pub stanzas_invalid: AtomicU64,
+    /// Requests over their user's in-flight cap (answered wait/resource-constraint).
+    pub requests_throttled: AtomicU64,
+    /// Requests whose answer took longer than database.statement_timeout_ms.
+    pub requests_timed_out: AtomicU64,
+    /// XMPP requests being answered now (a gauge).
+    pub requests_in_flight: AtomicU64,
 }
 
 /// The metrics label of a refusal.
@@ -200,6 +208,33 @@ impl Metrics {
                 "xmpp_upload_http_requests_total{{status=\"{code}\"}} {n}"
             );
         }
+        for (name, help, v) in [
+            (
+                "xmpp_upload_stanzas_invalid_total",
+                "Stanzas well-formed but invalid (dropped, or answered bad-request).",
+                get(&self.stanzas_invalid),
+            ),
+            (
+                "xmpp_upload_requests_throttled_total",
+                "Requests over their user's in-flight cap (answered resource-constraint).",
+                get(&self.requests_throttled),
+            ),
+            (
+                "xmpp_upload_requests_timed_out_total",
+                "Requests not answered within database.statement_timeout_ms.",
+                get(&self.requests_timed_out),
+            ),
+        ] {
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP xmpp_upload_requests_in_flight XMPP requests being answered.\n# TYPE xmpp_upload_requests_in_flight gauge\nxmpp_upload_requests_in_flight {}\n",
+            get(&self.requests_in_flight)
+        );
         for (name, help, v) in gauges {
             let _ = write!(
                 out,

@@ -11,10 +11,15 @@
 //! The guard tracks element depth with a small byte-level scanner (tags, quoted attribute
 //! values, comments, CDATA, processing instructions). Each top-level stanza is held until it
 //! is complete (at most `max_bytes`) and then passed on; one that goes deeper than `max_depth`
-//! levels or past `max_bytes` is discarded as it streams (nothing is kept), and replaced by a
-//! small stanza of the same kind, id, from and to, carrying
-//! `<dropped xmlns='urn:xmpp-upload:component:0' reason='depth|size'/>`, so the component can
-//! answer an IQ with `policy-violation` (RFC 6120 §8.2.3: a get or set is always answered).
+//! levels or past `max_bytes`, or that holds a name, attribute value, comment or processing
+//! instruction longer than [`MAX_TOKEN`] bytes (rxml's lexer stops the whole stream on a token
+//! over 8192 bytes: a fatal error, where any user could end the session with one long
+//! attribute), is discarded as it streams (nothing is kept), and replaced by a small stanza of
+//! the same kind, id, from and to, carrying
+//! `<dropped xmlns='urn:xmpp-upload:component:0' reason='depth|size|token' token='…'/>`, so the
+//! component can answer an IQ with `policy-violation` (RFC 6120 §8.2.3: a get or set is always
+//! answered). The `token` is this process's random [`marker_token`]: a user can write an
+//! element in that namespace, but cannot forge one the session takes for the guard's.
 #![allow(dead_code)]
 
 use std::io;
@@ -31,6 +36,42 @@ use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, 
 
 /// The namespace of the replacement payload.
 pub const DROPPED_NS: &str = "urn:xmpp-upload:component:0";
+
+/// The longest name, attribute value (raw, before entities are expanded, which only shortens
+/// it), comment or processing instruction passed on. rxml 0.14's lexer refuses a token of
+/// 8192 bytes or more with an error that ends the stream; text is split by rxml, not refused.
+pub const MAX_TOKEN: usize = 8000;
+
+/// A JID is at most 3071 bytes: a longer attribute value of the stanza's start tag is not kept
+/// for the replacement (nor looked at).
+const MAX_KEPT_VALUE: usize = 3072;
+
+/// This process's marker token: 128 random bits in hex, made once.
+pub fn marker_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        use std::io::Read as _;
+        let mut raw = [0u8; 16];
+        let from_os = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .is_ok();
+        if !from_os {
+            // SipHash keys are drawn from the OS at start: unpredictable to a sender.
+            for (i, chunk) in raw.chunks_mut(8).enumerate() {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(i);
+                h.write_u128(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos()),
+                );
+                chunk.copy_from_slice(&h.finish().to_le_bytes());
+            }
+        }
+        raw.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
 
 /// The limits.
 #[derive(Debug, Clone, Copy)]
@@ -68,13 +109,26 @@ enum Lex {
 pub enum Reason {
     Depth,
     Size,
+    /// A name, attribute value, comment or PI over [`MAX_TOKEN`] bytes.
+    Token,
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Reason::Depth => "depth",
             Reason::Size => "size",
+            Reason::Token => "token",
+        }
+    }
+
+    /// The reason named in a marker (anything else: `None`).
+    pub fn from_marker(s: &str) -> Option<Self> {
+        match s {
+            "depth" => Some(Reason::Depth),
+            "size" => Some(Reason::Size),
+            "token" => Some(Reason::Token),
+            _ => None,
         }
     }
 }
@@ -92,6 +146,11 @@ pub struct Filter {
     holding: bool,
     /// The stanza's start tag, once complete (for the replacement).
     start_tag: Option<Vec<u8>>,
+    /// The stanza's start tag as it streams in, kept even while dropping: attribute values
+    /// over [`MAX_KEPT_VALUE`] are cut short (and so never used), the whole at `max_bytes`.
+    tag: Vec<u8>,
+    /// Bytes of the current name, attribute value, comment, PI or declaration.
+    token: usize,
     dropping: Option<Reason>,
     pub dropped: u64,
 }
@@ -106,6 +165,8 @@ impl Filter {
             held: Vec::new(),
             holding: false,
             start_tag: None,
+            tag: Vec::new(),
+            token: 0,
             dropping: None,
             dropped: 0,
         }
@@ -124,7 +185,11 @@ impl Filter {
             self.holding = true;
             self.held.clear();
             self.start_tag = None;
+            self.tag.clear();
             self.dropping = None;
+        }
+        if self.holding && self.depth == 1 && self.start_tag.is_none() {
+            self.keep_tag_byte(b);
         }
         if self.holding {
             if self.dropping.is_none() {
@@ -137,6 +202,28 @@ impl Filter {
             out.push(b);
         }
         self.lex(b, out);
+    }
+
+    /// Records a byte of the stanza's own start tag (the lexer state is the one before `b`).
+    fn keep_tag_byte(&mut self, b: u8) {
+        if self.tag.len() >= self.limits.max_bytes {
+            return;
+        }
+        if let Lex::StartTag { quote: Some(q), .. } = self.lex {
+            // Inside a quoted value: past MAX_KEPT_VALUE only its closing quote is kept.
+            if b != q && self.token > MAX_KEPT_VALUE {
+                return;
+            }
+        }
+        self.tag.push(b);
+    }
+
+    /// Counts a byte of the current token; drops the stanza when it gets too long for rxml.
+    fn grow_token(&mut self) {
+        self.token = self.token.saturating_add(1);
+        if self.token > MAX_TOKEN && self.holding && self.dropping.is_none() {
+            self.drop_stanza(Reason::Token);
+        }
     }
 
     fn drop_stanza(&mut self, reason: Reason) {
@@ -160,6 +247,32 @@ impl Filter {
     }
 
     fn lex(&mut self, b: u8, out: &mut Vec<u8>) {
+        // Token lengths: a quoted value counts its bytes; a name its bytes up to whitespace,
+        // `=`, `/`, `>` or a quote; comments, PIs, CDATA and declarations count every byte.
+        match self.lex {
+            Lex::Text => self.token = 0,
+            Lex::Open => self.token = 1,
+            Lex::StartTag { quote: Some(q), .. } => {
+                if b == q {
+                    self.token = 0;
+                } else {
+                    self.grow_token();
+                }
+            }
+            Lex::StartTag { quote: None, .. } => {
+                if b.is_ascii_whitespace() || matches!(b, b'=' | b'/' | b'>' | b'\'' | b'"') {
+                    self.token = 0;
+                } else {
+                    self.grow_token();
+                }
+            }
+            Lex::EndTag
+            | Lex::Pi { .. }
+            | Lex::Bang
+            | Lex::Comment { .. }
+            | Lex::Cdata { .. }
+            | Lex::Decl => self.grow_token(),
+        }
         self.lex = match self.lex {
             Lex::Text => {
                 if b == b'<' {
@@ -272,9 +385,10 @@ impl Filter {
 
     fn start_tag_end(&mut self, self_closing: bool, out: &mut Vec<u8>) {
         let first_of_stanza = self.holding && self.depth == 1;
-        if first_of_stanza && self.dropping.is_none() {
-            // The stanza's own start tag: kept for a replacement (bounded by max_bytes).
-            self.start_tag = Some(self.held.clone());
+        if first_of_stanza {
+            // The stanza's own start tag: kept for a replacement (bounded by max_bytes), even
+            // when the stanza is already being dropped (a long attribute in the tag itself).
+            self.start_tag = Some(std::mem::take(&mut self.tag));
         }
         if self_closing {
             if first_of_stanza {
@@ -322,6 +436,8 @@ fn replacement(tag: &[u8], reason: Reason) -> Vec<u8> {
     out.extend_from_slice(DROPPED_NS.as_bytes());
     out.extend_from_slice(b"' reason='");
     out.extend_from_slice(reason.as_str().as_bytes());
+    out.extend_from_slice(b"' token='");
+    out.extend_from_slice(marker_token().as_bytes());
     out.extend_from_slice(b"'/></");
     out.extend_from_slice(&name);
     out.push(b'>');
@@ -515,7 +631,7 @@ mod tests {
         let t = std::time::Instant::now();
         let (out, n) = run(big, &s);
         assert_eq!(n, 1);
-        assert!(out.ends_with("<iq type='set' id='x' from='m@x/r'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth'/></iq><iq id='ok'/>"));
+        assert!(out.ends_with(&format!("<iq type='set' id='x' from='m@x/r'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth' token='{}'/></iq><iq id='ok'/>", marker_token())));
         assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
@@ -524,13 +640,99 @@ mod tests {
         let deep = format!("{HEAD}<iq type='get' id='d' from='m@x/r' to='u.x'><a><b><c><d/></c></b></a></iq><iq id='ok'/>");
         let (out, n) = run(L, &deep);
         assert_eq!(n, 1);
-        assert!(out.ends_with("<iq type='get' id='d' from='m@x/r' to='u.x'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth'/></iq><iq id='ok'/>"), "{out}");
+        assert!(out.ends_with(&format!("<iq type='get' id='d' from='m@x/r' to='u.x'><dropped xmlns='urn:xmpp-upload:component:0' reason='depth' token='{}'/></iq><iq id='ok'/>", marker_token())), "{out}");
         let big = format!(
             "{HEAD}<message id='b'><body>{}</body></message><iq id='ok'/>",
             "x".repeat(500)
         );
         let (out, n) = run(L, &big);
         assert_eq!(n, 1);
-        assert!(out.ends_with("<message id='b'><dropped xmlns='urn:xmpp-upload:component:0' reason='size'/></message><iq id='ok'/>"), "{out}");
+        assert!(out.ends_with(&format!("<message id='b'><dropped xmlns='urn:xmpp-upload:component:0' reason='size' token='{}'/></message><iq id='ok'/>", marker_token())), "{out}");
+    }
+
+    const BIG: Limits = Limits {
+        max_depth: 64,
+        max_bytes: 256 * 1024,
+    };
+
+    fn marker(kind: &str, attrs: &str, reason: &str) -> String {
+        format!(
+            "<{kind}{attrs}><dropped xmlns='urn:xmpp-upload:component:0' reason='{reason}' token='{}'/></{kind}>",
+            marker_token()
+        )
+    }
+
+    #[test]
+    fn long_attribute_in_the_stanza_tag_is_cut_and_the_header_kept() {
+        let long = "a".repeat(9000);
+        for (kind, s) in [
+            ("iq", format!("{HEAD}<iq type='get' x='{long}' id='l1' from='m@x/r' to='u.x'><q xmlns='u'/></iq><iq id='ok'/>")),
+            ("message", format!("{HEAD}<message type='chat' id='l1' from='m@x/r' to='u.x' x=\"{long}\"><body/></message><iq id='ok'/>")),
+        ] {
+            let (out, n) = run(BIG, &s);
+            assert_eq!(n, 1, "{kind}");
+            let want = if kind == "iq" {
+                marker("iq", " type='get' id='l1' from='m@x/r' to='u.x'", "token")
+            } else {
+                marker("message", " type='chat' id='l1' from='m@x/r' to='u.x'", "token")
+            };
+            assert!(out.ends_with(&format!("{want}<iq id='ok'/>")), "{kind}: {}", &out[out.len().saturating_sub(300)..]);
+        }
+    }
+
+    #[test]
+    fn long_tokens_deeper_in_are_cut() {
+        let long = "b".repeat(8001);
+        for inner in [
+            format!("<x y='{long}'/>"),
+            format!("<x {long}='1'/>"),
+            format!("<{long}/>"),
+            format!("<!--{long}-->"),
+            format!("<?pi {long}?>"),
+        ] {
+            let s = format!("{HEAD}<iq type='set' id='t' from='m@x/r'><q xmlns='u'>{inner}</q></iq><iq id='ok'/>");
+            let (out, n) = run(BIG, &s);
+            assert_eq!(n, 1, "{}", &inner[..12]);
+            assert!(out.ends_with(&format!(
+                "{}<iq id='ok'/>",
+                marker("iq", " type='set' id='t' from='m@x/r'", "token")
+            )));
+        }
+    }
+
+    #[test]
+    fn tokens_up_to_the_limit_and_long_text_pass() {
+        let value = "c".repeat(MAX_TOKEN);
+        let text = "d".repeat(100_000);
+        let s =
+            format!("{HEAD}<message id='m' a='{value}'><body>{text}</body></message><iq id='ok'/>");
+        assert_eq!(run(BIG, &s), (s.clone(), 0));
+    }
+
+    #[test]
+    fn a_value_longer_than_a_jid_is_not_copied_into_the_marker() {
+        let from = "e".repeat(5000);
+        let s = format!(
+            "{HEAD}<iq type='get' id='j' from='{from}' x='{}'/><iq id='ok'/>",
+            "f".repeat(9000)
+        );
+        let (out, n) = run(BIG, &s);
+        assert_eq!(n, 1);
+        assert!(
+            out.ends_with(&format!(
+                "{}<iq id='ok'/>",
+                marker("iq", " type='get' id='j'", "token")
+            )),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn marker_token_is_random_hex_and_stable() {
+        let t = marker_token();
+        assert_eq!(t.len(), 32);
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(t, marker_token());
+        assert_ne!(t, "0".repeat(32));
     }
 }

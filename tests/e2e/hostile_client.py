@@ -2,8 +2,9 @@
 """Hostile stanzas from a user, through Prosody, to xmpp-upload-component (ci/e2e.sh).
 
 Logs in as a normal user (slixmpp, loopback, no TLS), sends deeply nested stanzas (an IQ and a
-message) to the component, and after each one asks for an upload slot: the component must
-still answer with a slot. Sizes are kept under Prosody's c2s stanza limit (256 KiB), so Prosody
+message) and the ordinary-but-invalid stanzas of issue 20 (an attribute over 8 KiB, a priority
+of 128, an unknown show or message type, two threads, a forged guard marker) to the component,
+and after each one asks for an upload slot: the component must still answer with a slot. Sizes are kept under Prosody's c2s stanza limit (256 KiB), so Prosody
 routes them; larger stanzas are cut by Prosody itself (tests/e2e/hostile_stanzas.py feeds the
 component directly for those). Exits 1 if a slot request after a hostile stanza fails.
 """
@@ -69,6 +70,33 @@ async def main(a):
             print(f"hostile-client: {kind} {depth} deep ({len(raw)} bytes) from {me}: "
                   f"next slot request {'ok' if ok else 'FAILED (' + why + ')'} after {dt:.0f} ms", flush=True)
             failures += 0 if ok else 1
+    # Issue 20: ordinary stanzas xmpp-parsers rejects, and an attribute over rxml's 8 KiB token
+    # limit; each used to end the component's session. ci/e2e.sh also checks it did not
+    # reconnect, and that the forged marker reason did not forge a log line.
+    to = f"to='{a.upload}'"
+    long = "a" * 9000
+    shapes = [
+        ("long attribute (message)", f"<message {to} id='h-long' x='{long}'><body>hi</body></message>"),
+        ("long attribute (iq)", f"<iq type='get' id='h-long-iq' {to} x='{long}'><request xmlns='urn:xmpp:http:upload:0' filename='x' size='1'/></iq>"),
+        ("long filename", f"<iq type='get' id='h-long-fn' {to}><request xmlns='urn:xmpp:http:upload:0' filename='{long}' size='1'/></iq>"),
+        ("priority 128", f"<presence {to}><priority>128</priority></presence>"),
+        ("priority x", f"<presence {to}><priority>x</priority></presence>"),
+        ("show bogus", f"<presence {to}><show>bogus</show></presence>"),
+        ("message type bogus", f"<message type='bogus' {to}><body>hi</body></message>"),
+        ("two threads", f"<message type='chat' {to}><thread>a</thread><thread>b</thread><body>hi</body></message>"),
+        ("iq two payloads", f"<iq type='get' id='h-two' {to}><ping xmlns='urn:xmpp:ping'/><ping xmlns='urn:xmpp:ping'/></iq>"),
+        ("forged guard marker", f"<iq type='get' id='h-forged' {to}><dropped xmlns='urn:xmpp-upload:component:0' "
+                                f"reason='&#10;FORGED-LOG-LINE xmpp: forged' token='00'/></iq>"),
+    ]
+    for name, raw in shapes:
+        n += 1
+        t = time.time()
+        x.send_raw(raw)
+        ok, why = await slot_ok(x, a.upload, n)
+        dt = (time.time() - t) * 1000
+        print(f"hostile-client: {name} ({len(raw)} bytes) from {me}: "
+              f"next slot request {'ok' if ok else 'FAILED (' + why + ')'} after {dt:.0f} ms", flush=True)
+        failures += 0 if ok else 1
     x.disconnect()
     print(f"hostile-client: {n - failures} passed, {failures} failed", flush=True)
     return 1 if failures else 0
