@@ -399,7 +399,17 @@ impl Retention {
     pub async fn remove_account(&self, owner: &BareJid) -> Result<(usize, usize), String> {
         let files = match &self.records {
             Records::Memory(m) => m.files_of(owner).map_err(|e| e.to_string())?,
-            Records::Postgres(pg) => pg.files_of(owner).await.map_err(|e| e.to_string())?,
+            Records::Postgres(pg) => {
+                // Every page of the owner's rows, slots included, after recording the removal.
+                let now = OffsetDateTime::now_utc();
+                let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
+                let r = pg
+                    .remove_account(owner, now, del)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.metrics.deleted(r.deleted_bytes);
+                return Ok((r.deleted, r.planned));
+            }
         };
         let planned = plan_account_removal(&files, owner);
         let n = planned.len();
