@@ -47,21 +47,23 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration as StdDuration;
 
-use time::{Duration, OffsetDateTime};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use time::{Duration, OffsetDateTime};
 use tokio_postgres::{Config, NoTls, Row};
 use xmpp_upload::jid::BareJid;
 use xmpp_upload::minidom::Element;
 use xmpp_upload::service::{
     plan_account_removal, Answer, Begin, ChargeError, DeleteReason, Deletion, Outcome,
-    PendingCharge,
-    QuotaExceeded, QuotaScope, RetentionPolicy, StoredFile,
+    PendingCharge, QuotaExceeded, QuotaScope, RetentionPolicy, StoredFile,
 };
 use xmpp_upload::storage::StorageBackend;
 use xmpp_upload::SlotService;
 
 /// A claim on a file being deleted is taken over by another instance after this long.
 pub const CLAIM_TIMEOUT: Duration = Duration::minutes(10);
+
+/// Files claimed (and their deletions recorded) per statement.
+pub const CLAIM_CHUNK: usize = 256;
 
 /// Planned deletions (or an account's files) read per page by default; every page is
 /// walked ([`PgSettings::batch`]).
@@ -437,7 +439,6 @@ fn to_i64_opt(v: Option<u64>, what: &'static str) -> Result<Option<i64>, PgError
     v.map(|v| to_i64(v, what)).transpose()
 }
 
-
 fn owner_file(row: &Row) -> Result<Option<StoredFile>, PgError> {
     let owner: String = row.try_get(1)?;
     let Ok(owner) = owner.parse::<BareJid>() else {
@@ -768,63 +769,6 @@ impl PgState {
         .await
     }
 
-    /// Claims `key` for deletion by this instance: `true` if this instance won it.
-    async fn claim(&self, key: &str, now: OffsetDateTime) -> Result<bool, PgError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let stale = now - CLAIM_TIMEOUT;
-            let n = client
-                .execute(
-                    "UPDATE xu_files SET claimed_by = $2, claimed_at = $3
-                     WHERE key = $1 AND (claimed_by IS NULL OR claimed_at < $4)",
-                    &[&key, &self.settings.node, &now, &stale],
-                )
-                .await?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
-    async fn release(&self, key: &str) -> Result<(), PgError> {
-        self.timed(async {
-            let client = self.client().await?;
-            client
-                .execute(
-                    "UPDATE xu_files SET claimed_by = NULL, claimed_at = NULL
-                     WHERE key = $1 AND claimed_by = $2",
-                    &[&key, &self.settings.node],
-                )
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Moves a claimed file's row to `xu_deletions`: `true` if this call recorded it.
-    async fn finish(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-        reason: DeleteReason,
-    ) -> Result<bool, PgError> {
-        self.timed(async {
-            let client = self.client().await?;
-            let n = client
-                .execute(
-                    "WITH d AS (DELETE FROM xu_files WHERE key = $1 AND claimed_by = $2
-                                RETURNING key, owner, size, created)
-                     INSERT INTO xu_deletions
-                         (key, owner, size, created, deleted_at, deleted_by, reason)
-                     SELECT key, owner, size, created, $3, $2, $4 FROM d
-                     ON CONFLICT (key) DO NOTHING",
-                    &[&key, &self.settings.node, &now, &reason.to_string()],
-                )
-                .await?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
     /// One page of what the library's [`plan`](xmpp_upload::service::plan) would delete under `policy` at `now` (over
     /// every confirmed row, computed in the database), after `after`, oldest first.
     ///
@@ -926,8 +870,9 @@ impl PgState {
         Ok(report)
     }
 
-    /// Deletes planned files: for each one this instance manages to claim, calls
-    /// `delete_object`, then records the deletion (exactly once across instances).
+    /// Deletes planned files: claims them (a chunk of [`CLAIM_CHUNK`] per statement), calls
+    /// `delete_object` for each file this instance won, then records the deletions of the
+    /// chunk (exactly once across instances) and releases the failed ones.
     ///
     /// # Errors
     /// When the database fails (object-delete failures are counted, not returned).
@@ -946,35 +891,117 @@ impl PgState {
             planned: deletions.len(),
             ..RetentionReport::default()
         };
-        for d in deletions {
-            if !self.claim(&d.file.key, now).await? {
-                report.skipped += 1;
-                continue;
-            }
-            let key = d.file.key.clone();
-            let (owner, size) = (d.file.owner.clone(), d.file.size);
-            match delete_object(d.file).await {
-                Ok(()) => {
-                    if self.finish(&key, now, d.reason).await? {
-                        report.deleted += 1;
-                        report.deleted_bytes += size;
-                        tracing::info!(
-                            "retention: deleted {key} of {owner} ({size} bytes, {}) [node {}]",
-                            d.reason,
-                            self.settings.node
-                        );
-                    } else {
-                        report.skipped += 1;
+        let mut rest = deletions.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<Deletion> = rest.by_ref().take(CLAIM_CHUNK).collect();
+            let keys: Vec<String> = chunk.iter().map(|d| d.file.key.clone()).collect();
+            let won = self.claim_all(&keys, now).await?;
+            let mut done: Vec<(String, String)> = Vec::new();
+            let mut failed: Vec<String> = Vec::new();
+            let mut sizes = std::collections::HashMap::new();
+            for d in chunk {
+                if !won.contains(&d.file.key) {
+                    report.skipped += 1;
+                    continue;
+                }
+                let key = d.file.key.clone();
+                sizes.insert(key.clone(), (d.file.owner.clone(), d.file.size, d.reason));
+                match delete_object(d.file).await {
+                    Ok(()) => done.push((key, d.reason.to_string())),
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!("retention: deleting {key} failed ({e}); retried next pass");
+                        failed.push(key);
                     }
                 }
-                Err(e) => {
-                    report.failed += 1;
-                    tracing::warn!("retention: deleting {key} failed ({e}); retried next pass");
-                    self.release(&key).await?;
+            }
+            let asked = done.len();
+            let recorded = self.finish_all(done, now).await?;
+            report.skipped += asked - recorded.len();
+            for key in recorded {
+                if let Some((owner, size, reason)) = sizes.get(&key) {
+                    report.deleted += 1;
+                    report.deleted_bytes += size;
+                    tracing::info!(
+                        "retention: deleted {key} of {owner} ({size} bytes, {reason}) [node {}]",
+                        self.settings.node
+                    );
                 }
             }
+            self.release_all(&failed).await?;
         }
         Ok(report)
+    }
+
+    /// Claims `keys` for deletion by this instance: the keys this instance won.
+    async fn claim_all(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+    ) -> Result<std::collections::HashSet<String>, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stale = now - CLAIM_TIMEOUT;
+            let rows = client
+                .query(
+                    "UPDATE xu_files SET claimed_by = $2, claimed_at = $3
+                     WHERE key = ANY($1) AND (claimed_by IS NULL OR claimed_at < $4)
+                     RETURNING key",
+                    &[&keys, &self.settings.node, &now, &stale],
+                )
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+        .await
+    }
+
+    /// Moves claimed rows to `xu_deletions` with their reasons: the keys recorded by this call.
+    async fn finish_all(
+        &self,
+        done: Vec<(String, String)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, PgError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (keys, reasons): (Vec<String>, Vec<String>) = done.into_iter().unzip();
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "WITH d AS (DELETE FROM xu_files WHERE key = ANY($1) AND claimed_by = $2
+                                RETURNING key, owner, size, created)
+                     INSERT INTO xu_deletions
+                         (key, owner, size, created, deleted_at, deleted_by, reason)
+                     SELECT d.key, d.owner, d.size, d.created, $3, $2, r.reason
+                     FROM d JOIN unnest($1::TEXT[], $4::TEXT[]) AS r(key, reason)
+                          ON r.key = d.key
+                     ON CONFLICT (key) DO NOTHING
+                     RETURNING key",
+                    &[&keys, &self.settings.node, &now, &reasons],
+                )
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+        .await
+    }
+
+    async fn release_all(&self, keys: &[String]) -> Result<(), PgError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.timed(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE xu_files SET claimed_by = NULL, claimed_at = NULL
+                     WHERE key = ANY($1) AND claimed_by = $2",
+                    &[&keys, &self.settings.node],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// `owner`'s rows (issued slots included), oldest first: every page.
@@ -1241,7 +1268,10 @@ pub async fn answer<S: StorageBackend>(
                 if let Some(t) = &info.content_type {
                     file = file.with_content_type(t);
                 }
-                if let Err(e) = state.record_slot(&file, now + state.settings.slot_ttl).await {
+                if let Err(e) = state
+                    .record_slot(&file, now + state.settings.slot_ttl)
+                    .await
+                {
                     tracing::error!("db: recording a slot failed: {e}");
                 }
             }
