@@ -1010,3 +1010,267 @@ fn http_call(
         .or_else(|| resp.header("Content-Length").and_then(|v| v.parse().ok()));
     Ok((resp.status(), total))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_upload::service::Outcome;
+    use xmpp_upload::storage::signed::SignedUrlStore;
+    use xmpp_upload::{ServiceConfig, SlotService};
+
+    fn jid(s: &str) -> BareJid {
+        s.parse().unwrap()
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xu-retention-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn retention(records: Records, dir: &Path, started: OffsetDateTime) -> Retention {
+        Retention {
+            pending: records.pending(),
+            records,
+            objects: Objects::Local(dir.to_owned()),
+            policy: RetentionPolicy::new(),
+            metrics: Arc::new(Metrics::default()),
+            fallback_owner: jid("upload.localhost"),
+            put_ttl: time::Duration::seconds(300),
+            orphan_grace: time::Duration::hours(24),
+            started,
+        }
+    }
+
+    /// A key of the local store's shape, and its file on disk.
+    fn object(dir: &Path, n: u8, name: &str) -> String {
+        let id = format!("{n:032x}");
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        std::fs::write(dir.join(&id).join(name), b"0123456789").unwrap();
+        format!("{id}/{name}")
+    }
+
+    fn slot(owner: &str, size: u64, issued: OffsetDateTime, until: Instant) -> PendingUpload {
+        PendingUpload {
+            owner: jid(owner),
+            size: Some(size),
+            content_type: Some("image/png".into()),
+            issued,
+            until,
+        }
+    }
+
+    /// Lists fixed pages.
+    struct Fake(Vec<Vec<Listed>>);
+
+    impl ObjectLister for Fake {
+        fn page<'a>(
+            &'a self,
+            continuation: Option<&'a str>,
+        ) -> Pin<Box<dyn Future<Output = Result<ListedPage, String>> + Send + 'a>> {
+            Box::pin(async move {
+                let i: usize = continuation.map_or(0, |c| c.parse().unwrap());
+                let next = (i + 1 < self.0.len()).then(|| (i + 1).to_string());
+                Ok((self.0[i].clone(), next))
+            })
+        }
+    }
+
+    fn listed(key: &str, last_modified: OffsetDateTime) -> Listed {
+        Listed {
+            key: key.to_owned(),
+            size: 10,
+            last_modified,
+        }
+    }
+
+    #[tokio::test]
+    async fn reconcile_records_a_put_that_ended_after_the_check() {
+        let dir = temp_dir("reconcile");
+        let now = OffsetDateTime::now_utc();
+        let r = retention(Records::memory(), &dir, now - time::Duration::days(2));
+        let late = object(&dir, 1, "late.png");
+        let open = object(&dir, 2, "open.png");
+        let revoked = object(&dir, 3, "revoked.png");
+        let orphan = object(&dir, 4, "orphan.bin");
+        let young = object(&dir, 5, "young.bin");
+        let old = object(&dir, 6, "old.bin");
+        let issued = now - time::Duration::minutes(10);
+        // The single check at the window's end found nothing: the slot is parked.
+        let expired = Instant::now() - Duration::from_secs(1);
+        r.pending
+            .insert(late.clone(), slot("romeo@localhost", 10, issued, expired));
+        let taken = r.pending.take_expired(Instant::now());
+        assert_eq!(taken.len(), 1);
+        for (k, p) in taken {
+            r.pending.park(k, p);
+        }
+        // A slot still open whose object is there already; a slot of a removed account.
+        let later = Instant::now() + Duration::from_secs(300);
+        r.pending
+            .insert(open.clone(), slot("romeo@localhost", 10, now, later));
+        r.pending.insert(
+            revoked.clone(),
+            slot("juliet@localhost", 10, issued, expired),
+        );
+        let Records::Memory(m) = &r.records else {
+            unreachable!()
+        };
+        m.mark_removed(&jid("juliet@localhost"), now - time::Duration::minutes(5));
+        // The late PUT ended after the check; the listing comes in two pages.
+        let lister = Fake(vec![
+            vec![
+                listed(&late, now - time::Duration::minutes(3)),
+                listed(&open, now),
+                listed(&revoked, now - time::Duration::minutes(3)),
+            ],
+            vec![
+                listed(&orphan, now - time::Duration::hours(36)),
+                listed(&young, now - time::Duration::hours(1)),
+                listed(&old, now - time::Duration::days(3)),
+            ],
+        ]);
+        let report = r.reconcile(&lister, now).await.unwrap();
+        assert_eq!(
+            report,
+            ReconcileReport {
+                listed: 6,
+                recorded: 2,
+                adopted: 1,
+                orphans_deleted: 1,
+                revoked_deleted: 1,
+                waiting: 1,
+                ..ReconcileReport::default()
+            }
+        );
+        let romeo = m.files_of(&jid("romeo@localhost")).unwrap();
+        assert_eq!(romeo.len(), 2);
+        let f = romeo.iter().find(|f| f.key == late).unwrap();
+        assert_eq!((f.size, f.created), (10, issued));
+        assert_eq!(f.content_type.as_deref(), Some("image/png"));
+        assert_eq!(m.files_of(&jid("upload.localhost")).unwrap()[0].key, old);
+        assert!(m.files_of(&jid("juliet@localhost")).unwrap().is_empty());
+        assert!(!dir.join(&orphan).exists());
+        assert!(!dir.join(&revoked).exists());
+        assert!(dir.join(&young).exists() && dir.join(&late).exists());
+        assert!(r.pending.is_empty());
+        // A second pass over what is left: everything is explained but the young object.
+        let lister = Fake(vec![vec![
+            listed(&late, now - time::Duration::minutes(3)),
+            listed(&open, now),
+            listed(&young, now - time::Duration::hours(1)),
+            listed(&old, now - time::Duration::days(3)),
+        ]]);
+        let report = r.reconcile(&lister, now).await.unwrap();
+        assert_eq!((report.known, report.waiting), (3, 1), "{report:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_parked_slot_is_forgotten_only_after_the_grace() {
+        let dir = temp_dir("forget");
+        let now = OffsetDateTime::now_utc();
+        let r = retention(Records::memory(), &dir, now - time::Duration::days(2));
+        let recent = Instant::now() - Duration::from_secs(60);
+        r.pending
+            .park("k1".into(), slot("romeo@localhost", 1, now, recent));
+        r.reconcile(&Fake(vec![vec![]]), now).await.unwrap();
+        assert_eq!(r.pending.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn uploads_are_recorded_under_the_owner_bound_in_the_url() {
+        let dir = temp_dir("owner");
+        let r = retention(Records::memory(), &dir, OffsetDateTime::now_utc());
+        // No slot known to this process (a restart, another node, a full table).
+        let key = object(&dir, 7, "cat.jpg");
+        let romeo = jid("romeo@localhost");
+        r.stored_local(&key, 10, Some("image/jpeg"), Some(&romeo));
+        let Records::Memory(m) = &r.records else {
+            unreachable!()
+        };
+        assert_eq!(m.files_of(&romeo).unwrap()[0].key, key);
+        assert!(m.files_of(&jid("upload.localhost")).unwrap().is_empty());
+        let sidecar = std::fs::read_to_string(dir.join(format!("{:032x}.owner", 7))).unwrap();
+        assert_eq!(sidecar, "romeo@localhost");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn slots_issued_before_an_account_removal_may_not_store() {
+        let dir = temp_dir("removal");
+        let r = retention(Records::memory(), &dir, OffsetDateTime::now_utc());
+        let romeo = jid("romeo@localhost");
+        // Issued a minute ago: the URL expires in 4 minutes.
+        let expires = OffsetDateTime::now_utc() + time::Duration::minutes(4);
+        assert!(r.may_store(Some(&romeo), expires).await);
+        r.remove_account(&romeo).await.unwrap();
+        assert!(!r.may_store(Some(&romeo), expires).await);
+        // A slot issued after the removal, another user, a URL without an owner: allowed.
+        let fresh = OffsetDateTime::now_utc() + time::Duration::minutes(5) + time::Duration::SECOND;
+        assert!(r.may_store(Some(&romeo), fresh).await);
+        assert!(r.may_store(Some(&jid("juliet@localhost")), expires).await);
+        assert!(r.may_store(None, expires).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_memory_stored_quota_counts_slots_not_yet_uploaded() {
+        let records = Records::memory();
+        let pending = records.pending();
+        let config = ServiceConfig::new(
+            "upload.localhost".parse().unwrap(),
+            *b"test service secret of 32 bytes!",
+        )
+        .max_file_size(1_000_000)
+        .stored_quota(100_000)
+        .inventory(records.inventory().unwrap());
+        let store = SignedUrlStore::new(
+            "https://files.example.org/".parse().unwrap(),
+            *b"test storage key, 32 bytes long.",
+        );
+        let svc = SlotService::try_new(config, store).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut issued = 0;
+        for i in 0..5 {
+            let iq: xmpp_upload::minidom::Element = format!(
+                "<iq xmlns='jabber:client' type='get' id='q{i}' from='romeo@localhost/r' \
+                 to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' \
+                 filename='f{i}.bin' size='60000'/></iq>"
+            )
+            .parse()
+            .unwrap();
+            let answer = svc.process(&iq, now);
+            // What the session does with an issued slot.
+            if let Outcome::Issued(info) = &answer.outcome {
+                issued += 1;
+                pending.insert(
+                    info.object_key.clone(),
+                    PendingUpload {
+                        owner: info.requester.to_bare(),
+                        size: info.size,
+                        content_type: None,
+                        issued: now,
+                        until: Instant::now() + Duration::from_secs(330),
+                    },
+                );
+            }
+        }
+        assert_eq!(issued, 1);
+        // Once the slot's window is over without an upload, it no longer counts.
+        let Records::Memory(m) = &records else {
+            unreachable!()
+        };
+        let romeo = jid("romeo@localhost");
+        assert_eq!(m.stored_bytes(&romeo).unwrap(), 60_000);
+        assert_eq!(
+            pending
+                .take_expired(Instant::now() + Duration::from_secs(331))
+                .len(),
+            1
+        );
+        assert_eq!(m.stored_bytes(&romeo).unwrap(), 0);
+    }
+}
