@@ -21,7 +21,9 @@ use xmpp_upload::service::{RetentionPolicy, StoredFile};
 use xmpp_upload::storage::signed::SignedUrlStore;
 use xmpp_upload::time::{Duration, OffsetDateTime};
 use xmpp_upload::{ServiceConfig, SlotService};
+use xmpp_upload_component::metrics::Metrics;
 use xmpp_upload_component::pg_state::{self, answer, PgSettings, PgState};
+use xmpp_upload_component::retention::{self, Objects, Records, Retention};
 
 /// The database to test against. These tests are `#[ignore]`d so that a run without one
 /// reports them as ignored instead of passing; run with `--include-ignored` where one exists.
@@ -711,4 +713,140 @@ async fn a_database_that_does_not_answer_is_an_error_promptly() {
     );
     keep.abort();
     drop_schema(&url, schema).await;
+}
+
+/// Lists fixed objects, in one page.
+struct FakeBucket(Vec<retention::Listed>);
+
+impl retention::ObjectLister for FakeBucket {
+    fn page<'a>(
+        &'a self,
+        _continuation: Option<&'a str>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<retention::ListedPage, String>> + Send + 'a>,
+    > {
+        Box::pin(async move { Ok((self.0.clone(), None)) })
+    }
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_records_late_uploads_of_another_node_with_their_owner() {
+    let url = db_url();
+    let schema = "xu_test_reconcile";
+    let pg = Arc::new(one_node(&url, schema, |s| s.slot_ttl = Duration::seconds(330)).await);
+    let dir = std::env::temp_dir().join(format!("xu-pg-reconcile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let object = |n: u8, name: &str| {
+        let id = format!("{n:032x}");
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        std::fs::write(dir.join(&id).join(name), b"0123456789").unwrap();
+        format!("{id}/{name}")
+    };
+    let now = OffsetDateTime::now_utc();
+    let svc = service(|c| c.stored_quota(1_000_000));
+    // A slot charged on "another node" (nothing in this process's memory), ten minutes ago:
+    // its PUT started in time and ended after the check.
+    let r = answer(
+        &svc,
+        &pg,
+        &request(1, "romeo@example.org", 10),
+        now - Duration::minutes(10),
+    )
+    .await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    let key = r_key(&pg, "romeo@example.org").await;
+    let id = key.split('/').next().unwrap().to_owned();
+    std::fs::create_dir_all(dir.join(&id)).unwrap();
+    std::fs::write(dir.join(&key), b"0123456789").unwrap();
+    // A slot of Juliet's, whose account was removed after it was issued.
+    let r = answer(
+        &svc,
+        &pg,
+        &request(2, "juliet@example.org", 10),
+        now - Duration::minutes(10),
+    )
+    .await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    let jkey = r_key(&pg, "juliet@example.org").await;
+    let jid_dir = jkey.split('/').next().unwrap().to_owned();
+    std::fs::create_dir_all(dir.join(&jid_dir)).unwrap();
+    std::fs::write(dir.join(&jkey), b"0123456789").unwrap();
+    pg.mark_removed(&jid("juliet@example.org"), now - Duration::minutes(5))
+        .await
+        .unwrap();
+    // An object nothing explains, two days old; a never-uploaded slot from long ago.
+    let orphan = object(9, "orphan.bin");
+    pg.record_slot(
+        &StoredFile::new(
+            jid("romeo@example.org"),
+            "gone/never.bin",
+            5,
+            now - Duration::days(3),
+        ),
+        now - Duration::days(3) + Duration::seconds(330),
+    )
+    .await
+    .unwrap();
+    let r = Retention {
+        pending: Records::Postgres(pg.clone()).pending(),
+        records: Records::Postgres(pg.clone()),
+        objects: Objects::Local(dir.clone()),
+        policy: RetentionPolicy::new(),
+        metrics: Arc::new(Metrics::default()),
+        fallback_owner: jid("upload.example.org"),
+        put_ttl: Duration::seconds(300),
+        orphan_grace: Duration::hours(24),
+        started: now,
+    };
+    let listed = |key: &str, at: OffsetDateTime| retention::Listed {
+        key: key.to_owned(),
+        size: 10,
+        last_modified: at,
+    };
+    let bucket = FakeBucket(vec![
+        listed(&key, now - Duration::minutes(2)),
+        listed(&jkey, now - Duration::minutes(2)),
+        listed(&orphan, now - Duration::days(2)),
+    ]);
+    let report = r.reconcile(&bucket, now).await.unwrap();
+    assert_eq!(
+        (
+            report.recorded,
+            report.revoked_deleted,
+            report.orphans_deleted,
+            report.slots_dropped
+        ),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    // Romeo's late upload is his, confirmed (it counts until max_age, not until the slot
+    // expired); Juliet's object and the orphan are gone, and so is the stale slot.
+    let romeo = jid("romeo@example.org");
+    let files = pg.files_of(&romeo).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].key, key);
+    assert_eq!(
+        pg.quota_bytes(&romeo, now + Duration::days(1))
+            .await
+            .unwrap(),
+        10
+    );
+    assert!(pg
+        .files_of(&jid("juliet@example.org"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!dir.join(&jkey).exists() && !dir.join(&orphan).exists());
+    assert!(dir.join(&key).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    drop_schema(&url, schema).await;
+}
+
+/// The key of `owner`'s only slot.
+async fn r_key(pg: &PgState, owner: &str) -> String {
+    let files = pg.files_of(&jid(owner)).await.unwrap();
+    assert_eq!(files.len(), 1);
+    files[0].key.clone()
 }
