@@ -597,8 +597,24 @@ impl Retention {
         done
     }
 
-    /// One planner run over the whole record.
+    /// One planner run over the whole record. With the local store, slots whose PUT window
+    /// (the URL's lifetime and the HTTP store's grace) is over are forgotten first: no upload
+    /// can complete after it. (S3 slots wait for [`Retention::reconcile`].)
     pub async fn run_once(&self) -> usize {
+        if let Objects::Local(_) = &self.objects {
+            let margin = Duration::from_secs(60);
+            if let Some(before) = Instant::now().checked_sub(margin) {
+                self.pending.drop_stale(before);
+            }
+            if let Records::Postgres(pg) = &self.records {
+                let before = OffsetDateTime::now_utc() - time::Duration::seconds(60);
+                match pg.expire_slots(before).await {
+                    Ok(n) if n > 0 => tracing::info!("retention: {n} slots never uploaded"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("retention: cannot expire slots: {e}"),
+                }
+            }
+        }
         if let Records::Postgres(pg) = &self.records {
             let now = OffsetDateTime::now_utc();
             let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
