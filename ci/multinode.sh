@@ -65,7 +65,7 @@ ensure_slixmpp_venv "$VENV"
 say "installing xmpp-upload-component (cargo install --path component) and building its PostgreSQL tests"
 t=$(date +%s)
 BUILT=$(install_component)
-cargo test --quiet -p xmpp-upload-component --test pg_state --no-run
+cargo test --quiet -p xmpp-upload-component --test pg_state --test s3_reconcile --no-run
 [ -x "$BUILT" ] || { echo "multinode: $BUILT not found" >&2; exit 1; }
 say "built in $(( $(date +%s) - t )) s"
 
@@ -122,6 +122,15 @@ if XMPP_UPLOAD_TEST_PG="host=$RUN/pg port=$PG_PORT user=postgres dbname=xmpp_upl
 else
     cat "$RUN/pg_state-test.log"
     result FAIL "0. component/tests/pg_state.rs on this PostgreSQL" "$t"
+fi
+# The S3 reconciliation against s3s-fs (the test starts its own on a free port).
+t=$(now_ms)
+if XMPP_UPLOAD_TEST_S3S_FS="$S3S_FS_BIN" \
+    cargo test --quiet -p xmpp-upload-component --test s3_reconcile -- --include-ignored >"$RUN/s3_reconcile-test.log" 2>&1; then
+    result ok "0b. component/tests/s3_reconcile.rs on s3s-fs (a PUT ending after the check is recorded, an orphan deleted)" "$t"
+else
+    cat "$RUN/s3_reconcile-test.log"
+    result FAIL "0b. component/tests/s3_reconcile.rs on s3s-fs" "$t"
 fi
 
 # --- s3s-fs -------------------------------------------------------------------------------------

@@ -113,6 +113,9 @@ async fn records(cfg: &Config) -> Result<Records, String> {
                 format!("{}-{}", host.trim(), std::process::id())
             });
             let mut settings = pg_state::PgSettings::new(url, node);
+            settings.pool_size = db.pool_size;
+            settings.statement_timeout = Duration::from_millis(db.statement_timeout_ms);
+            settings.slot_ttl = put_ttl(cfg) + pg_state::SLOT_GRACE;
             if let Some(schema) = &db.schema {
                 settings.schema = schema.clone();
             }
@@ -167,6 +170,19 @@ fn fallback_owner(jid: &jid::Jid) -> jid::BareJid {
     jid.to_bare()
 }
 
+fn put_ttl(cfg: &Config) -> time::Duration {
+    time::Duration::seconds(cfg.service.put_ttl_secs.try_into().unwrap_or(i64::MAX))
+}
+
+fn orphan_grace(cfg: &Config) -> time::Duration {
+    time::Duration::seconds(
+        cfg.retention
+            .orphan_grace_secs
+            .try_into()
+            .unwrap_or(i64::MAX),
+    )
+}
+
 async fn run_local(common: Common, check: bool) -> Result<(), String> {
     let cfg = &common.cfg;
     let dir = cfg
@@ -194,12 +210,15 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("storage.local.dir {}: {e}", dir.display()))?;
     let retention = Arc::new(Retention {
+        pending: records.pending(),
         records,
-        pending: retention::Pending::default(),
         objects: Objects::Local(dir.clone()),
         policy: retention_policy(cfg),
         metrics: common.metrics.clone(),
         fallback_owner: fallback_owner(&common.jid),
+        put_ttl: put_ttl(cfg),
+        orphan_grace: orphan_grace(cfg),
+        started: time::OffsetDateTime::now_utc(),
     });
     let found = {
         let r = retention.clone();
@@ -216,10 +235,15 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
     tracing::info!("http: listening on {} for {base_url}", cfg.http.listen);
     {
         let (r, m) = (retention.clone(), common.metrics.clone());
+        let r2 = retention.clone();
         http_store::set_hooks(http_store::Hooks {
-            stored: Arc::new(move |key, bytes, ty| r.stored_local(key, bytes, ty)),
+            stored: Arc::new(move |key, bytes, ty, owner| r.stored_local(key, bytes, ty, owner)),
             answered: Arc::new(move |status| m.http(status)),
             log: |line| tracing::info!("{line}"),
+            may_store: Some(Arc::new(move |owner, expires| {
+                let r = r2.clone();
+                Box::pin(async move { r.may_store(owner.as_ref(), expires).await })
+            })),
         });
     }
     let http_cfg = http_store::HttpStoreConfig {
@@ -287,12 +311,15 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         return Ok(());
     }
     let retention = Arc::new(Retention {
+        pending: records.pending(),
         records,
-        pending: retention::Pending::default(),
         objects: Objects::S3(store),
         policy: retention_policy(cfg),
         metrics: common.metrics.clone(),
         fallback_owner: fallback_owner(&common.jid),
+        put_ttl: put_ttl(cfg),
+        orphan_grace: orphan_grace(cfg),
+        started: time::OffsetDateTime::now_utc(),
     });
     let mut tasks = Vec::new();
     if let Some(stable) = cfg.stable_base()? {

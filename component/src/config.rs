@@ -416,6 +416,10 @@ pub struct RetentionSection {
     /// How often the planner runs, in seconds.
     #[serde(default = "default_retention_interval")]
     pub interval_secs: u64,
+    /// S3: an object that no record explains (no stored file, no slot) is deleted once it is
+    /// this old, in seconds (default 24 h; at least the PUT lifetime plus 30 s).
+    #[serde(default = "default_orphan_grace")]
+    pub orphan_grace_secs: u64,
 }
 
 impl Default for RetentionSection {
@@ -425,12 +429,17 @@ impl Default for RetentionSection {
             per_user_soft_quota: None,
             total_cap: None,
             interval_secs: default_retention_interval(),
+            orphan_grace_secs: default_orphan_grace(),
         }
     }
 }
 
 fn default_retention_interval() -> u64 {
     3600
+}
+
+fn default_orphan_grace() -> u64 {
+    86_400
 }
 
 /// Where the quota ledger and the inventory live: `memory` (one process) or `postgres`
@@ -443,7 +452,7 @@ pub enum DatabaseKind {
     Postgres,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
     #[serde(default)]
@@ -458,9 +467,36 @@ pub struct DatabaseSection {
     /// `postgres`: this instance's name in the record of deletions (default: the host name
     /// and process ID).
     pub node: Option<String>,
-    /// The longest a request's database work (quota charge, file record) may take, in
-    /// milliseconds (default 5000); after it the request is answered `wait`.
-    pub statement_timeout_ms: Option<u64>,
+    /// `postgres`: connections in the pool (default 16).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// `postgres`: each statement's limit, and the longest wait for a connection, in
+    /// milliseconds (default 5000).
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_statement_timeout_ms() -> u64 {
+    5000
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            kind: DatabaseKind::default(),
+            url: None,
+            password_file: None,
+            password_env: None,
+            schema: None,
+            node: None,
+            pool_size: default_pool_size(),
+            statement_timeout_ms: default_statement_timeout_ms(),
+        }
+    }
 }
 
 impl DatabaseSection {
@@ -472,7 +508,7 @@ impl DatabaseSection {
 
     /// `statement_timeout_ms`, with its default.
     pub fn statement_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.statement_timeout_ms.unwrap_or(5000))
+        std::time::Duration::from_millis(self.statement_timeout_ms)
     }
 }
 
@@ -602,6 +638,17 @@ impl Config {
         if self.retention.interval_secs == 0 {
             return Err("retention.interval_secs must be positive".into());
         }
+        if !(1..=1024).contains(&self.database.pool_size) {
+            return Err("database.pool_size must be between 1 and 1024".into());
+        }
+        if !(10..=600_000).contains(&self.database.statement_timeout_ms) {
+            return Err("database.statement_timeout_ms must be between 10 and 600000".into());
+        }
+        if self.retention.orphan_grace_secs < self.service.put_ttl_secs.saturating_add(30) {
+            return Err(
+                "retention.orphan_grace_secs must be at least service.put_ttl_secs + 30".into(),
+            );
+        }
         if !(4..=10_000).contains(&self.xmpp.max_stanza_depth) {
             return Err("xmpp.max_stanza_depth must be between 4 and 10000".into());
         }
@@ -615,13 +662,6 @@ impl Config {
             return Err(
                 "xmpp.max_in_flight_per_user must be between 1 and xmpp.max_in_flight".into(),
             );
-        }
-        if self
-            .database
-            .statement_timeout_ms
-            .is_some_and(|t| !(10..=600_000).contains(&t))
-        {
-            return Err("database.statement_timeout_ms must be between 10 and 600000".into());
         }
         Ok(())
     }

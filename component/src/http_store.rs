@@ -175,8 +175,21 @@ fn dir_path(u: &Url) -> String {
     }
 }
 
-/// Called when a verified PUT was stored: object key, bytes, bound content type.
-pub type StoredHook = Arc<dyn Fn(&str, u64, Option<&str>) + Send + Sync>;
+/// Called when a verified PUT was stored: object key, bytes, bound content type, and the
+/// owner bound into the URL (`VerifiedPut::owner`; `None` for a URL that binds none).
+pub type StoredHook = Arc<dyn Fn(&str, u64, Option<&str>, Option<&jid::BareJid>) + Send + Sync>;
+
+/// Asked before a verified PUT is stored: the owner bound into the URL and the URL's expiry
+/// (the slot was issued the service's PUT lifetime before it). `false` refuses with 403
+/// (the owner's account was removed since the slot was issued).
+pub type MayStoreHook = Arc<
+    dyn Fn(
+            Option<jid::BareJid>,
+            OffsetDateTime,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Callbacks for a host that records uploads and counts requests (the upload component).
 #[derive(Clone)]
@@ -187,6 +200,8 @@ pub struct Hooks {
     pub answered: Arc<dyn Fn(u16) + Send + Sync>,
     /// Where log lines go instead of stderr.
     pub log: fn(std::fmt::Arguments<'_>),
+    /// Asked before a verified PUT is stored (`None`: always allowed).
+    pub may_store: Option<MayStoreHook>,
 }
 
 static HOOKS: std::sync::OnceLock<Hooks> = std::sync::OnceLock::new();
@@ -733,6 +748,12 @@ async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Watchdog) 
     if tokio::fs::symlink_metadata(&file).await.is_ok() {
         return refuse_put(body, &parts, StatusCode::CONFLICT, label, "exists".into()).await;
     }
+    // The host may refuse a slot issued before its owner's account was removed.
+    if let Some(may_store) = HOOKS.get().and_then(|h| h.may_store.as_ref()) {
+        if !may_store(verified.owner(), verified.expires).await {
+            return refuse_put(body, &parts, StatusCode::FORBIDDEN, label, "revoked".into()).await;
+        }
+    }
     // The whole upload must be done by the URL's expiry plus a short grace.
     let left = (verified.expires - now)
         .try_into()
@@ -756,7 +777,12 @@ async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Watchdog) 
     match stored {
         Ok(Ok(bytes)) => {
             if let Some(h) = HOOKS.get() {
-                (h.stored)(&verified.key, bytes, verified.content_type.as_deref());
+                (h.stored)(
+                    &verified.key,
+                    bytes,
+                    verified.content_type.as_deref(),
+                    verified.owner().as_ref(),
+                );
             }
             let mut resp = Response::new(empty());
             *resp.status_mut() = StatusCode::CREATED;

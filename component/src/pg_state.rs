@@ -15,8 +15,14 @@
 //! * **Files.** The record of stored files (owner, key, size, type, created) is written in the
 //!   same statement as the charge (the slot's declared size: the host never sees an S3 PUT),
 //!   or by [`PgState::record`] for slots issued without a charge.
-//! * **Retention.** [`PgState::run_retention`] plans over the record with the library's
-//!   [`plan`]; for each file it *claims* the row (`UPDATE … WHERE claimed_by IS NULL …
+//! * **Slots.** A slot's row is written when it is issued, marked pending until its PUT URL
+//!   expires plus a grace ([`PgSettings::slot_ttl`]): it counts against the stored-bytes quota
+//!   until then, and stays as the record of the slot's owner until an upload confirms it
+//!   ([`PgState::confirm`]) or a reconciliation with the bucket drops it
+//!   ([`PgState::expire_slots`]).
+//! * **Retention.** [`PgState::run_retention`] plans in SQL (window sums giving the library's
+//!   `plan` rules exactly, over every confirmed row), a page of [`PgSettings::batch`]
+//!   deletions at a time, oldest first, until the plan is exhausted; for each file it *claims* the row (`UPDATE … WHERE claimed_by IS NULL …
 //!   RETURNING`: one instance wins), deletes the object through the caller's function, then
 //!   moves the row to `xu_deletions` in one statement (`WITH d AS (DELETE … RETURNING) INSERT
 //!   …`). The deletion is recorded exactly once however many instances plan at the same time;
@@ -27,6 +33,11 @@
 //! lock so that instances starting together do not race. Everything lives in one PostgreSQL
 //! schema (`xmpp_upload` by default) set as the session's `search_path`.
 //!
+//! Connections come from a pool (`deadpool-postgres`, [`PgSettings::pool_size`]); each one has
+//! `statement_timeout` set ([`PgSettings::statement_timeout`]), and waiting for a connection,
+//! connecting and every call are bounded too: a database that does not answer is an error
+//! within about that time, never a hang.
+//!
 //! Connection: a libpq-style string or URL without a password; the password comes from a file
 //! (or the caller's environment), never from the command line. No TLS here (`NoTls`): keep the
 //! database on loopback or a private network, or add `postgres-native-tls`.
@@ -34,17 +45,16 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use time::{Duration, OffsetDateTime};
-use tokio::sync::{Mutex, RwLock};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Config, NoTls, Row};
 use xmpp_upload::jid::BareJid;
 use xmpp_upload::minidom::Element;
 use xmpp_upload::service::{
-    plan, Answer, Begin, ChargeError, DeleteReason, Deletion, Outcome, PendingCharge,
-    QuotaExceeded, QuotaScope, RetentionPolicy, StoredFile,
+    plan_account_removal, Answer, Begin, ChargeError, DeleteReason, Deletion, Outcome,
+    PendingCharge, QuotaExceeded, QuotaScope, RetentionPolicy, StoredFile,
 };
 use xmpp_upload::storage::StorageBackend;
 use xmpp_upload::SlotService;
@@ -52,8 +62,15 @@ use xmpp_upload::SlotService;
 /// A claim on a file being deleted is taken over by another instance after this long.
 pub const CLAIM_TIMEOUT: Duration = Duration::minutes(10);
 
-/// Files read per retention pass at most (the oldest first).
+/// Files claimed (and their deletions recorded) per statement.
+pub const CLAIM_CHUNK: usize = 256;
+
+/// Planned deletions (or an account's files) read per page by default; every page is
+/// walked ([`PgSettings::batch`]).
 pub const RETENTION_BATCH: i64 = 10_000;
+
+/// How long a slot's upload may still arrive after its PUT URL expired (the HTTP store's grace).
+pub const SLOT_GRACE: Duration = Duration::seconds(30);
 
 /// Why the database could not be used. Never holds the password.
 #[derive(Debug)]
@@ -66,6 +83,30 @@ pub enum PgError {
     Db(tokio_postgres::Error),
     /// A value does not fit the database's types (a size above `i64::MAX`).
     OutOfRange(&'static str),
+    /// The database did not answer in time (no free connection, no connection, no answer).
+    Timeout(&'static str),
+    /// The pool is closed or misconfigured.
+    Pool(&'static str),
+}
+
+impl PgError {
+    fn from_pool(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => PgError::Db(e),
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                PgError::Timeout("no free connection")
+            }
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Create) => {
+                PgError::Timeout("connecting")
+            }
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Recycle) => {
+                PgError::Timeout("checking a connection")
+            }
+            PoolError::Closed => PgError::Pool("closed"),
+            PoolError::NoRuntimeSpecified => PgError::Pool("no runtime"),
+            PoolError::PostCreateHook(_) => PgError::Pool("connection set-up failed"),
+        }
+    }
 }
 
 impl fmt::Display for PgError {
@@ -78,6 +119,8 @@ impl fmt::Display for PgError {
                 None => write!(f, "database: {e}"),
             },
             PgError::OutOfRange(what) => write!(f, "database: {what} out of range"),
+            PgError::Timeout(what) => write!(f, "database: timed out ({what})"),
+            PgError::Pool(what) => write!(f, "database pool: {what}"),
         }
     }
 }
@@ -109,6 +152,16 @@ pub struct PgSettings {
     pub schema: String,
     /// This instance's name, recorded with the deletions it makes.
     pub node: String,
+    /// Connections in the pool (at least 1).
+    pub pool_size: usize,
+    /// Each statement's limit (`statement_timeout`); waiting for a connection and connecting
+    /// are bounded by it too.
+    pub statement_timeout: StdDuration,
+    /// Rows read per page by retention and account removal (at least 1).
+    pub batch: i64,
+    /// How long after its issue a slot's upload may still arrive: the PUT lifetime plus
+    /// [`SLOT_GRACE`]. Until then the slot counts against the stored-bytes quota.
+    pub slot_ttl: Duration,
 }
 
 impl fmt::Debug for PgSettings {
@@ -118,6 +171,10 @@ impl fmt::Debug for PgSettings {
             .field("password", &self.password.as_ref().map(|_| "…"))
             .field("schema", &self.schema)
             .field("node", &self.node)
+            .field("pool_size", &self.pool_size)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("batch", &self.batch)
+            .field("slot_ttl", &self.slot_ttl)
             .finish()
     }
 }
@@ -130,6 +187,10 @@ impl PgSettings {
             password: None,
             schema: "xmpp_upload".to_owned(),
             node: node.into(),
+            pool_size: 16,
+            statement_timeout: StdDuration::from_secs(5),
+            batch: RETENTION_BATCH,
+            slot_ttl: Duration::seconds(300) + SLOT_GRACE,
         }
     }
 
@@ -159,7 +220,12 @@ impl PgSettings {
         if config.get_application_name().is_none() {
             config.application_name("xmpp-upload");
         }
-        config.connect_timeout(StdDuration::from_secs(10));
+        if self.statement_timeout.is_zero() || self.pool_size == 0 || self.batch < 1 {
+            return Err(PgError::Config(
+                "statement timeout, pool size and batch must be above 0".into(),
+            ));
+        }
+        config.connect_timeout(self.statement_timeout);
         let s = &self.schema;
         let valid = !s.is_empty()
             && s.len() <= 63
@@ -171,6 +237,17 @@ impl PgSettings {
                 "schema {s:?}: lower-case letters, digits and _ only"
             )));
         }
+        // Set on every connection at start-up: the schema (a checked identifier), UTC, and
+        // the statement limit (whatever options the connection string had come first).
+        let ms = self.statement_timeout.as_millis().max(1);
+        let mut options = config.get_options().map(str::to_owned).unwrap_or_default();
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        options.push_str(&format!(
+            "-c search_path={s} -c TimeZone=UTC -c statement_timeout={ms}"
+        ));
+        config.options(&options);
         Ok(config)
     }
 }
@@ -190,13 +267,10 @@ pub struct RetentionReport {
     pub deleted_bytes: u64,
 }
 
-/// The shared state of every instance: one connection, its queries pipelined; remade when it
-/// breaks.
+/// The shared state of every instance: a pool of connections, each call bounded in time.
 pub struct PgState {
     settings: PgSettings,
-    config: Config,
-    client: RwLock<Arc<Client>>,
-    reconnect: Mutex<()>,
+    pool: Pool,
 }
 
 impl fmt::Debug for PgState {
@@ -231,6 +305,16 @@ CREATE TABLE IF NOT EXISTS xu_files (
 );
 CREATE INDEX IF NOT EXISTS xu_files_owner ON xu_files (owner, created, key);
 CREATE INDEX IF NOT EXISTS xu_files_created ON xu_files (created, key);
+-- A row with pending_until set is an issued slot whose upload has not been seen: it counts
+-- against the stored quota until then, and is kept (its owner known) until reconciled.
+ALTER TABLE xu_files ADD COLUMN IF NOT EXISTS pending_until TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS xu_files_pending ON xu_files (pending_until)
+    WHERE pending_until IS NOT NULL;
+-- Accounts removed, and when: slots issued before that may not store anything.
+CREATE TABLE IF NOT EXISTS xu_removed (
+    owner      TEXT PRIMARY KEY,
+    removed_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS xu_deletions (
     key          TEXT PRIMARY KEY,
     owner        TEXT        NOT NULL,
@@ -247,7 +331,7 @@ CREATE TABLE IF NOT EXISTS xu_deletions (
 CREATE OR REPLACE FUNCTION xu_charge(
     p_jid TEXT, p_bytes BIGINT, p_now TIMESTAMPTZ, p_window_s DOUBLE PRECISION,
     p_per_user BIGINT, p_global BIGINT, p_stored BIGINT, p_max_age_s DOUBLE PRECISION,
-    p_key TEXT, p_size BIGINT, p_type TEXT)
+    p_key TEXT, p_size BIGINT, p_type TEXT, p_pending_until TIMESTAMPTZ)
 RETURNS TABLE (scope TEXT, retry_at TIMESTAMPTZ)
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
@@ -302,17 +386,25 @@ BEGIN
     END IF;
 
     IF p_stored IS NOT NULL THEN
-        SELECT coalesce(sum(f.size), 0) INTO used FROM xu_files f WHERE f.owner = p_jid;
+        SELECT coalesce(sum(f.size), 0) INTO used FROM xu_files f
+        WHERE f.owner = p_jid AND (f.pending_until IS NULL OR f.pending_until > p_now);
         IF used + p_bytes > p_stored THEN
             scope := 'stored';
             retry_at := NULL;
             IF p_bytes <= p_stored AND p_max_age_s IS NOT NULL THEN
                 need := used + p_bytes - p_stored;
-                SELECT r.created + make_interval(secs => p_max_age_s) INTO retry_at FROM (
-                    SELECT f.created, f.key,
-                           sum(f.size) OVER (ORDER BY f.created, f.key) AS run
-                    FROM xu_files f WHERE f.owner = p_jid) r
-                WHERE r.run >= need ORDER BY r.created, r.key LIMIT 1;
+                -- Bytes leave at the retention age, or when a pending slot expires.
+                SELECT r.free_at INTO retry_at FROM (
+                    SELECT q.free_at, q.key,
+                           sum(q.size) OVER (ORDER BY q.free_at, q.key) AS run
+                    FROM (SELECT coalesce(least(f.pending_until,
+                                                f.created + make_interval(secs => p_max_age_s)),
+                                          f.created + make_interval(secs => p_max_age_s))
+                                 AS free_at, f.key, f.size
+                          FROM xu_files f
+                          WHERE f.owner = p_jid
+                            AND (f.pending_until IS NULL OR f.pending_until > p_now)) q) r
+                WHERE r.run >= need ORDER BY r.free_at, r.key LIMIT 1;
             END IF;
             RETURN NEXT;
             RETURN;
@@ -324,8 +416,8 @@ BEGIN
         DELETE FROM xu_charges c WHERE c.jid = p_jid AND c.at <= p_now - win;
     END IF;
     IF p_key IS NOT NULL THEN
-        INSERT INTO xu_files (key, owner, size, content_type, created)
-        VALUES (p_key, p_jid, p_size, p_type, p_now)
+        INSERT INTO xu_files (key, owner, size, content_type, created, pending_until)
+        VALUES (p_key, p_jid, p_size, p_type, p_now, p_pending_until)
         ON CONFLICT (key) DO NOTHING;
     END IF;
     scope := NULL;
@@ -347,14 +439,95 @@ fn to_i64_opt(v: Option<u64>, what: &'static str) -> Result<Option<i64>, PgError
     v.map(|v| to_i64(v, what)).transpose()
 }
 
+fn owner_file(row: &Row) -> Result<Option<StoredFile>, PgError> {
+    let owner: String = row.try_get(1)?;
+    let Ok(owner) = owner.parse::<BareJid>() else {
+        return Ok(None);
+    };
+    let size: i64 = row.try_get(2)?;
+    let mut file = StoredFile::new(
+        owner,
+        row.try_get::<_, String>(0)?,
+        u64::try_from(size).unwrap_or(0),
+        row.try_get(4)?,
+    );
+    if let Some(t) = row.try_get::<_, Option<String>>(3)? {
+        file = file.with_content_type(t);
+    }
+    Ok(Some(file))
+}
+
+/// What the record says about an object found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownObject {
+    /// Whose it is.
+    pub owner: String,
+    /// The row is an issued slot whose upload was not seen yet.
+    pub pending: bool,
+    /// When the slot was issued (or the file recorded).
+    pub created: OffsetDateTime,
+    /// The owner's account was removed after the slot was issued.
+    pub owner_removed: bool,
+}
+
+/// The planner's SQL: the library's [`plan`](xmpp_upload::service::plan) rules over every confirmed row (age; then, of
+/// the rest, each owner's oldest files while what they keep from that file on exceeds the
+/// soft quota; then, of the rest, the oldest files while what is kept from that file on
+/// exceeds the total cap), one page of the result after a `(created, key)` cursor. Keys
+/// compare in byte order (`COLLATE "C"`), as the library's planner compares them.
+const PLAN_SQL: &str = r#"
+WITH f AS (
+    SELECT key, owner, size, content_type, created,
+           ($1::TIMESTAMPTZ IS NOT NULL AND created <= $1) AS aged
+    FROM xu_files WHERE pending_until IS NULL),
+s AS (
+    SELECT f.*, (NOT aged AND $2::BIGINT IS NOT NULL AND
+        sum(CASE WHEN aged THEN 0 ELSE size END) OVER (
+            PARTITION BY owner ORDER BY created DESC, key COLLATE "C" DESC
+            ROWS UNBOUNDED PRECEDING) > $2) AS over_user
+    FROM f),
+t AS (
+    SELECT s.*, (NOT aged AND NOT over_user AND $3::BIGINT IS NOT NULL AND
+        sum(CASE WHEN aged OR over_user THEN 0 ELSE size END) OVER (
+            ORDER BY created DESC, key COLLATE "C" DESC
+            ROWS UNBOUNDED PRECEDING) > $3) AS over_cap
+    FROM s)
+SELECT key, owner, size, content_type, created,
+       CASE WHEN aged THEN 'age' WHEN over_user THEN 'user' ELSE 'cap' END
+FROM t
+WHERE (aged OR over_user OR over_cap)
+  AND ($4::TIMESTAMPTZ IS NULL OR (created, key COLLATE "C") > ($4, $5::TEXT))
+ORDER BY created, key COLLATE "C"
+LIMIT $6
+"#;
+
+/// A keyset cursor: the `(created, key)` of the last row of a page.
+type Cursor = Option<(OffsetDateTime, String)>;
+
 impl PgState {
-    /// Connects and creates the schema if needed.
+    /// Opens the pool and creates the schema if needed.
     ///
     /// # Errors
     /// Unusable settings, an unreachable database or a failed schema creation.
     pub async fn connect(settings: PgSettings) -> Result<Self, PgError> {
         let config = settings.config()?;
-        let client = Self::open(&config, &settings.schema).await?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let t = settings.statement_timeout;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(t))
+            .create_timeout(Some(t))
+            .recycle_timeout(Some(t))
+            .build()
+            .map_err(|_| PgError::Pool("cannot build the pool"))?;
+        let state = Self { settings, pool };
         let setup = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_SCHEMA});
@@ -362,44 +535,34 @@ impl PgState {
              SET LOCAL search_path TO {schema};
              {SCHEMA_SQL}
              COMMIT;",
-            schema = settings.schema
+            schema = state.settings.schema
         );
-        client.batch_execute(&setup).await?;
-        Ok(Self {
-            settings,
-            config,
-            client: RwLock::new(Arc::new(client)),
-            reconnect: Mutex::new(()),
-        })
-    }
-
-    async fn open(config: &Config, schema: &str) -> Result<Client, PgError> {
-        let (client, connection) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            // Ends when the client is dropped or the link breaks; the next query reconnects.
-            let _ = connection.await;
-        });
-        // The schema name was checked to be a plain identifier.
-        client
-            .batch_execute(&format!("SET search_path TO {schema}; SET TIME ZONE 'UTC'"))
+        state
+            .timed(async {
+                let client = state.client().await?;
+                client.batch_execute(&setup).await?;
+                Ok(())
+            })
             .await?;
-        Ok(client)
+        Ok(state)
     }
 
-    /// The connection, remade if it broke (one reconnect at a time).
-    async fn client(&self) -> Result<Arc<Client>, PgError> {
-        let current = self.client.read().await.clone();
-        if !current.is_closed() {
-            return Ok(current);
-        }
-        let _one = self.reconnect.lock().await;
-        let current = self.client.read().await.clone();
-        if !current.is_closed() {
-            return Ok(current);
-        }
-        let fresh = Arc::new(Self::open(&self.config, &self.settings.schema).await?);
-        *self.client.write().await = fresh.clone();
-        Ok(fresh)
+    /// The longest any one call may take: a connection wait, a connect and a statement.
+    fn deadline(&self) -> StdDuration {
+        self.settings.statement_timeout * 3 + StdDuration::from_secs(1)
+    }
+
+    /// `f`, or [`PgError::Timeout`] once [`PgState::deadline`] passed (a database that
+    /// stopped answering without closing the connection).
+    async fn timed<T>(&self, f: impl Future<Output = Result<T, PgError>>) -> Result<T, PgError> {
+        tokio::time::timeout(self.deadline(), f)
+            .await
+            .unwrap_or(Err(PgError::Timeout("no answer")))
+    }
+
+    /// A connection of the pool (a broken one is replaced).
+    async fn client(&self) -> Result<deadpool_postgres::Object, PgError> {
+        self.pool.get().await.map_err(PgError::from_pool)
     }
 
     /// This instance's name.
@@ -407,8 +570,13 @@ impl PgState {
         &self.settings.node
     }
 
+    /// The settings this state was opened with.
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
+    }
+
     /// Charges a pending slot: the windowed quotas, the stored-bytes quota (with `max_age`,
-    /// the retention age, for its retry time) and the file record, in one statement.
+    /// the retention age, for its retry time) and the slot's record, in one statement.
     ///
     /// # Errors
     /// [`ChargeError::Exceeded`] with the scope and retry time, or
@@ -418,7 +586,7 @@ impl PgState {
         pending: &PendingCharge,
         max_age: Option<Duration>,
     ) -> Result<(), ChargeError> {
-        match self.try_charge(pending, max_age).await {
+        match self.timed(self.try_charge(pending, max_age)).await {
             Ok(None) => Ok(()),
             Ok(Some(refusal)) => Err(refusal.into()),
             Err(e) => Err(ChargeError::unavailable(e)),
@@ -434,10 +602,12 @@ impl PgState {
         let info = pending.info();
         let l = &c.limits;
         let size = info.size.map(|s| to_i64(s, "size")).transpose()?;
+        let pending_until = c.now + self.settings.slot_ttl;
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT scope, retry_at FROM xu_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "SELECT scope, retry_at
+                 FROM xu_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     &c.user.as_str(),
                     &to_i64(c.bytes, "charge")?,
@@ -450,6 +620,7 @@ impl PgState {
                     &Some(info.object_key.as_str()),
                     &size.unwrap_or(0),
                     &info.content_type.as_deref(),
+                    &pending_until,
                 ],
             )
             .await?;
@@ -465,22 +636,41 @@ impl PgState {
         }))
     }
 
-    /// Records a stored file (for slots issued without a charge). A record with the same key
-    /// is kept as it is.
+    /// Records a stored file (confirmed). A record with the same key is kept as it is.
     ///
     /// # Errors
     /// When the database fails.
     pub async fn record(&self, file: &StoredFile) -> Result<(), PgError> {
-        self.insert_file(file, "ON CONFLICT (key) DO NOTHING").await
+        self.timed(self.insert_file(file, None, "ON CONFLICT (key) DO NOTHING"))
+            .await
+    }
+
+    /// Records an issued slot (for slots issued without a charge): pending until
+    /// `pending_until`, then kept until an upload or a reconciliation settles it.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn record_slot(
+        &self,
+        file: &StoredFile,
+        pending_until: OffsetDateTime,
+    ) -> Result<(), PgError> {
+        self.timed(self.insert_file(file, Some(pending_until), "ON CONFLICT (key) DO NOTHING"))
+            .await
     }
 
     /// Inserts a file's row; `on_conflict` (a constant of this module) says what an existing
     /// row of the same key gets.
-    async fn insert_file(&self, file: &StoredFile, on_conflict: &str) -> Result<(), PgError> {
+    async fn insert_file(
+        &self,
+        file: &StoredFile,
+        pending_until: Option<OffsetDateTime>,
+        on_conflict: &str,
+    ) -> Result<(), PgError> {
         let client = self.client().await?;
         let sql = format!(
-            "INSERT INTO xu_files (key, owner, size, content_type, created)
-             VALUES ($1, $2, $3, $4, $5) {on_conflict}"
+            "INSERT INTO xu_files (key, owner, size, content_type, created, pending_until)
+             VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
         );
         client
             .execute(
@@ -491,111 +681,149 @@ impl PgState {
                     &to_i64(file.size, "size")?,
                     &file.content_type,
                     &file.created,
+                    &pending_until,
                 ],
             )
             .await?;
         Ok(())
     }
 
-    /// Up to `limit` stored files, oldest first (rows whose owner no longer parses are
-    /// skipped).
+    /// Up to `limit` recorded files (issued slots included), oldest first (rows whose owner
+    /// no longer parses are skipped).
     ///
     /// # Errors
     /// When the database fails.
     pub async fn oldest(&self, limit: i64) -> Result<Vec<StoredFile>, PgError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT key, owner, size, content_type, created FROM xu_files
-                 ORDER BY created, key LIMIT $1",
-                &[&limit],
-            )
-            .await?;
-        let mut files = Vec::with_capacity(rows.len());
-        for row in rows {
-            let owner: String = row.try_get(1)?;
-            let Ok(owner) = owner.parse::<BareJid>() else {
-                continue;
-            };
-            let size: i64 = row.try_get(2)?;
-            let mut file = StoredFile::new(
-                owner,
-                row.try_get::<_, String>(0)?,
-                u64::try_from(size).unwrap_or(0),
-                row.try_get(4)?,
-            );
-            if let Some(t) = row.try_get::<_, Option<String>>(3)? {
-                file = file.with_content_type(t);
-            }
-            files.push(file);
-        }
-        Ok(files)
+        self.page(None, None, limit).await
     }
 
-    /// Bytes `owner` has stored.
+    /// One page of recorded rows (issued slots included), of everyone or of `owner`, in
+    /// `(created, key)` order after `after`.
+    async fn page(
+        &self,
+        owner: Option<&BareJid>,
+        after: Option<&(OffsetDateTime, String)>,
+        limit: i64,
+    ) -> Result<Vec<StoredFile>, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    r#"SELECT key, owner, size, content_type, created FROM xu_files
+                     WHERE ($1::TEXT IS NULL OR owner = $1)
+                       AND ($2::TIMESTAMPTZ IS NULL
+                            OR (created, key COLLATE "C") > ($2, $3::TEXT))
+                     ORDER BY created, key COLLATE "C" LIMIT $4"#,
+                    &[
+                        &owner.map(|o| o.as_str()),
+                        &after.map(|a| a.0),
+                        &after.map(|a| a.1.as_str()),
+                        &limit.max(1),
+                    ],
+                )
+                .await?;
+            let mut files = Vec::with_capacity(rows.len());
+            for row in &rows {
+                files.extend(owner_file(row)?);
+            }
+            Ok(files)
+        })
+        .await
+    }
+
+    /// Bytes `owner` has recorded, issued slots included.
     ///
     /// # Errors
     /// When the database fails.
     pub async fn stored_bytes(&self, owner: &BareJid) -> Result<u64, PgError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT coalesce(sum(size), 0)::BIGINT FROM xu_files WHERE owner = $1",
-                &[&owner.as_str()],
-            )
-            .await?;
-        Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        self.timed(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(size), 0)::BIGINT FROM xu_files WHERE owner = $1",
+                    &[&owner.as_str()],
+                )
+                .await?;
+            Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        })
+        .await
     }
 
-    /// Claims `key` for deletion by this instance: `true` if this instance won it.
-    async fn claim(&self, key: &str, now: OffsetDateTime) -> Result<bool, PgError> {
-        let client = self.client().await?;
-        let stale = now - CLAIM_TIMEOUT;
-        let n = client
-            .execute(
-                "UPDATE xu_files SET claimed_by = $2, claimed_at = $3
-                 WHERE key = $1 AND (claimed_by IS NULL OR claimed_at < $4)",
-                &[&key, &self.settings.node, &now, &stale],
-            )
-            .await?;
-        Ok(n == 1)
+    /// Bytes the stored-bytes quota counts for `owner` at `now`: uploads, and slots whose
+    /// upload may still arrive.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn quota_bytes(&self, owner: &BareJid, now: OffsetDateTime) -> Result<u64, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT coalesce(sum(size), 0)::BIGINT FROM xu_files WHERE owner = $1
+                     AND (pending_until IS NULL OR pending_until > $2)",
+                    &[&owner.as_str(), &now],
+                )
+                .await?;
+            Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        })
+        .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), PgError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE xu_files SET claimed_by = NULL, claimed_at = NULL
-                 WHERE key = $1 AND claimed_by = $2",
-                &[&key, &self.settings.node],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Moves a claimed file's row to `xu_deletions`: `true` if this call recorded it.
-    async fn finish(
+    /// One page of what the library's [`plan`](xmpp_upload::service::plan) would delete under `policy` at `now` (over
+    /// every confirmed row, computed in the database), after `after`, oldest first.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn plan_page(
         &self,
-        key: &str,
+        policy: &RetentionPolicy,
         now: OffsetDateTime,
-        reason: DeleteReason,
-    ) -> Result<bool, PgError> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "WITH d AS (DELETE FROM xu_files WHERE key = $1 AND claimed_by = $2
-                            RETURNING key, owner, size, created)
-                 INSERT INTO xu_deletions (key, owner, size, created, deleted_at, deleted_by, reason)
-                 SELECT key, owner, size, created, $3, $2, $4 FROM d
-                 ON CONFLICT (key) DO NOTHING",
-                &[&key, &self.settings.node, &now, &reason.to_string()],
-            )
-            .await?;
-        Ok(n == 1)
+        after: Option<&(OffsetDateTime, String)>,
+        limit: i64,
+    ) -> Result<Vec<Deletion>, PgError> {
+        let cutoff = policy.max_age.and_then(|age| now.checked_sub(age));
+        let soft = to_i64_opt(policy.per_user_soft_quota, "soft quota")?;
+        let cap = to_i64_opt(policy.total_cap, "total cap")?;
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    PLAN_SQL,
+                    &[
+                        &cutoff,
+                        &soft,
+                        &cap,
+                        &after.map(|a| a.0),
+                        &after.map(|a| a.1.as_str()),
+                        &limit.max(1),
+                    ],
+                )
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(file) = owner_file(row)? else {
+                    continue;
+                };
+                let reason = match row.try_get::<_, &str>(5)? {
+                    "age" => DeleteReason::Age,
+                    "user" => DeleteReason::UserQuota,
+                    _ => DeleteReason::TotalCap,
+                };
+                // `Deletion` is non-exhaustive and has no constructor: make one through the
+                // library's account-removal plan, then set the reason.
+                let owner = file.owner.clone();
+                for mut d in plan_account_removal(std::slice::from_ref(&file), &owner) {
+                    d.reason = reason;
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+        .await
     }
 
-    /// One retention pass: plans over the oldest [`RETENTION_BATCH`] files with `policy`,
-    /// deletes what the plan chose ([`PgState::apply`]), and drops quota charges older than
+    /// One retention pass: walks the whole plan a page ([`PgSettings::batch`]) at a time,
+    /// deleting what it chose ([`PgState::apply`]), and drops quota charges older than
     /// `window`.
     ///
     /// # Errors
@@ -605,29 +833,46 @@ impl PgState {
         policy: &RetentionPolicy,
         window: Duration,
         now: OffsetDateTime,
-        delete_object: F,
+        mut delete_object: F,
     ) -> Result<RetentionReport, PgError>
     where
         F: FnMut(StoredFile) -> Fut,
         Fut: Future<Output = Result<(), E>>,
         E: fmt::Display,
     {
-        let files = self.oldest(RETENTION_BATCH).await?;
-        let report = self
-            .apply(plan(&files, policy, now), now, delete_object)
-            .await?;
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM xu_charges WHERE at <= $1",
-                &[&(now - window.max(Duration::SECOND))],
-            )
-            .await?;
+        let mut report = RetentionReport::default();
+        let mut after: Cursor = None;
+        loop {
+            let page = self
+                .plan_page(policy, now, after.as_ref(), self.settings.batch)
+                .await?;
+            let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            if let Some(last) = page.last() {
+                after = Some((last.file.created, last.file.key.clone()));
+            }
+            let r = self.apply(page, now, &mut delete_object).await?;
+            report.add(&r);
+            if !full {
+                break;
+            }
+        }
+        self.timed(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM xu_charges WHERE at <= $1",
+                    &[&(now - window.max(Duration::SECOND))],
+                )
+                .await?;
+            Ok(())
+        })
+        .await?;
         Ok(report)
     }
 
-    /// Deletes planned files: for each one this instance manages to claim, calls
-    /// `delete_object`, then records the deletion (exactly once across instances).
+    /// Deletes planned files: claims them (a chunk of [`CLAIM_CHUNK`] per statement), calls
+    /// `delete_object` for each file this instance won, then records the deletions of the
+    /// chunk (exactly once across instances) and releases the failed ones.
     ///
     /// # Errors
     /// When the database fails (object-delete failures are counted, not returned).
@@ -646,74 +891,333 @@ impl PgState {
             planned: deletions.len(),
             ..RetentionReport::default()
         };
-        for d in deletions {
-            if !self.claim(&d.file.key, now).await? {
-                report.skipped += 1;
-                continue;
-            }
-            let key = d.file.key.clone();
-            let (owner, size) = (d.file.owner.clone(), d.file.size);
-            match delete_object(d.file).await {
-                Ok(()) => {
-                    if self.finish(&key, now, d.reason).await? {
-                        report.deleted += 1;
-                        report.deleted_bytes += size;
-                        tracing::info!(
-                            "retention: deleted {key} of {owner} ({size} bytes, {}) [node {}]",
-                            d.reason,
-                            self.settings.node
-                        );
-                    } else {
-                        report.skipped += 1;
+        let mut rest = deletions.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<Deletion> = rest.by_ref().take(CLAIM_CHUNK).collect();
+            let keys: Vec<String> = chunk.iter().map(|d| d.file.key.clone()).collect();
+            let won = self.claim_all(&keys, now).await?;
+            let mut done: Vec<(String, String)> = Vec::new();
+            let mut failed: Vec<String> = Vec::new();
+            let mut sizes = std::collections::HashMap::new();
+            for d in chunk {
+                if !won.contains(&d.file.key) {
+                    report.skipped += 1;
+                    continue;
+                }
+                let key = d.file.key.clone();
+                sizes.insert(key.clone(), (d.file.owner.clone(), d.file.size, d.reason));
+                match delete_object(d.file).await {
+                    Ok(()) => done.push((key, d.reason.to_string())),
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!("retention: deleting {key} failed ({e}); retried next pass");
+                        failed.push(key);
                     }
                 }
-                Err(e) => {
-                    report.failed += 1;
-                    tracing::warn!("retention: deleting {key} failed ({e}); retried next pass");
-                    self.release(&key).await?;
+            }
+            let asked = done.len();
+            let recorded = self.finish_all(done, now).await?;
+            report.skipped += asked - recorded.len();
+            for key in recorded {
+                if let Some((owner, size, reason)) = sizes.get(&key) {
+                    report.deleted += 1;
+                    report.deleted_bytes += size;
+                    tracing::info!(
+                        "retention: deleted {key} of {owner} ({size} bytes, {reason}) [node {}]",
+                        self.settings.node
+                    );
                 }
             }
+            self.release_all(&failed).await?;
         }
         Ok(report)
     }
 
-    /// `owner`'s files, oldest first.
+    /// Claims `keys` for deletion by this instance: the keys this instance won.
+    async fn claim_all(
+        &self,
+        keys: &[String],
+        now: OffsetDateTime,
+    ) -> Result<std::collections::HashSet<String>, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let stale = now - CLAIM_TIMEOUT;
+            let rows = client
+                .query(
+                    "UPDATE xu_files SET claimed_by = $2, claimed_at = $3
+                     WHERE key = ANY($1) AND (claimed_by IS NULL OR claimed_at < $4)
+                     RETURNING key",
+                    &[&keys, &self.settings.node, &now, &stale],
+                )
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+        .await
+    }
+
+    /// Moves claimed rows to `xu_deletions` with their reasons: the keys recorded by this call.
+    async fn finish_all(
+        &self,
+        done: Vec<(String, String)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, PgError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (keys, reasons): (Vec<String>, Vec<String>) = done.into_iter().unzip();
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "WITH d AS (DELETE FROM xu_files WHERE key = ANY($1) AND claimed_by = $2
+                                RETURNING key, owner, size, created)
+                     INSERT INTO xu_deletions
+                         (key, owner, size, created, deleted_at, deleted_by, reason)
+                     SELECT d.key, d.owner, d.size, d.created, $3, $2, r.reason
+                     FROM d JOIN unnest($1::TEXT[], $4::TEXT[]) AS r(key, reason)
+                          ON r.key = d.key
+                     ON CONFLICT (key) DO NOTHING
+                     RETURNING key",
+                    &[&keys, &self.settings.node, &now, &reasons],
+                )
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        })
+        .await
+    }
+
+    async fn release_all(&self, keys: &[String]) -> Result<(), PgError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.timed(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE xu_files SET claimed_by = NULL, claimed_at = NULL
+                     WHERE key = ANY($1) AND claimed_by = $2",
+                    &[&keys, &self.settings.node],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// `owner`'s rows (issued slots included), oldest first: every page.
     ///
     /// # Errors
     /// When the database fails.
     pub async fn files_of(&self, owner: &BareJid) -> Result<Vec<StoredFile>, PgError> {
-        Ok(self
-            .oldest(RETENTION_BATCH)
-            .await?
-            .into_iter()
-            .filter(|f| &f.owner == owner)
-            .collect())
+        let mut all = Vec::new();
+        let mut after: Cursor = None;
+        loop {
+            let page = self
+                .page(Some(owner), after.as_ref(), self.settings.batch)
+                .await?;
+            let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            if let Some(last) = page.last() {
+                after = Some((last.created, last.key.clone()));
+            }
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
     }
 
-    /// An upload arrived: the record made when its slot was charged gets the real size (or
-    /// is made now, for slots issued without a charge).
+    /// Account removal: records the removal time (slots issued until then may no longer
+    /// store anything, [`PgState::may_store`]), then deletes every file and slot of `owner`,
+    /// a page at a time.
+    ///
+    /// # Errors
+    /// When the database fails (object-delete failures are counted, not returned).
+    pub async fn remove_account<F, Fut, E>(
+        &self,
+        owner: &BareJid,
+        now: OffsetDateTime,
+        mut delete_object: F,
+    ) -> Result<RetentionReport, PgError>
+    where
+        F: FnMut(StoredFile) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        self.mark_removed(owner, now).await?;
+        let mut report = RetentionReport::default();
+        let mut after: Cursor = None;
+        loop {
+            let page = self
+                .page(Some(owner), after.as_ref(), self.settings.batch)
+                .await?;
+            let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= self.settings.batch;
+            if let Some(last) = page.last() {
+                after = Some((last.created, last.key.clone()));
+            }
+            let planned = plan_account_removal(&page, owner);
+            let r = self.apply(planned, now, &mut delete_object).await?;
+            report.add(&r);
+            if !full {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Records that `owner`'s account was removed at `at` (the latest removal counts).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn mark_removed(&self, owner: &BareJid, at: OffsetDateTime) -> Result<(), PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO xu_removed (owner, removed_at) VALUES ($1, $2)
+                     ON CONFLICT (owner) DO UPDATE
+                     SET removed_at = greatest(xu_removed.removed_at, EXCLUDED.removed_at)",
+                    &[&owner.as_str(), &at],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether a slot `owner` was issued at `issued_at` may still store its upload: not when
+    /// the account was removed since.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn may_store(
+        &self,
+        owner: &BareJid,
+        issued_at: OffsetDateTime,
+    ) -> Result<bool, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT removed_at FROM xu_removed WHERE owner = $1",
+                    &[&owner.as_str()],
+                )
+                .await?;
+            Ok(match row {
+                Some(row) => issued_at > row.try_get::<_, OffsetDateTime>(0)?,
+                None => true,
+            })
+        })
+        .await
+    }
+
+    /// An upload arrived: the slot's row (whose owner it keeps) becomes a stored file with
+    /// the real size, or a row is made now when there is none.
     ///
     /// # Errors
     /// When the database fails.
     pub async fn confirm(&self, file: &StoredFile) -> Result<(), PgError> {
-        self.insert_file(file, "ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size")
-            .await
+        self.timed(self.insert_file(
+            file,
+            None,
+            "ON CONFLICT (key) DO UPDATE SET size = EXCLUDED.size, pending_until = NULL",
+        ))
+        .await
     }
 
-    /// A slot's upload never arrived (its PUT URL expired): its record goes, unless an
-    /// instance is deleting it right now.
+    /// A slot's upload never arrived: its record goes, unless an instance is deleting it
+    /// right now or it is a stored file.
     ///
     /// # Errors
     /// When the database fails.
     pub async fn forget(&self, key: &str) -> Result<bool, PgError> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "DELETE FROM xu_files WHERE key = $1 AND claimed_by IS NULL",
-                &[&key],
-            )
-            .await?;
-        Ok(n == 1)
+        self.timed(async {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "DELETE FROM xu_files
+                     WHERE key = $1 AND claimed_by IS NULL AND pending_until IS NOT NULL",
+                    &[&key],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Drops the rows of slots whose upload window ended before `before` and that no upload
+    /// confirmed. Returns how many went.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn expire_slots(&self, before: OffsetDateTime) -> Result<u64, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            Ok(client
+                .execute(
+                    "DELETE FROM xu_files
+                     WHERE pending_until IS NOT NULL AND pending_until < $1
+                       AND claimed_by IS NULL",
+                    &[&before],
+                )
+                .await?)
+        })
+        .await
+    }
+
+    /// What the record says about these keys (absent keys: nothing recorded).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn known(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, KnownObject>, PgError> {
+        self.timed(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT f.key, f.owner, f.pending_until IS NOT NULL, f.created,
+                            coalesce(r.removed_at >= f.created, FALSE)
+                     FROM xu_files f LEFT JOIN xu_removed r ON r.owner = f.owner
+                     WHERE f.key = ANY($1)",
+                    &[&keys],
+                )
+                .await?;
+            let mut out = std::collections::HashMap::with_capacity(rows.len());
+            for row in rows {
+                out.insert(
+                    row.try_get(0)?,
+                    KnownObject {
+                        owner: row.try_get(1)?,
+                        pending: row.try_get(2)?,
+                        created: row.try_get(3)?,
+                        owner_removed: row.try_get(4)?,
+                    },
+                );
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// An object of a pending slot was found in the store with `size` bytes: the slot's row
+    /// becomes a stored file (its owner and issue time kept). `true` if a row changed.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn confirm_found(&self, key: &str, size: u64) -> Result<bool, PgError> {
+        let size = to_i64(size, "size")?;
+        self.timed(async {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "UPDATE xu_files SET size = $2, pending_until = NULL
+                     WHERE key = $1 AND pending_until IS NOT NULL",
+                    &[&key, &size],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     /// How many deletions are recorded (for tests and metrics).
@@ -721,11 +1225,24 @@ impl PgState {
     /// # Errors
     /// When the database fails.
     pub async fn deletions(&self) -> Result<i64, PgError> {
-        let client = self.client().await?;
-        Ok(client
-            .query_one("SELECT count(*) FROM xu_deletions", &[])
-            .await?
-            .try_get(0)?)
+        self.timed(async {
+            let client = self.client().await?;
+            Ok(client
+                .query_one("SELECT count(*) FROM xu_deletions", &[])
+                .await?
+                .try_get(0)?)
+        })
+        .await
+    }
+}
+
+impl RetentionReport {
+    fn add(&mut self, other: &RetentionReport) {
+        self.planned += other.planned;
+        self.deleted += other.deleted;
+        self.skipped += other.skipped;
+        self.failed += other.failed;
+        self.deleted_bytes += other.deleted_bytes;
     }
 }
 
@@ -751,8 +1268,11 @@ pub async fn answer<S: StorageBackend>(
                 if let Some(t) = &info.content_type {
                     file = file.with_content_type(t);
                 }
-                if let Err(e) = state.record(&file).await {
-                    tracing::error!("db: recording a file failed: {e}");
+                if let Err(e) = state
+                    .record_slot(&file, now + state.settings.slot_ttl)
+                    .await
+                {
+                    tracing::error!("db: recording a slot failed: {e}");
                 }
             }
             answer

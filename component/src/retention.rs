@@ -8,10 +8,19 @@
 //!   store at start-up).
 //! * S3: the bucket does not tell when an upload completes; once a PUT URL has expired the
 //!   component asks the bucket (a presigned ranged GET) and records the object if it is there.
+//!   A PUT that started in time may end later: the slot (with its owner) stays known until
+//!   [`Retention::reconcile`], which walks the bucket (ListObjectsV2) every planner run,
+//!   records late uploads under their slot's owner, and deletes objects that no record or
+//!   slot explains once they are older than `retention.orphan_grace_secs`.
+//! * Removed accounts: the removal time is kept per user (in memory or in PostgreSQL); a PUT
+//!   of a slot issued before it is refused ([`Retention::may_store`]), and a late S3 upload
+//!   of such a slot is deleted by the reconciliation.
+//! * Stored-bytes quota in memory: [`MemoryRecords`] counts the slots whose upload may still
+//!   arrive on top of the stored files, so slots issued at once cannot overshoot it.
 //! * External servers: they keep their own files; nothing is recorded or deleted here.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
@@ -21,10 +30,10 @@ use std::time::{Duration, Instant};
 use jid::BareJid;
 use time::OffsetDateTime;
 use xmpp_upload::service::{
-    plan, plan_account_removal, Charge, ChargeError, Deletion, Inventory, MemoryInventory,
-    RetentionPolicy, StoredFile,
+    plan, plan_account_removal, Charge, ChargeError, Deletion, Inventory, InventoryError,
+    MemoryInventory, RetentionPolicy, StoredFile,
 };
-use xmpp_upload::storage::s3::S3Store;
+use xmpp_upload::storage::s3::{ListPage, S3Store, MAX_LIST_BODY};
 
 use super::metrics::Metrics;
 use super::pg_state::PgState;
@@ -46,7 +55,7 @@ pub enum Records {
     /// One process, in memory: the service's own `MemoryLedger` (simple path,
     /// `SlotService::process`) and a `MemoryInventory`; the local store's record is rebuilt
     /// from disk at start-up.
-    Memory(Arc<MemoryInventory>),
+    Memory(Arc<MemoryRecords>),
     /// PostgreSQL, shared by every instance: quotas are charged there on the two-phase path
     /// (`pg_state::answer`), files are recorded when their slot is charged and confirmed
     /// when the upload is seen, and deletions are claimed so each happens once.
@@ -55,7 +64,16 @@ pub enum Records {
 
 impl Records {
     pub fn memory() -> Self {
-        Self::Memory(Arc::new(MemoryInventory::new()))
+        Self::Memory(Arc::new(MemoryRecords::default()))
+    }
+
+    /// The table of slots waiting for their upload: for memory records, the one their
+    /// stored-bytes quota counts (give it to [`Retention::pending`]).
+    pub fn pending(&self) -> Pending {
+        match self {
+            Self::Memory(m) => m.pending.clone(),
+            Self::Postgres(_) => Pending::default(),
+        }
     }
 
     /// The in-process inventory, for `ServiceConfig::inventory` and for the planner (`None`
@@ -101,9 +119,13 @@ pub struct PendingUpload {
 /// Slots waiting for their upload, by object key. Bounded: past [`Pending::CAP`] entries,
 /// expired ones are dropped first, then new ones are not remembered (their uploads are then
 /// recorded with the service's own JID as owner).
-#[derive(Debug, Default)]
+///
+/// A handle: clones share the table. Slots whose upload window ended without an upload seen
+/// are *parked* (S3) until the next reconciliation with the bucket.
+#[derive(Debug, Default, Clone)]
 pub struct Pending {
-    map: Mutex<HashMap<String, PendingUpload>>,
+    map: Arc<Mutex<HashMap<String, PendingUpload>>>,
+    parked: Arc<Mutex<HashMap<String, PendingUpload>>>,
 }
 
 impl Pending {
@@ -145,10 +167,124 @@ impl Pending {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+            + self
+                .parked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+    }
+
+    /// Keeps a slot whose upload was not seen by its window's end, until reconciled.
+    pub fn park(&self, key: String, p: PendingUpload) {
+        let mut m = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.len() < Self::CAP {
+            m.insert(key, p);
+        }
+    }
+
+    /// The slot of `key`, waiting or parked, removed from the table.
+    pub fn take_any(&self, key: &str) -> Option<PendingUpload> {
+        self.take(key).or_else(|| {
+            self.parked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(key)
+        })
+    }
+
+    /// Bytes of `owner`'s slots whose upload may still arrive at `now`.
+    pub fn open_bytes(&self, owner: &BareJid, now: Instant) -> u64 {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|p| &p.owner == owner && p.until > now)
+            .map(|p| p.size.unwrap_or(0))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Forgets every slot of `owner` (account removal).
+    pub fn drop_owner(&self, owner: &BareJid) {
+        for m in [&self.map, &self.parked] {
+            m.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, p| &p.owner != owner);
+        }
+    }
+
+    /// Forgets the slots whose upload window ended before `before` (reconciled: their
+    /// uploads would have been listed). Returns how many went.
+    pub fn drop_stale(&self, before: Instant) -> usize {
+        let mut n = 0;
+        for m in [&self.map, &self.parked] {
+            let mut m = m.lock().unwrap_or_else(PoisonError::into_inner);
+            let len = m.len();
+            m.retain(|_, p| p.until >= before);
+            n += len - m.len();
+        }
+        n
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The in-memory record: stored files (the library's [`MemoryInventory`]), the slots waiting
+/// for their upload (counted by the stored-bytes quota until their window ends) and the
+/// removal time of removed accounts.
+#[derive(Debug, Default)]
+pub struct MemoryRecords {
+    files: MemoryInventory,
+    pending: Pending,
+    removed: Mutex<HashMap<BareJid, OffsetDateTime>>,
+}
+
+impl MemoryRecords {
+    /// Records that `owner`'s account was removed at `at` (the latest removal counts).
+    pub fn mark_removed(&self, owner: &BareJid, at: OffsetDateTime) {
+        let mut m = self.removed.lock().unwrap_or_else(PoisonError::into_inner);
+        let t = m.entry(owner.clone()).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// Whether a slot of `owner` issued at `issued_at` may still store its upload.
+    pub fn may_store(&self, owner: &BareJid, issued_at: OffsetDateTime) -> bool {
+        self.removed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(owner)
+            .is_none_or(|removed| issued_at > *removed)
+    }
+
+    /// The slot table this record counts.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+}
+
+impl Inventory for MemoryRecords {
+    fn record(&self, file: StoredFile) -> Result<(), InventoryError> {
+        self.files.record(file)
+    }
+    fn remove(&self, key: &str) -> Result<Option<StoredFile>, InventoryError> {
+        self.files.remove(key)
+    }
+    /// Stored files plus the slots whose upload may still arrive.
+    fn stored_bytes(&self, owner: &BareJid) -> Result<u64, InventoryError> {
+        Ok(self
+            .files
+            .stored_bytes(owner)?
+            .saturating_add(self.pending.open_bytes(owner, Instant::now())))
+    }
+    fn files_of(&self, owner: &BareJid) -> Result<Vec<StoredFile>, InventoryError> {
+        self.files.files_of(owner)
+    }
+    fn oldest(&self, limit: usize) -> Result<Vec<StoredFile>, InventoryError> {
+        self.files.oldest(limit)
+    }
+    fn totals(&self) -> Result<(u64, u64), InventoryError> {
+        self.files.totals()
     }
 }
 
@@ -174,6 +310,99 @@ pub struct Retention {
     pub metrics: Arc<Metrics>,
     /// Owner of files whose uploader is unknown (recorded before a restart without sidecar).
     pub fallback_owner: BareJid,
+    /// The PUT URLs' lifetime (`service.put_ttl_secs`): a slot was issued this long before
+    /// its URL expires.
+    pub put_ttl: time::Duration,
+    /// S3: objects no record explains are deleted once this old (`retention.orphan_grace_secs`).
+    pub orphan_grace: time::Duration,
+    /// When this process started (memory records adopt the objects of older slots).
+    pub started: OffsetDateTime,
+}
+
+/// One object found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: OffsetDateTime,
+}
+
+/// One page of a store listing and the token of the next (`None`: the last page).
+pub type ListedPage = (Vec<Listed>, Option<String>);
+
+/// Lists the objects of the store, a page at a time.
+pub trait ObjectLister: Send + Sync {
+    fn page<'a>(
+        &'a self,
+        continuation: Option<&'a str>,
+    ) -> Pin<Box<dyn Future<Output = Result<ListedPage, String>> + Send + 'a>>;
+}
+
+/// The bucket's uploads, through presigned ListObjectsV2 requests.
+#[derive(Debug, Clone)]
+pub struct S3Lister(pub Arc<S3Store>);
+
+impl ObjectLister for S3Lister {
+    fn page<'a>(
+        &'a self,
+        continuation: Option<&'a str>,
+    ) -> Pin<Box<dyn Future<Output = Result<ListedPage, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let store = &self.0;
+            let url = store
+                .presign_list(
+                    store.issued_key_prefix(),
+                    continuation,
+                    Some(1000),
+                    OffsetDateTime::now_utc(),
+                    HOUSEKEEPING_TTL,
+                )
+                .map_err(|e| e.to_string())?;
+            let body = tokio::task::spawn_blocking(move || http_body(&url))
+                .await
+                .map_err(|e| format!("task: {e}"))??;
+            let page = ListPage::parse(&body).map_err(|e| format!("listing: {e}"))?;
+            let objects = page
+                .objects
+                .into_iter()
+                .map(|o| Listed {
+                    key: o.key,
+                    size: o.size,
+                    last_modified: o.last_modified,
+                })
+                .collect();
+            let next = if page.is_truncated {
+                page.next_continuation_token
+            } else {
+                None
+            };
+            Ok((objects, next))
+        })
+    }
+}
+
+/// What a reconciliation found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Objects listed.
+    pub listed: usize,
+    /// Objects already recorded.
+    pub known: usize,
+    /// Uploads of slots recorded now, under the slot's owner.
+    pub recorded: usize,
+    /// Objects of slots from before this process started, recorded under the fallback
+    /// owner (memory records only: they do not survive a restart).
+    pub adopted: usize,
+    /// Objects no record explains, deleted (older than the grace).
+    pub orphans_deleted: usize,
+    /// Objects of slots issued before their owner's account was removed, deleted.
+    pub revoked_deleted: usize,
+    /// Objects no record explains yet, younger than the grace.
+    pub waiting: usize,
+    /// Slots whose upload never came, forgotten.
+    pub slots_dropped: u64,
+    /// Object deletions or record updates that failed (retried next time).
+    pub failed: usize,
 }
 
 fn is_slot_id(s: &str) -> bool {
@@ -204,12 +433,22 @@ fn local_paths(dir: &Path, key: &str) -> Option<(PathBuf, PathBuf, PathBuf, Path
 
 impl Retention {
     /// Records a completed upload of the local store (called by the HTTP store's hook).
-    pub fn stored_local(&self, key: &str, size: u64, content_type: Option<&str>) {
+    /// `owner` is the one bound into the PUT URL; without it, the slot's as this process
+    /// issued it, else the fallback.
+    pub fn stored_local(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: Option<&str>,
+        owner: Option<&BareJid>,
+    ) {
         self.metrics.stored(size);
-        let pending = self.pending.take(key);
-        let owner = pending
-            .as_ref()
-            .map_or_else(|| self.fallback_owner.clone(), |p| p.owner.clone());
+        let pending = self.pending.take_any(key);
+        let owner = match (owner, &pending) {
+            (Some(o), _) => o.clone(),
+            (None, Some(p)) => p.owner.clone(),
+            (None, None) => self.fallback_owner.clone(),
+        };
         if let Objects::Local(dir) = &self.objects {
             if let Some((_, _, _, owner_file)) = local_paths(dir, key) {
                 if let Err(e) = std::fs::write(&owner_file, owner.as_str()) {
@@ -358,8 +597,24 @@ impl Retention {
         done
     }
 
-    /// One planner run over the whole record.
+    /// One planner run over the whole record. With the local store, slots whose PUT window
+    /// (the URL's lifetime and the HTTP store's grace) is over are forgotten first: no upload
+    /// can complete after it. (S3 slots wait for [`Retention::reconcile`].)
     pub async fn run_once(&self) -> usize {
+        if let Objects::Local(_) = &self.objects {
+            let margin = Duration::from_secs(60);
+            if let Some(before) = Instant::now().checked_sub(margin) {
+                self.pending.drop_stale(before);
+            }
+            if let Records::Postgres(pg) = &self.records {
+                let before = OffsetDateTime::now_utc() - time::Duration::seconds(60);
+                match pg.expire_slots(before).await {
+                    Ok(n) if n > 0 => tracing::info!("retention: {n} slots never uploaded"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("retention: cannot expire slots: {e}"),
+                }
+            }
+        }
         if let Records::Postgres(pg) = &self.records {
             let now = OffsetDateTime::now_utc();
             let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
@@ -395,11 +650,46 @@ impl Retention {
         self.apply(deletions).await
     }
 
-    /// Deletes every file of `owner` (account removal).
+    /// Whether the HTTP store may store a PUT of `owner`'s slot whose URL expires at
+    /// `expires` (issued `put_ttl` before): not when the account was removed since. A URL
+    /// that binds no owner is not checked. A database error refuses.
+    pub async fn may_store(&self, owner: Option<&BareJid>, expires: OffsetDateTime) -> bool {
+        let Some(owner) = owner else {
+            return true;
+        };
+        let issued = expires - self.put_ttl;
+        match &self.records {
+            Records::Memory(m) => m.may_store(owner, issued),
+            Records::Postgres(pg) => match pg.may_store(owner, issued).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::error!("retention: cannot check a slot's owner: {e}");
+                    false
+                }
+            },
+        }
+    }
+
+    /// Deletes every file of `owner` (account removal), and refuses the uploads of the
+    /// slots issued until now.
     pub async fn remove_account(&self, owner: &BareJid) -> Result<(usize, usize), String> {
+        self.pending.drop_owner(owner);
         let files = match &self.records {
-            Records::Memory(m) => m.files_of(owner).map_err(|e| e.to_string())?,
-            Records::Postgres(pg) => pg.files_of(owner).await.map_err(|e| e.to_string())?,
+            Records::Memory(m) => {
+                m.mark_removed(owner, OffsetDateTime::now_utc());
+                m.files_of(owner).map_err(|e| e.to_string())?
+            }
+            Records::Postgres(pg) => {
+                // Every page of the owner's rows, slots included, after recording the removal.
+                let now = OffsetDateTime::now_utc();
+                let del = |f: StoredFile| async move { self.delete_object(&f.key).await };
+                let r = pg
+                    .remove_account(owner, now, del)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.metrics.deleted(r.deleted_bytes);
+                return Ok((r.deleted, r.planned));
+            }
         };
         let planned = plan_account_removal(&files, owner);
         let n = planned.len();
@@ -422,15 +712,201 @@ impl Retention {
                     self.record(file);
                 }
                 Ok(None) => {
-                    tracing::debug!("retention: {key} was never uploaded");
-                    // The record made when its slot was charged goes.
-                    if let Some(pg) = self.records.pg() {
-                        if let Err(e) = pg.forget(&key).await {
-                            tracing::warn!("retention: cannot forget {key}: {e}");
+                    // A PUT that started in time may still end: the slot stays known (its
+                    // database row stays pending) until the next reconciliation.
+                    tracing::debug!("retention: {key} not uploaded yet");
+                    self.pending.park(key, p);
+                }
+                Err(e) => {
+                    tracing::warn!("retention: cannot check {key}: {e}");
+                    self.pending.park(key, p);
+                }
+            }
+        }
+    }
+
+    /// Walks the store's listing and makes the record explain every object: an object of a
+    /// slot (waiting, parked, or a pending database row) is recorded under the slot's owner
+    /// (or deleted when the owner's account was removed after the slot was issued); with
+    /// memory records, an object that may come from a slot of an earlier process is recorded
+    /// under the fallback owner; any other object is deleted once older than
+    /// [`Retention::orphan_grace`]. Then the slots whose upload window ended more than that
+    /// grace before the walk started are forgotten.
+    ///
+    /// # Errors
+    /// When the listing or the database fails (the walk stops; nothing is forgotten).
+    pub async fn reconcile(
+        &self,
+        lister: &dyn ObjectLister,
+        now: OffsetDateTime,
+    ) -> Result<ReconcileReport, String> {
+        let started_walk = Instant::now();
+        let mut report = ReconcileReport::default();
+        // Memory records: a snapshot of the recorded keys (this task is the only one that
+        // records S3 objects).
+        let recorded: HashSet<String> = match &self.records {
+            Records::Memory(m) => m
+                .oldest(usize::MAX)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|f| f.key)
+                .collect(),
+            Records::Postgres(_) => HashSet::new(),
+        };
+        let adopt_before = self.started + self.put_ttl + crate::pg_state::SLOT_GRACE;
+        let mut token: Option<String> = None;
+        loop {
+            let (objects, next) = lister.page(token.as_deref()).await?;
+            report.listed += objects.len();
+            let known = match &self.records {
+                Records::Postgres(pg) => {
+                    let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+                    pg.known(&keys).await.map_err(|e| e.to_string())?
+                }
+                Records::Memory(_) => HashMap::new(),
+            };
+            for o in objects {
+                self.reconcile_one(o, &recorded, &known, adopt_before, now, &mut report)
+                    .await;
+            }
+            match next {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let grace: Duration = self.orphan_grace.try_into().unwrap_or(Duration::ZERO);
+        if let Some(before) = started_walk.checked_sub(grace) {
+            self.pending.drop_stale(before);
+        }
+        if let Records::Postgres(pg) = &self.records {
+            let before = now - self.orphan_grace;
+            report.slots_dropped = pg.expire_slots(before).await.map_err(|e| e.to_string())?;
+        }
+        Ok(report)
+    }
+
+    async fn reconcile_one(
+        &self,
+        o: Listed,
+        recorded: &HashSet<String>,
+        known: &HashMap<String, crate::pg_state::KnownObject>,
+        adopt_before: OffsetDateTime,
+        now: OffsetDateTime,
+        report: &mut ReconcileReport,
+    ) {
+        if recorded.contains(&o.key) {
+            report.known += 1;
+            return;
+        }
+        if let Some(k) = known.get(&o.key) {
+            let Records::Postgres(pg) = &self.records else {
+                return;
+            };
+            if !k.pending {
+                report.known += 1;
+            } else if k.owner_removed {
+                self.pending.take_any(&o.key);
+                match self.delete_object(&o.key).await {
+                    Ok(()) => {
+                        report.revoked_deleted += 1;
+                        if let Err(e) = pg.forget(&o.key).await {
+                            tracing::warn!("retention: cannot forget {}: {e}", o.key);
                         }
                     }
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!("retention: cannot delete {}: {e}", o.key);
+                    }
                 }
-                Err(e) => tracing::warn!("retention: cannot check {key}: {e}"),
+            } else {
+                self.pending.take_any(&o.key);
+                match pg.confirm_found(&o.key, o.size).await {
+                    Ok(_) => {
+                        self.metrics.stored(o.size);
+                        report.recorded += 1;
+                        tracing::info!(
+                            "retention: late upload {} of {} recorded ({} bytes)",
+                            o.key,
+                            k.owner,
+                            o.size
+                        );
+                    }
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!("retention: cannot record {}: {e}", o.key);
+                    }
+                }
+            }
+            return;
+        }
+        if let Some(p) = self.pending.take_any(&o.key) {
+            let removed = match &self.records {
+                Records::Memory(m) => !m.may_store(&p.owner, p.issued),
+                Records::Postgres(pg) => !pg.may_store(&p.owner, p.issued).await.unwrap_or(true),
+            };
+            if removed {
+                match self.delete_object(&o.key).await {
+                    Ok(()) => report.revoked_deleted += 1,
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!("retention: cannot delete {}: {e}", o.key);
+                    }
+                }
+                return;
+            }
+            self.metrics.stored(o.size);
+            let mut file = StoredFile::new(p.owner.clone(), o.key.clone(), o.size, p.issued);
+            if let Some(t) = &p.content_type {
+                file = file.with_content_type(t.clone());
+            }
+            if let Records::Postgres(pg) = &self.records {
+                if let Err(e) = pg.confirm(&file).await {
+                    report.failed += 1;
+                    tracing::warn!("retention: cannot record {}: {e}", o.key);
+                    self.pending.park(o.key, p);
+                    return;
+                }
+            } else {
+                self.record(file);
+            }
+            report.recorded += 1;
+            tracing::info!(
+                "retention: late upload {} of {} recorded ({} bytes)",
+                o.key,
+                p.owner,
+                o.size
+            );
+            return;
+        }
+        if matches!(self.records, Records::Memory(_)) && o.last_modified < adopt_before {
+            // Memory records do not survive a restart: the object may be the upload of a
+            // slot an earlier process issued.
+            self.metrics.stored(o.size);
+            self.record(StoredFile::new(
+                self.fallback_owner.clone(),
+                o.key,
+                o.size,
+                o.last_modified,
+            ));
+            report.adopted += 1;
+            return;
+        }
+        if o.last_modified + self.orphan_grace > now {
+            report.waiting += 1;
+            return;
+        }
+        match self.delete_object(&o.key).await {
+            Ok(()) => {
+                report.orphans_deleted += 1;
+                tracing::warn!(
+                    "retention: deleted {} ({} bytes): no record or slot explains it",
+                    o.key,
+                    o.size
+                );
+            }
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!("retention: cannot delete {}: {e}", o.key);
             }
         }
     }
@@ -447,6 +923,13 @@ pub fn spawn(retention: Arc<Retention>, every: Duration) -> tokio::task::JoinHan
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    if let Objects::S3(store) = &retention.objects {
+                        let lister = S3Lister(store.clone());
+                        match retention.reconcile(&lister, OffsetDateTime::now_utc()).await {
+                            Ok(r) => tracing::info!("retention: bucket reconciled: {r:?}"),
+                            Err(e) => tracing::warn!("retention: reconciling the bucket: {e}"),
+                        }
+                    }
                     let n = retention.run_once().await;
                     if n > 0 {
                         tracing::info!("retention: {n} files deleted this run");
@@ -493,6 +976,28 @@ pub async fn s3_object_size(store: Arc<S3Store>, key: String) -> Result<Option<u
     }
 }
 
+/// One blocking GET of a listing: its body (at most [`MAX_LIST_BODY`] bytes). The URL never
+/// appears in an error.
+fn http_body(url: &url::Url) -> Result<String, String> {
+    use std::io::Read;
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let resp = match agent.request_url("GET", url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(code, _)) => {
+            return Err(format!("S3 answered {code} to a listing"))
+        }
+        Err(ureq::Error::Transport(t)) => return Err(format!("transport: {}", t.kind())),
+    };
+    let mut body = String::new();
+    resp.into_reader()
+        .take(MAX_LIST_BODY as u64 + 1)
+        .read_to_string(&mut body)
+        .map_err(|e| format!("listing body: {}", e.kind()))?;
+    Ok(body)
+}
+
 /// One blocking request; the status and the object's total size (from `Content-Range` or
 /// `Content-Length`). The URL (a bearer capability) never appears in an error.
 fn http_call(
@@ -520,4 +1025,268 @@ fn http_call(
         .and_then(|t| t.trim().parse().ok())
         .or_else(|| resp.header("Content-Length").and_then(|v| v.parse().ok()));
     Ok((resp.status(), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xmpp_upload::service::Outcome;
+    use xmpp_upload::storage::signed::SignedUrlStore;
+    use xmpp_upload::{ServiceConfig, SlotService};
+
+    fn jid(s: &str) -> BareJid {
+        s.parse().unwrap()
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xu-retention-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn retention(records: Records, dir: &Path, started: OffsetDateTime) -> Retention {
+        Retention {
+            pending: records.pending(),
+            records,
+            objects: Objects::Local(dir.to_owned()),
+            policy: RetentionPolicy::new(),
+            metrics: Arc::new(Metrics::default()),
+            fallback_owner: jid("upload.localhost"),
+            put_ttl: time::Duration::seconds(300),
+            orphan_grace: time::Duration::hours(24),
+            started,
+        }
+    }
+
+    /// A key of the local store's shape, and its file on disk.
+    fn object(dir: &Path, n: u8, name: &str) -> String {
+        let id = format!("{n:032x}");
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        std::fs::write(dir.join(&id).join(name), b"0123456789").unwrap();
+        format!("{id}/{name}")
+    }
+
+    fn slot(owner: &str, size: u64, issued: OffsetDateTime, until: Instant) -> PendingUpload {
+        PendingUpload {
+            owner: jid(owner),
+            size: Some(size),
+            content_type: Some("image/png".into()),
+            issued,
+            until,
+        }
+    }
+
+    /// Lists fixed pages.
+    struct Fake(Vec<Vec<Listed>>);
+
+    impl ObjectLister for Fake {
+        fn page<'a>(
+            &'a self,
+            continuation: Option<&'a str>,
+        ) -> Pin<Box<dyn Future<Output = Result<ListedPage, String>> + Send + 'a>> {
+            Box::pin(async move {
+                let i: usize = continuation.map_or(0, |c| c.parse().unwrap());
+                let next = (i + 1 < self.0.len()).then(|| (i + 1).to_string());
+                Ok((self.0[i].clone(), next))
+            })
+        }
+    }
+
+    fn listed(key: &str, last_modified: OffsetDateTime) -> Listed {
+        Listed {
+            key: key.to_owned(),
+            size: 10,
+            last_modified,
+        }
+    }
+
+    #[tokio::test]
+    async fn reconcile_records_a_put_that_ended_after_the_check() {
+        let dir = temp_dir("reconcile");
+        let now = OffsetDateTime::now_utc();
+        let r = retention(Records::memory(), &dir, now - time::Duration::days(2));
+        let late = object(&dir, 1, "late.png");
+        let open = object(&dir, 2, "open.png");
+        let revoked = object(&dir, 3, "revoked.png");
+        let orphan = object(&dir, 4, "orphan.bin");
+        let young = object(&dir, 5, "young.bin");
+        let old = object(&dir, 6, "old.bin");
+        let issued = now - time::Duration::minutes(10);
+        // The single check at the window's end found nothing: the slot is parked.
+        let expired = Instant::now() - Duration::from_secs(1);
+        r.pending
+            .insert(late.clone(), slot("romeo@localhost", 10, issued, expired));
+        let taken = r.pending.take_expired(Instant::now());
+        assert_eq!(taken.len(), 1);
+        for (k, p) in taken {
+            r.pending.park(k, p);
+        }
+        // A slot still open whose object is there already; a slot of a removed account.
+        let later = Instant::now() + Duration::from_secs(300);
+        r.pending
+            .insert(open.clone(), slot("romeo@localhost", 10, now, later));
+        r.pending.insert(
+            revoked.clone(),
+            slot("juliet@localhost", 10, issued, expired),
+        );
+        let Records::Memory(m) = &r.records else {
+            unreachable!()
+        };
+        m.mark_removed(&jid("juliet@localhost"), now - time::Duration::minutes(5));
+        // The late PUT ended after the check; the listing comes in two pages.
+        let lister = Fake(vec![
+            vec![
+                listed(&late, now - time::Duration::minutes(3)),
+                listed(&open, now),
+                listed(&revoked, now - time::Duration::minutes(3)),
+            ],
+            vec![
+                listed(&orphan, now - time::Duration::hours(36)),
+                listed(&young, now - time::Duration::hours(1)),
+                listed(&old, now - time::Duration::days(3)),
+            ],
+        ]);
+        let report = r.reconcile(&lister, now).await.unwrap();
+        assert_eq!(
+            report,
+            ReconcileReport {
+                listed: 6,
+                recorded: 2,
+                adopted: 1,
+                orphans_deleted: 1,
+                revoked_deleted: 1,
+                waiting: 1,
+                ..ReconcileReport::default()
+            }
+        );
+        let romeo = m.files_of(&jid("romeo@localhost")).unwrap();
+        assert_eq!(romeo.len(), 2);
+        let f = romeo.iter().find(|f| f.key == late).unwrap();
+        assert_eq!((f.size, f.created), (10, issued));
+        assert_eq!(f.content_type.as_deref(), Some("image/png"));
+        assert_eq!(m.files_of(&jid("upload.localhost")).unwrap()[0].key, old);
+        assert!(m.files_of(&jid("juliet@localhost")).unwrap().is_empty());
+        assert!(!dir.join(&orphan).exists());
+        assert!(!dir.join(&revoked).exists());
+        assert!(dir.join(&young).exists() && dir.join(&late).exists());
+        assert!(r.pending.is_empty());
+        // A second pass over what is left: everything is explained but the young object.
+        let lister = Fake(vec![vec![
+            listed(&late, now - time::Duration::minutes(3)),
+            listed(&open, now),
+            listed(&young, now - time::Duration::hours(1)),
+            listed(&old, now - time::Duration::days(3)),
+        ]]);
+        let report = r.reconcile(&lister, now).await.unwrap();
+        assert_eq!((report.known, report.waiting), (3, 1), "{report:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_parked_slot_is_forgotten_only_after_the_grace() {
+        let dir = temp_dir("forget");
+        let now = OffsetDateTime::now_utc();
+        let r = retention(Records::memory(), &dir, now - time::Duration::days(2));
+        let recent = Instant::now() - Duration::from_secs(60);
+        r.pending
+            .park("k1".into(), slot("romeo@localhost", 1, now, recent));
+        r.reconcile(&Fake(vec![vec![]]), now).await.unwrap();
+        assert_eq!(r.pending.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn uploads_are_recorded_under_the_owner_bound_in_the_url() {
+        let dir = temp_dir("owner");
+        let r = retention(Records::memory(), &dir, OffsetDateTime::now_utc());
+        // No slot known to this process (a restart, another node, a full table).
+        let key = object(&dir, 7, "cat.jpg");
+        let romeo = jid("romeo@localhost");
+        r.stored_local(&key, 10, Some("image/jpeg"), Some(&romeo));
+        let Records::Memory(m) = &r.records else {
+            unreachable!()
+        };
+        assert_eq!(m.files_of(&romeo).unwrap()[0].key, key);
+        assert!(m.files_of(&jid("upload.localhost")).unwrap().is_empty());
+        let sidecar = std::fs::read_to_string(dir.join(format!("{:032x}.owner", 7))).unwrap();
+        assert_eq!(sidecar, "romeo@localhost");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn slots_issued_before_an_account_removal_may_not_store() {
+        let dir = temp_dir("removal");
+        let r = retention(Records::memory(), &dir, OffsetDateTime::now_utc());
+        let romeo = jid("romeo@localhost");
+        // Issued a minute ago: the URL expires in 4 minutes.
+        let expires = OffsetDateTime::now_utc() + time::Duration::minutes(4);
+        assert!(r.may_store(Some(&romeo), expires).await);
+        r.remove_account(&romeo).await.unwrap();
+        assert!(!r.may_store(Some(&romeo), expires).await);
+        // A slot issued after the removal, another user, a URL without an owner: allowed.
+        let fresh = OffsetDateTime::now_utc() + time::Duration::minutes(5) + time::Duration::SECOND;
+        assert!(r.may_store(Some(&romeo), fresh).await);
+        assert!(r.may_store(Some(&jid("juliet@localhost")), expires).await);
+        assert!(r.may_store(None, expires).await);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_memory_stored_quota_counts_slots_not_yet_uploaded() {
+        let records = Records::memory();
+        let pending = records.pending();
+        let config = ServiceConfig::new(
+            "upload.localhost".parse().unwrap(),
+            *b"test service secret of 32 bytes!",
+        )
+        .max_file_size(1_000_000)
+        .stored_quota(100_000)
+        .inventory(records.inventory().unwrap());
+        let store = SignedUrlStore::new(
+            "https://files.example.org/".parse().unwrap(),
+            *b"test storage key, 32 bytes long.",
+        );
+        let svc = SlotService::try_new(config, store).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let mut issued = 0;
+        for i in 0..5 {
+            let iq: xmpp_upload::minidom::Element = format!(
+                "<iq xmlns='jabber:client' type='get' id='q{i}' from='romeo@localhost/r' \
+                 to='upload.localhost'><request xmlns='urn:xmpp:http:upload:0' \
+                 filename='f{i}.bin' size='60000'/></iq>"
+            )
+            .parse()
+            .unwrap();
+            let answer = svc.process(&iq, now);
+            // What the session does with an issued slot.
+            if let Outcome::Issued(info) = &answer.outcome {
+                issued += 1;
+                pending.insert(
+                    info.object_key.clone(),
+                    PendingUpload {
+                        owner: info.requester.to_bare(),
+                        size: info.size,
+                        content_type: None,
+                        issued: now,
+                        until: Instant::now() + Duration::from_secs(330),
+                    },
+                );
+            }
+        }
+        assert_eq!(issued, 1);
+        // Once the slot's window is over without an upload, it no longer counts.
+        let Records::Memory(m) = &records else {
+            unreachable!()
+        };
+        let romeo = jid("romeo@localhost");
+        assert_eq!(m.stored_bytes(&romeo).unwrap(), 60_000);
+        assert_eq!(
+            pending
+                .take_expired(Instant::now() + Duration::from_secs(331))
+                .len(),
+            1
+        );
+        assert_eq!(m.stored_bytes(&romeo).unwrap(), 0);
+    }
 }

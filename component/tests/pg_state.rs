@@ -21,7 +21,9 @@ use xmpp_upload::service::{RetentionPolicy, StoredFile};
 use xmpp_upload::storage::signed::SignedUrlStore;
 use xmpp_upload::time::{Duration, OffsetDateTime};
 use xmpp_upload::{ServiceConfig, SlotService};
+use xmpp_upload_component::metrics::Metrics;
 use xmpp_upload_component::pg_state::{self, answer, PgSettings, PgState};
+use xmpp_upload_component::retention::{self, Objects, Records, Retention};
 
 /// The database to test against. These tests are `#[ignore]`d so that a run without one
 /// reports them as ignored instead of passing; run with `--include-ignored` where one exists.
@@ -364,4 +366,487 @@ async fn a_broken_connection_is_remade_and_a_dead_database_is_an_error() {
         "{err}"
     );
     drop_schema(&url, schema).await;
+}
+
+/// One instance on a fresh schema, with its settings changed by `tune`.
+async fn one_node(url: &str, schema: &str, tune: impl FnOnce(&mut PgSettings)) -> PgState {
+    drop_schema(url, schema).await;
+    let mut s = PgSettings::new(url, "node-a");
+    s.schema = schema.to_owned();
+    tune(&mut s);
+    PgState::connect(s).await.expect("connect")
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    admin
+}
+
+fn jid(s: &str) -> xmpp_upload::jid::BareJid {
+    s.parse().unwrap()
+}
+
+fn ok_deleter(
+    calls: Arc<Mutex<Vec<String>>>,
+) -> impl FnMut(StoredFile) -> std::future::Ready<Result<(), String>> {
+    move |f: StoredFile| {
+        calls.lock().unwrap().push(f.key);
+        std::future::ready(Ok(()))
+    }
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_removal_walks_every_page() {
+    let url = db_url();
+    let schema = "xu_test_removal_pages";
+    let a = one_node(&url, schema, |s| s.batch = 3).await;
+    let romeo = jid("romeo@localhost");
+    let juliet = jid("juliet@localhost");
+    // 10 files of Romeo's, the same second for some (ties broken by key), among Juliet's.
+    for i in 0..10 {
+        let created = t0() - Duration::days(1) + Duration::seconds(i / 3);
+        a.record(&StoredFile::new(
+            romeo.clone(),
+            format!("r{i:02}/f"),
+            5,
+            created,
+        ))
+        .await
+        .unwrap();
+        a.record(&StoredFile::new(
+            juliet.clone(),
+            format!("j{i:02}/f"),
+            5,
+            created,
+        ))
+        .await
+        .unwrap();
+    }
+    assert_eq!(a.files_of(&romeo).await.unwrap().len(), 10);
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let r = a
+        .remove_account(&romeo, t0(), ok_deleter(calls.clone()))
+        .await
+        .unwrap();
+    assert_eq!((r.planned, r.deleted), (10, 10), "{r:?}");
+    let mut keys = calls.lock().unwrap().clone();
+    keys.sort();
+    assert_eq!(
+        keys,
+        (0..10).map(|i| format!("r{i:02}/f")).collect::<Vec<_>>()
+    );
+    assert!(a.files_of(&romeo).await.unwrap().is_empty());
+    assert_eq!(a.files_of(&juliet).await.unwrap().len(), 10);
+    drop_schema(&url, schema).await;
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_removal_with_more_than_ten_thousand_records() {
+    let url = db_url();
+    let schema = "xu_test_removal_10001";
+    // The default batch (10,000): the issue's case, 10,001 rows of one user.
+    let a = one_node(&url, schema, |_| {}).await;
+    admin(&url)
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.xu_files (key, owner, size, created)
+             SELECT 'k' || lpad(i::text, 6, '0') || '/f.bin', 'romeo@localhost', 1,
+                    TIMESTAMPTZ '2026-01-01 00:00:00+00' + make_interval(secs => i)
+             FROM generate_series(1, 10001) AS i"
+        ))
+        .await
+        .unwrap();
+    let romeo = jid("romeo@localhost");
+    assert_eq!(a.files_of(&romeo).await.unwrap().len(), 10_001);
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let r = a
+        .remove_account(&romeo, t0(), ok_deleter(calls.clone()))
+        .await
+        .unwrap();
+    assert_eq!((r.planned, r.deleted), (10_001, 10_001), "{r:?}");
+    assert_eq!(calls.lock().unwrap().len(), 10_001);
+    assert_eq!(a.stored_bytes(&romeo).await.unwrap(), 0);
+    // Retention too sees the newest of 10,001 rows: a total cap keeps only the newest file.
+    admin(&url)
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.xu_files (key, owner, size, created)
+             SELECT 'n' || lpad(i::text, 6, '0') || '/f.bin', 'juliet@localhost', 1,
+                    TIMESTAMPTZ '2026-01-01 00:00:00+00' + make_interval(secs => i)
+             FROM generate_series(1, 10001) AS i"
+        ))
+        .await
+        .unwrap();
+    let r = a
+        .run_retention(
+            &RetentionPolicy::new().total_cap(1),
+            Duration::DAY,
+            t0(),
+            |_| async { Ok::<(), String>(()) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, 10_000, "{r:?}");
+    let left = a.oldest(10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, "n010001/f.bin");
+    drop_schema(&url, schema).await;
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_in_sql_matches_the_library_plan_over_many_pages() {
+    let url = db_url();
+    let schema = "xu_test_plan_sql";
+    let a = one_node(&url, schema, |s| s.batch = 4).await;
+    let users = ["a@localhost", "b@localhost", "c@localhost"];
+    let mut files = Vec::new();
+    // Deterministic pseudo-random sizes and ages; equal times, keys out of order.
+    let mut x: u64 = 7;
+    for i in 0..60u64 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let user = users[(x >> 33) as usize % 3];
+        let age = Duration::hours(((x >> 40) % 400) as i64);
+        let size = (x >> 20) % 1_000;
+        let key = format!("{:02x}{i:02}/Z{}", (x >> 8) & 0xff, i % 7);
+        let f = StoredFile::new(jid(user), key, size, t0() - age);
+        a.record(&f).await.unwrap();
+        files.push(f);
+    }
+    let policy = RetentionPolicy::new()
+        .max_age(Duration::days(14))
+        .per_user_soft_quota(6_000)
+        .total_cap(9_000);
+    let mut expected: Vec<(String, String)> = xmpp_upload::service::plan(&files, &policy, t0())
+        .into_iter()
+        .map(|d| (d.file.key, d.reason.to_string()))
+        .collect();
+    assert!(
+        expected.len() > 8,
+        "the plan spans pages: {}",
+        expected.len()
+    );
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let r = a
+        .run_retention(&policy, Duration::DAY, t0(), ok_deleter(deleted.clone()))
+        .await
+        .unwrap();
+    assert_eq!(r.deleted, expected.len(), "{r:?}");
+    let mut got = deleted.lock().unwrap().clone();
+    got.sort();
+    let mut want: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    // The reasons recorded are the library's.
+    let rows = admin(&url)
+        .await
+        .query(
+            &format!("SELECT key, reason FROM {schema}.xu_deletions"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut reasons: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    reasons.sort();
+    expected.sort();
+    assert_eq!(reasons, expected);
+    drop_schema(&url, schema).await;
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_never_uploaded_stop_counting_after_the_put_window() {
+    let url = db_url();
+    let schema = "xu_test_slot_expiry";
+    let a = one_node(&url, schema, |s| s.slot_ttl = Duration::seconds(330)).await;
+    let svc = service(|c| {
+        c.stored_quota(1_000)
+            .retention(RetentionPolicy::new().max_age(Duration::days(30)))
+    });
+    let romeo = jid("romeo@example.org");
+    let r = answer(&svc, &a, &request(1, "romeo@example.org", 700), t0()).await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    // While the slot's upload may arrive, it counts: refused, retry when the slot expires.
+    let r = answer(
+        &svc,
+        &a,
+        &request(2, "romeo@example.org", 700),
+        t0() + Duration::seconds(60),
+    )
+    .await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert_eq!(
+        retry_stamp(&reply),
+        Some(stamp(t0() + Duration::seconds(330)))
+    );
+    assert_eq!(a.quota_bytes(&romeo, t0()).await.unwrap(), 700);
+    // Never uploaded: after put_ttl and its grace it no longer counts (not at max_age).
+    let later = t0() + Duration::seconds(331);
+    assert_eq!(a.quota_bytes(&romeo, later).await.unwrap(), 0);
+    let r = answer(&svc, &a, &request(3, "romeo@example.org", 700), later).await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    // The expired slot's row goes when expired; the fresh one stays; a confirmed one stays.
+    a.record(&StoredFile::new(
+        romeo.clone(),
+        "done/f",
+        5,
+        t0() - Duration::days(1),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(a.expire_slots(later).await.unwrap(), 1);
+    assert_eq!(a.oldest(10).await.unwrap().len(), 2);
+    // An upload confirms the fresh slot: no longer pending, it counts until max_age.
+    let fresh = a
+        .files_of(&romeo)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.key != "done/f")
+        .unwrap();
+    a.confirm(&StoredFile::new(romeo.clone(), &fresh.key, 650, later))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.quota_bytes(&romeo, later + Duration::days(2))
+            .await
+            .unwrap(),
+        655
+    );
+    assert_eq!(a.expire_slots(later + Duration::days(2)).await.unwrap(), 0);
+    drop_schema(&url, schema).await;
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_issued_before_an_account_removal_may_not_store() {
+    let url = db_url();
+    let schema = "xu_test_may_store";
+    let a = one_node(&url, schema, |_| {}).await;
+    let romeo = jid("romeo@localhost");
+    assert!(a.may_store(&romeo, t0()).await.unwrap());
+    let r = a
+        .remove_account(&romeo, t0() + Duration::seconds(10), |_| async {
+            Ok::<(), String>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.planned, 0);
+    assert!(!a.may_store(&romeo, t0()).await.unwrap());
+    assert!(!a
+        .may_store(&romeo, t0() + Duration::seconds(10))
+        .await
+        .unwrap());
+    assert!(a
+        .may_store(&romeo, t0() + Duration::seconds(11))
+        .await
+        .unwrap());
+    assert!(a.may_store(&jid("juliet@localhost"), t0()).await.unwrap());
+    // An earlier removal recorded later does not move the time back.
+    a.mark_removed(&romeo, t0()).await.unwrap();
+    assert!(!a
+        .may_store(&romeo, t0() + Duration::seconds(5))
+        .await
+        .unwrap());
+    drop_schema(&url, schema).await;
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_does_not_answer_is_an_error_promptly() {
+    let url = db_url();
+    let schema = "xu_test_timeouts";
+    let a = one_node(&url, schema, |s| {
+        s.statement_timeout = std::time::Duration::from_millis(300);
+        s.pool_size = 2;
+    })
+    .await;
+    let svc = service(|c| c.daily_quota(1_000));
+    // Another session holds the user's charge lock: the charge waits, and is cancelled.
+    let mut holder = admin(&url).await;
+    let tx = holder.transaction().await.unwrap();
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(1481985024, hashtext('romeo@example.org') | 1)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    let r = answer(&svc, &a, &request(1, "romeo@example.org", 10), t0()).await;
+    let reply = r.reply.unwrap();
+    assert_eq!(reply.attr("type"), Some("error"));
+    assert!(String::from(&reply).contains("internal-server-error"));
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    tx.rollback().await.unwrap();
+    let r = answer(&svc, &a, &request(2, "romeo@example.org", 10), t0()).await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    // A server that accepts connections and never answers: an error, not a hang.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut s = PgSettings::new(format!("host=127.0.0.1 port={port} user=postgres"), "x");
+    s.statement_timeout = std::time::Duration::from_millis(300);
+    let start = std::time::Instant::now();
+    let dead = PgState::connect(s).await;
+    assert!(dead.is_err());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    keep.abort();
+    drop_schema(&url, schema).await;
+}
+
+/// Lists fixed objects, in one page.
+struct FakeBucket(Vec<retention::Listed>);
+
+impl retention::ObjectLister for FakeBucket {
+    fn page<'a>(
+        &'a self,
+        _continuation: Option<&'a str>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<retention::ListedPage, String>> + Send + 'a>,
+    > {
+        Box::pin(async move { Ok((self.0.clone(), None)) })
+    }
+}
+
+#[ignore = "needs PostgreSQL: set XMPP_UPLOAD_TEST_PG"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_records_late_uploads_of_another_node_with_their_owner() {
+    let url = db_url();
+    let schema = "xu_test_reconcile";
+    let pg = Arc::new(one_node(&url, schema, |s| s.slot_ttl = Duration::seconds(330)).await);
+    let dir = std::env::temp_dir().join(format!("xu-pg-reconcile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let object = |n: u8, name: &str| {
+        let id = format!("{n:032x}");
+        std::fs::create_dir_all(dir.join(&id)).unwrap();
+        std::fs::write(dir.join(&id).join(name), b"0123456789").unwrap();
+        format!("{id}/{name}")
+    };
+    let now = OffsetDateTime::now_utc();
+    let svc = service(|c| c.stored_quota(1_000_000));
+    // A slot charged on "another node" (nothing in this process's memory), ten minutes ago:
+    // its PUT started in time and ended after the check.
+    let r = answer(
+        &svc,
+        &pg,
+        &request(1, "romeo@example.org", 10),
+        now - Duration::minutes(10),
+    )
+    .await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    let key = r_key(&pg, "romeo@example.org").await;
+    let id = key.split('/').next().unwrap().to_owned();
+    std::fs::create_dir_all(dir.join(&id)).unwrap();
+    std::fs::write(dir.join(&key), b"0123456789").unwrap();
+    // A slot of Juliet's, whose account was removed after it was issued.
+    let r = answer(
+        &svc,
+        &pg,
+        &request(2, "juliet@example.org", 10),
+        now - Duration::minutes(10),
+    )
+    .await;
+    assert_eq!(r.reply.unwrap().attr("type"), Some("result"));
+    let jkey = r_key(&pg, "juliet@example.org").await;
+    let jid_dir = jkey.split('/').next().unwrap().to_owned();
+    std::fs::create_dir_all(dir.join(&jid_dir)).unwrap();
+    std::fs::write(dir.join(&jkey), b"0123456789").unwrap();
+    pg.mark_removed(&jid("juliet@example.org"), now - Duration::minutes(5))
+        .await
+        .unwrap();
+    // An object nothing explains, two days old; a never-uploaded slot from long ago.
+    let orphan = object(9, "orphan.bin");
+    pg.record_slot(
+        &StoredFile::new(
+            jid("romeo@example.org"),
+            "gone/never.bin",
+            5,
+            now - Duration::days(3),
+        ),
+        now - Duration::days(3) + Duration::seconds(330),
+    )
+    .await
+    .unwrap();
+    let r = Retention {
+        pending: Records::Postgres(pg.clone()).pending(),
+        records: Records::Postgres(pg.clone()),
+        objects: Objects::Local(dir.clone()),
+        policy: RetentionPolicy::new(),
+        metrics: Arc::new(Metrics::default()),
+        fallback_owner: jid("upload.example.org"),
+        put_ttl: Duration::seconds(300),
+        orphan_grace: Duration::hours(24),
+        started: now,
+    };
+    let listed = |key: &str, at: OffsetDateTime| retention::Listed {
+        key: key.to_owned(),
+        size: 10,
+        last_modified: at,
+    };
+    let bucket = FakeBucket(vec![
+        listed(&key, now - Duration::minutes(2)),
+        listed(&jkey, now - Duration::minutes(2)),
+        listed(&orphan, now - Duration::days(2)),
+    ]);
+    let report = r.reconcile(&bucket, now).await.unwrap();
+    assert_eq!(
+        (
+            report.recorded,
+            report.revoked_deleted,
+            report.orphans_deleted,
+            report.slots_dropped
+        ),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    // Romeo's late upload is his, confirmed (it counts until max_age, not until the slot
+    // expired); Juliet's object and the orphan are gone, and so is the stale slot.
+    let romeo = jid("romeo@example.org");
+    let files = pg.files_of(&romeo).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].key, key);
+    assert_eq!(
+        pg.quota_bytes(&romeo, now + Duration::days(1))
+            .await
+            .unwrap(),
+        10
+    );
+    assert!(pg
+        .files_of(&jid("juliet@example.org"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!dir.join(&jkey).exists() && !dir.join(&orphan).exists());
+    assert!(dir.join(&key).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+    drop_schema(&url, schema).await;
+}
+
+/// The key of `owner`'s only slot.
+async fn r_key(pg: &PgState, owner: &str) -> String {
+    let files = pg.files_of(&jid(owner)).await.unwrap();
+    assert_eq!(files.len(), 1);
+    files[0].key.clone()
 }
