@@ -263,6 +263,25 @@ pub struct HttpSection {
     /// How long in-flight requests may take to finish at shutdown, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Connections open at once, in all (cut to fit the open-file limit at start).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one client (an IPv4 address, an IPv6 prefix).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// IPv6 clients are counted per prefix of this many bits.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// A new connection must send its request head within this many seconds.
+    #[serde(default = "default_conn_timeout")]
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection may idle this many seconds between requests.
+    #[serde(default = "default_conn_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Above half of max_connections, the header, keep-alive and body-pause deadlines shrink
+    /// towards this many seconds, reached when the listener is full.
+    #[serde(default = "default_timeout_floor")]
+    pub timeout_floor_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -272,8 +291,34 @@ impl Default for HttpSection {
             base_url: None,
             insecure_http: false,
             shutdown_grace_secs: default_shutdown_grace(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            ipv6_prefix: default_ipv6_prefix(),
+            header_timeout_secs: default_conn_timeout(),
+            idle_timeout_secs: default_conn_timeout(),
+            timeout_floor_secs: default_timeout_floor(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    2048
+}
+
+fn default_max_connections_per_client() -> usize {
+    32
+}
+
+fn default_ipv6_prefix() -> u8 {
+    64
+}
+
+fn default_conn_timeout() -> u64 {
+    30
+}
+
+fn default_timeout_floor() -> u64 {
+    2
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -294,6 +339,9 @@ pub struct OpsSection {
     /// admin endpoints answer 404.
     pub admin_token_file: Option<PathBuf>,
     pub admin_token_env: Option<String>,
+    /// Connections open at once on the ops listener (default 16): a reserve of its own,
+    /// which floods of the public listener cannot take.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -581,6 +629,19 @@ impl Config {
         }
         if self.xmpp.max_stanza_bytes < 4096 {
             return Err("xmpp.max_stanza_bytes must be at least 4096".into());
+        }
+        let h = &self.http;
+        if h.max_connections == 0 || h.max_connections_per_client == 0 {
+            return Err("http.max_connections and http.max_connections_per_client must be positive".into());
+        }
+        if self.ops.max_connections == Some(0) {
+            return Err("ops.max_connections must be positive".into());
+        }
+        if h.ipv6_prefix > 128 {
+            return Err("http.ipv6_prefix must be between 0 and 128".into());
+        }
+        if h.header_timeout_secs == 0 || h.idle_timeout_secs == 0 || h.timeout_floor_secs == 0 {
+            return Err("http.header_timeout_secs, http.idle_timeout_secs and http.timeout_floor_secs must be positive".into());
         }
         Ok(())
     }
