@@ -281,7 +281,7 @@ pub struct HttpSection {
     #[serde(default = "default_conn_timeout")]
     pub idle_timeout_secs: u64,
     /// Above half of max_connections, the header, keep-alive and body-pause deadlines shrink
-    /// towards this many seconds, reached when the listener is full.
+    /// towards this many seconds, reached at nine tenths full (and kept for 5 s after a peak).
     #[serde(default = "default_timeout_floor")]
     pub timeout_floor_secs: u64,
 }
@@ -630,7 +630,9 @@ impl Config {
         }
         let h = &self.http;
         if h.max_connections == 0 || h.max_connections_per_client == 0 {
-            return Err("http.max_connections and http.max_connections_per_client must be positive".into());
+            return Err(
+                "http.max_connections and http.max_connections_per_client must be positive".into(),
+            );
         }
         if self.ops.max_connections == Some(0) {
             return Err("ops.max_connections must be positive".into());
@@ -654,9 +656,14 @@ fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
     let msg = e.message();
     // serde's "invalid type: string \"…\", expected …", "invalid value: …", "unknown variant
     // `…`, expected …" and "invalid length …" quote the value: keep only what was expected.
-    let quotes_value = ["invalid type", "invalid value", "unknown variant", "invalid length"]
-        .iter()
-        .any(|p| msg.starts_with(p));
+    let quotes_value = [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "invalid length",
+    ]
+    .iter()
+    .any(|p| msg.starts_with(p));
     let what = match msg.split_once(", expected ") {
         Some((_, expected)) if quotes_value => format!("expected {expected}"),
         _ if quotes_value => "a value of the wrong type".to_owned(),
@@ -739,12 +746,16 @@ mod tests {
         let e = Config::parse(&format!("[storage]\nkind = '{secret}'\n")).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("storage.kind"), "{e}");
-        let e = Config::parse(&format!("[xmpp]\nmax_stanza_depth = {{ x = '{secret}' }}\n"))
-            .unwrap_err();
+        let e = Config::parse(&format!(
+            "[xmpp]\nmax_stanza_depth = {{ x = '{secret}' }}\n"
+        ))
+        .unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("xmpp.max_stanza_depth"), "{e}");
-        let e = Config::parse(&format!("[service]\nallow_domains = [1, '{secret}', true]\n"))
-            .unwrap_err();
+        let e = Config::parse(&format!(
+            "[service]\nallow_domains = [1, '{secret}', true]\n"
+        ))
+        .unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         let e = Config::parse(&format!("[log]\nlevel = ['{secret}']\n")).unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
@@ -755,7 +766,10 @@ mod tests {
     fn a_secret_put_in_env_or_file_by_mistake_is_not_echoed() {
         let secret = "hunter2-S3CR3T-hunter2";
         let c = Config::parse(&format!("[xmpp]\ncomponent_secret_env = '{secret}'\n")).unwrap();
-        let e = c.component_secret().require("xmpp.component_secret", "NOPE").unwrap_err();
+        let e = c
+            .component_secret()
+            .require("xmpp.component_secret", "NOPE")
+            .unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("xmpp.component_secret_env"), "{e}");
         let c = Config::parse(&format!("[ops]\nadmin_token_file = '{secret}'\n")).unwrap();

@@ -129,7 +129,7 @@ pub struct Limits {
     pub ipv6_prefix: u8,
     /// Under pressure (more than half of [`Limits::max_connections`] open), the header,
     /// keep-alive and body-pause deadlines shrink linearly towards this floor, which they
-    /// reach when the listener is full.
+    /// reach at nine tenths full.
     pub timeout_floor: Duration,
 }
 
@@ -160,7 +160,10 @@ impl Limits {
     /// fit in `open_files` descriptors less [`FD_RESERVE`] and `reserved` (other listeners'
     /// caps). Returns whether anything was cut.
     pub fn fit_to_open_files(&mut self, open_files: u64, reserved: u64) -> bool {
-        let budget = open_files.saturating_sub(FD_RESERVE).saturating_sub(reserved) / 2;
+        let budget = open_files
+            .saturating_sub(FD_RESERVE)
+            .saturating_sub(reserved)
+            / 2;
         let budget = usize::try_from(budget).unwrap_or(usize::MAX).max(1);
         if self.max_connections <= budget {
             return false;
@@ -175,16 +178,18 @@ impl Limits {
         true
     }
 
-    /// `full` scaled down under pressure: unchanged up to half full, then linearly towards
-    /// [`Limits::timeout_floor`], reached when `open` is [`Limits::max_connections`].
+    /// `full` scaled down under pressure: unchanged up to half full, then linearly down to
+    /// [`Limits::timeout_floor`], reached at nine tenths full (so that the few places a cut
+    /// frees, refilled by a flood, do not give the other holders their time back).
     pub fn under_pressure(&self, full: Duration, open: usize) -> Duration {
         let max = self.max_connections.max(1);
         let half = max / 2;
+        let high = (max - max / 10).max(half + 1);
         if open <= half || full <= self.timeout_floor {
             return full;
         }
-        let over = (open - half).min(max - half) as u128;
-        let span = (max - half).max(1) as u128;
+        let over = (open.min(high) - half) as u128;
+        let span = (high - half) as u128;
         let floor = self.timeout_floor.as_millis();
         let cut = (full.as_millis() - floor) * over / span;
         Duration::from_millis(u64::try_from(full.as_millis() - cut).unwrap_or(u64::MAX))
@@ -342,12 +347,14 @@ impl RateLog {
                 }
             }
             let now = Instant::now();
-            if s.last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+            if s.last
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+            {
                 return;
             }
-            let since = s
-                .last
-                .map_or(String::new(), |t| format!(" in {}ms", now.duration_since(t).as_millis()));
+            let since = s.last.map_or(String::new(), |t| {
+                format!(" in {}ms", now.duration_since(t).as_millis())
+            });
             let mut line = String::new();
             let refused = s.full + s.per_client + s.headroom;
             if refused > 0 {
@@ -359,7 +366,11 @@ impl RateLog {
             }
             if s.evicted > 0 {
                 let sep = if line.is_empty() { "" } else { "; " };
-                let _ = write!(line, "{sep}closed {} idle connections to make room", s.evicted);
+                let _ = write!(
+                    line,
+                    "{sep}closed {} idle connections to make room",
+                    s.evicted
+                );
             }
             if s.accept_errors > 0 {
                 let sep = if line.is_empty() { "" } else { "; " };
@@ -406,7 +417,14 @@ struct ConnCount {
     /// Connections waiting for a request head (new or keep-alive), by (idle since, id).
     /// Weak: a closed connection's `Drop` takes it out.
     idle: std::collections::BTreeMap<(u64, u64), std::sync::Weak<Conn>>,
+    /// The most connections open over the last [`PRESSURE_HOLD`], and since when.
+    peak: usize,
+    peak_at: Option<Instant>,
 }
+
+/// How long a peak of open connections keeps the deadlines short: the places that cutting
+/// idle holders frees must not give the remaining holders their time back at once.
+const PRESSURE_HOLD: Duration = Duration::from_secs(5);
 
 /// The `idle_since` of a connection that is handling a request.
 const BUSY: u64 = u64::MAX;
@@ -439,6 +457,21 @@ impl Gate {
         self.lock().total
     }
 
+    /// The pressure the deadlines follow: the most connections open over the last few
+    /// seconds.
+    fn pressure(&self) -> usize {
+        let mut c = self.lock();
+        let now = Instant::now();
+        let stale = c
+            .peak_at
+            .is_none_or(|t| now.duration_since(t) >= PRESSURE_HOLD);
+        if c.total >= c.peak || stale {
+            c.peak = c.total;
+            c.peak_at = Some(now);
+        }
+        c.peak
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ConnCount> {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -453,7 +486,10 @@ impl Gate {
 
     /// Accepts the next connection the caps let in. Accept errors (out of file descriptors)
     /// back off briefly; refusals and accept errors are logged at most once a second.
-    pub async fn accept(self: &Arc<Self>, listener: &TcpListener) -> (tokio::net::TcpStream, Arc<Conn>) {
+    pub async fn accept(
+        self: &Arc<Self>,
+        listener: &TcpListener,
+    ) -> (tokio::net::TcpStream, Arc<Conn>) {
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -518,7 +554,8 @@ impl Gate {
             });
             c.total += 1;
             *c.per_client.entry(key).or_insert(0) += 1;
-            c.idle.insert((self.ms(now), conn.id), Arc::downgrade(&conn));
+            c.idle
+                .insert((self.ms(now), conn.id), Arc::downgrade(&conn));
             conn
         };
         if let Some(v) = evicted {
@@ -563,7 +600,9 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -611,7 +650,7 @@ impl Conn {
         } else {
             l.header_timeout
         };
-        g.at(since) + l.under_pressure(full, g.open())
+        g.at(since) + l.under_pressure(full, g.pressure())
     }
 
     /// The limits of its listener.
@@ -622,7 +661,8 @@ impl Conn {
     /// A PUT body's pause limit now, shortened under pressure like the idle deadlines.
     pub fn body_idle_timeout(&self) -> Duration {
         let g = &self.gate;
-        g.limits.under_pressure(g.limits.body_idle_timeout, g.open())
+        g.limits
+            .under_pressure(g.limits.body_idle_timeout, g.pressure())
     }
 
     /// Drives `conn` (a hyper connection) until it ends, its deadline passes or it is
@@ -1058,15 +1098,7 @@ async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Conn) -> O
     dog.busy_until(deadline + ANSWER_SLACK);
     let stored = tokio::time::timeout_at(
         deadline.into(),
-        store(
-            body,
-            &st.cfg.store_dir,
-            &verified,
-            &dir,
-            &file,
-            &meta,
-            dog,
-        ),
+        store(body, &st.cfg.store_dir, &verified, &dir, &file, &meta, dog),
     )
     .await;
     match stored {
@@ -1265,7 +1297,9 @@ pub fn write_sidecar_blocking(store_dir: &Path, dest: &Path, contents: &[u8]) ->
     let tmp_dir = store_dir.join(TEMP_DIR);
     std::fs::create_dir_all(&tmp_dir)?;
     if !std::fs::symlink_metadata(&tmp_dir).is_ok_and(|m| m.is_dir()) {
-        return Err(io::Error::other("the temporary directory is not a directory"));
+        return Err(io::Error::other(
+            "the temporary directory is not a directory",
+        ));
     }
     let tmp = TempFile(temp_name(&tmp_dir, ".side"));
     let mut o = std::fs::OpenOptions::new();
@@ -1707,4 +1741,146 @@ pub fn spawn_purge(store_dir: PathBuf, retention: Duration) -> tokio::task::Join
             }
         }
     })
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_configured_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:3:bbbb::2".parse().unwrap();
+        // Per /64 (the default), two /64s of one /48 are two clients …
+        assert_ne!(client_key(a, 64), client_key(b, 64));
+        assert_eq!(
+            client_key(a, 64),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        // … per /48 they are one.
+        assert_eq!(client_key(a, 48), client_key(b, 48));
+        assert_eq!(client_key(a, 128), a);
+        assert_eq!(client_key(a, 0), "::".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            client_key(mapped, 48),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        let limits = Limits {
+            ipv6_prefix: 48,
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, |_| {});
+        let _one = gate.admit(a).unwrap();
+        let _two = gate.admit(b).unwrap();
+        assert!(matches!(gate.admit(a), Err(Turned::PerClient)));
+    }
+
+    #[test]
+    fn deadlines_shrink_towards_the_floor_as_the_listener_fills() {
+        let l = Limits {
+            max_connections: 100,
+            timeout_floor: Duration::from_secs(2),
+            ..Limits::default()
+        };
+        let t = Duration::from_secs(30);
+        assert_eq!(l.under_pressure(t, 0), t);
+        assert_eq!(l.under_pressure(t, 50), t);
+        assert_eq!(l.under_pressure(t, 70), Duration::from_secs(16));
+        assert_eq!(l.under_pressure(t, 90), Duration::from_secs(2));
+        assert_eq!(l.under_pressure(t, 100), Duration::from_secs(2));
+        assert_eq!(l.under_pressure(t, 1000), Duration::from_secs(2));
+        // A timeout already below the floor stays.
+        assert_eq!(
+            l.under_pressure(Duration::from_secs(1), 100),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn connection_caps_fit_the_open_file_limit() {
+        let mut l = Limits::default();
+        assert!(!l.fit_to_open_files(1 << 20, 16));
+        assert_eq!(l.max_connections, 2048);
+        // 1,024 files: 64 reserved, 16 for the ops listener, two per connection.
+        assert!(l.fit_to_open_files(1024, 16));
+        assert_eq!(l.max_connections, 472);
+        assert_eq!(l.reserve_from, 354);
+        assert_eq!(l.max_connections_per_ip, 32);
+        let mut tiny = Limits::default();
+        tiny.fit_to_open_files(10, 16);
+        assert_eq!(tiny.max_connections, 1);
+        assert_eq!(tiny.max_connections_per_ip, 1);
+    }
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn capture(line: std::fmt::Arguments<'_>) {
+        LINES.lock().unwrap().push(line.to_string());
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_second_with_a_count() {
+        let limits = Limits {
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            reserve_from: 1,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, capture);
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let _held = gate.admit(ip).unwrap();
+        for _ in 0..500 {
+            if let Err(why) = gate.admit(ip) {
+                gate.refusals.note(why);
+            }
+        }
+        gate.refusals
+            .note(Turned::AcceptError(io::ErrorKind::Other));
+        {
+            let lines = LINES.lock().unwrap();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(lines[0].contains("refused 1 connections"), "{lines:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        gate.refusals.note(Turned::Full);
+        let lines = LINES.lock().unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        // The 499 suppressed refusals and the accept error are counted in the next line.
+        assert!(lines[1].contains("refused 500 connections"), "{lines:?}");
+        assert!(lines[1].contains("accept failed 1 times"), "{lines:?}");
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_connection_makes_room() {
+        let limits = Limits {
+            max_connections: 3,
+            max_connections_per_ip: 3,
+            reserve_from: 3,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, |_| {});
+        let ip = |n: u8| IpAddr::from([127, 0, 0, n]);
+        let a = gate.admit(ip(2)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = gate.admit(ip(3)).unwrap();
+        let c = gate.admit(ip(4)).unwrap();
+        // `b` is busy with a request: not evictable. `a` idles longest.
+        b.busy_until(Instant::now() + Duration::from_secs(60));
+        let d = gate.admit(ip(5)).unwrap();
+        assert!(a.evicted.load(Ordering::Relaxed));
+        assert_eq!(gate.open(), 3);
+        let e = gate.admit(ip(6)).unwrap();
+        assert!(c.evicted.load(Ordering::Relaxed));
+        assert!(!b.evicted.load(Ordering::Relaxed));
+        // Only busy ones left besides the newest idle ones: `d`, then `e`.
+        d.busy_until(Instant::now() + Duration::from_secs(60));
+        e.busy_until(Instant::now() + Duration::from_secs(60));
+        assert!(matches!(gate.admit(ip(7)), Err(Turned::Full)));
+        drop((a, c));
+        assert_eq!(gate.open(), 3);
+        drop((b, d, e));
+        assert_eq!(gate.open(), 0);
+    }
 }

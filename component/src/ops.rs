@@ -98,7 +98,11 @@ async fn answer(req: Request<Incoming>, ops: &Ops) -> Response<Full<Bytes>> {
             }
         }
         (&Method::GET, "/metrics") => {
-            let gauges = ops.retention.as_deref().map(retention_gauges).unwrap_or_default();
+            let gauges = ops
+                .retention
+                .as_deref()
+                .map(retention_gauges)
+                .unwrap_or_default();
             let mut r = text(StatusCode::OK, ops.metrics.render(&gauges));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -156,11 +160,11 @@ async fn answer(req: Request<Incoming>, ops: &Ops) -> Response<Full<Bytes>> {
 /// which floods of the public listener cannot take, with short deadlines; at the cap a new
 /// connection closes the longest-idle one, so a probe always gets in.
 pub fn ops_limits(max_connections: usize) -> Limits {
-    let max = max_connections.max(1);
+    // No per-client cap or headroom: its clients (a monitor, a scraper) share one address.
     Limits {
-        max_connections: max,
-        max_connections_per_ip: max,
-        reserve_from: max,
+        max_connections: max_connections.max(1),
+        max_connections_per_ip: usize::MAX,
+        reserve_from: usize::MAX,
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
         timeout_floor: Duration::from_secs(2),
@@ -306,5 +310,82 @@ fn stable<S: StorageBackend>(
             text(StatusCode::NOT_FOUND, "not found\n")
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "error\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use xmpp_upload::service::{Inventory as _, RetentionPolicy, StoredFile};
+
+    use super::*;
+    use crate::retention::{Objects, Pending, Records};
+
+    /// The fastest of `n` runs of `f`.
+    fn fastest(n: usize, mut f: impl FnMut()) -> Duration {
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn token_comparison_time_does_not_reveal_the_length() {
+        assert!(tokens_match(b"s3cret-token", b"s3cret-token"));
+        assert!(!tokens_match(b"s3cret-token", b"s3cret-tokeN"));
+        assert!(!tokens_match(b"s3cret-toke", b"s3cret-token"));
+        assert!(!tokens_match(b"", b"s3cret-token"));
+        // A long token, so that the work of comparing shows: guessing the right length must
+        // not take measurably longer than a wrong one (a length check first returned at once
+        // for the wrong length and compared every byte for the right one).
+        let want = vec![b'a'; 256 * 1024];
+        let right_len = vec![b'b'; want.len()];
+        let wrong_len = vec![b'b'; want.len() - 1];
+        let same = fastest(15, || assert!(!tokens_match(&right_len, &want)));
+        let other = fastest(15, || assert!(!tokens_match(&wrong_len, &want)));
+        let ratio = same.as_secs_f64() / other.as_secs_f64().max(1e-9);
+        assert!(
+            (0.5..2.0).contains(&ratio),
+            "right length {same:?}, wrong length {other:?}"
+        );
+    }
+
+    #[test]
+    fn metrics_read_running_totals_not_a_copy_of_the_inventory() {
+        let records = Records::memory();
+        let inventory = records.inventory().unwrap();
+        let owner: BareJid = "romeo@example.org".parse().unwrap();
+        let t0 = OffsetDateTime::now_utc();
+        let n = 100_000u64;
+        for i in 0..n {
+            let key = format!("{i:032x}/f");
+            let file = StoredFile::new(owner.clone(), key, 10, t0);
+            inventory.record(file).unwrap();
+        }
+        let r = Retention {
+            records,
+            pending: Pending::default(),
+            objects: Objects::External,
+            policy: RetentionPolicy::new(),
+            metrics: Arc::new(Metrics::default()),
+            fallback_owner: owner.clone(),
+        };
+        let gauges = retention_gauges(&r);
+        assert!(gauges.contains(&("xmpp_upload_stored_files", "Files in the inventory.", n)));
+        assert!(gauges.contains(&(
+            "xmpp_upload_stored_bytes",
+            "Bytes in the inventory.",
+            10 * n
+        )));
+        // Copying 100,000 records per scrape took tens of milliseconds; totals take none.
+        let t = fastest(5, || {
+            let _ = retention_gauges(&r);
+        });
+        assert!(t < Duration::from_millis(2), "a scrape took {t:?}");
     }
 }

@@ -33,10 +33,17 @@ fn a_planted_owner_symlink_is_not_followed() {
     };
     retention.stored_local(&format!("{id}/a.txt"), 3, Some("text/plain"));
 
-    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me", "written through the symlink");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"keep me",
+        "written through the symlink"
+    );
     let m = std::fs::symlink_metadata(&owner_file).unwrap();
     assert!(m.file_type().is_file(), "the sidecar is still a symlink");
-    assert_eq!(std::fs::read_to_string(&owner_file).unwrap(), "upload.example.org");
+    assert_eq!(
+        std::fs::read_to_string(&owner_file).unwrap(),
+        "upload.example.org"
+    );
     // No temporary file is left behind.
     let left: Vec<_> = std::fs::read_dir(store.join(".tmp")).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
