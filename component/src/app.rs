@@ -210,8 +210,7 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
     };
     tracing::info!("retention: {found} stored files found in {}", dir.display());
 
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
+    let listener = http_store::listen(cfg.http.listen, LISTEN_BACKLOG)
         .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
     tracing::info!("http: listening on {} for {base_url}", cfg.http.listen);
     {
@@ -305,8 +304,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
     });
     let mut tasks = Vec::new();
     if let Some(stable) = cfg.stable_base()? {
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
+        let listener = http_store::listen(cfg.http.listen, LISTEN_BACKLOG)
             .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
         tracing::info!("http: stable links on {} for {stable}", cfg.http.listen);
         tasks.push(tokio::spawn(ops::serve_stable_links(
@@ -347,6 +345,9 @@ async fn run_external(common: Common, check: bool) -> Result<(), String> {
     }
     serve(common, service, None, Vec::new()).await
 }
+
+/// The public listener's accept queue (see `http_store::listen`).
+const LISTEN_BACKLOG: u32 = 4096;
 
 fn ops_max_connections(cfg: &Config) -> usize {
     cfg.ops.max_connections.unwrap_or(16)

@@ -718,6 +718,21 @@ impl Drop for Conn {
     }
 }
 
+/// A listener on `addr` with an accept queue of `backlog` connections (tokio's `bind` asks
+/// for 1,024): a burst of reconnecting flooders must not fill it, or a fresh client's SYN is
+/// dropped and it waits a second for the retransmission. The kernel caps it at
+/// `net.core.somaxconn` (4,096 by default).
+pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(backlog)
+}
+
 /// Accepts connections on `listener` forever and answers them, with the default
 /// [`StoreOptions`]; call it inside `tokio::spawn`. The store behind `service` verifies the
 /// URLs.
