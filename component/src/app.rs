@@ -229,8 +229,7 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
     };
     tracing::info!("retention: {found} stored files found in {}", dir.display());
 
-    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
+    let listener = http_store::listen(cfg.http.listen, LISTEN_BACKLOG)
         .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
     tracing::info!("http: listening on {} for {base_url}", cfg.http.listen);
     {
@@ -252,7 +251,16 @@ async fn run_local(common: Common, check: bool) -> Result<(), String> {
         stable_base: cfg.stable_base()?,
         log: true,
     };
-    let http = tokio::spawn(http_store::serve(listener, service.clone(), http_cfg));
+    let opts = http_store::StoreOptions {
+        limits: http_limits(cfg),
+        ..http_store::StoreOptions::default()
+    };
+    let http = tokio::spawn(http_store::serve_with(
+        listener,
+        service.clone(),
+        http_cfg,
+        opts,
+    ));
     // Abandoned temporary files of PUTs (the planner handles stored files).
     let temp_purge = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -323,8 +331,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
     });
     let mut tasks = Vec::new();
     if let Some(stable) = cfg.stable_base()? {
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
+        let listener = http_store::listen(cfg.http.listen, LISTEN_BACKLOG)
             .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
         tracing::info!("http: stable links on {} for {stable}", cfg.http.listen);
         tasks.push(tokio::spawn(ops::serve_stable_links(
@@ -332,6 +339,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
             service.clone(),
             stable,
             common.metrics.clone(),
+            http_limits(cfg),
         )));
     }
     serve(common, service, Some(retention), tasks).await
@@ -363,6 +371,50 @@ async fn run_external(common: Common, check: bool) -> Result<(), String> {
         return Ok(());
     }
     serve(common, service, None, Vec::new()).await
+}
+
+/// The public listener's accept queue (see `http_store::listen`).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn ops_max_connections(cfg: &Config) -> usize {
+    cfg.ops.max_connections.unwrap_or(16)
+}
+
+/// The public listener's caps and deadlines from `[http]`, with the connection caps cut to
+/// fit the open-file limit (raised to its hard limit first), less the ops listener's own
+/// reserve: a flood of the public listener never takes the descriptors `/healthz` needs.
+fn http_limits(cfg: &Config) -> http_store::Limits {
+    static OPEN_FILES: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let h = &cfg.http;
+    let secs = Duration::from_secs;
+    let mut l = http_store::Limits {
+        max_connections: h.max_connections,
+        max_connections_per_ip: h.max_connections_per_client.min(h.max_connections),
+        // The last quarter is kept for clients not yet connected.
+        reserve_from: h.max_connections - h.max_connections / 4,
+        header_timeout: secs(h.header_timeout_secs),
+        idle_timeout: secs(h.idle_timeout_secs),
+        ipv6_prefix: h.ipv6_prefix,
+        timeout_floor: secs(h.timeout_floor_secs),
+        ..http_store::Limits::default()
+    };
+    let open_files = *OPEN_FILES.get_or_init(ops::raise_open_files_limit);
+    if let Some(n) = open_files {
+        let ops_reserve = if cfg.ops.listen.is_some() {
+            ops_max_connections(cfg) as u64
+        } else {
+            0
+        };
+        if l.fit_to_open_files(n, ops_reserve) {
+            tracing::warn!(
+                "http: at most {} connections ({} per client): the open-file limit is {n} (raise it, e.g. LimitNOFILE= in the systemd unit, to allow http.max_connections = {})",
+                l.max_connections,
+                l.max_connections_per_ip,
+                h.max_connections
+            );
+        }
+    }
+    l
 }
 
 /// Waits (bounded) for the HTTP requests in flight to finish.
@@ -416,6 +468,7 @@ async fn serve<S: StorageBackend + 'static>(
                 admin_token,
                 xmpp_online: common.online.clone(),
             }),
+            ops::ops_limits(ops_max_connections(cfg)),
         )));
     }
     if let Some(r) = &retention {

@@ -61,8 +61,9 @@ impl SecretSource {
         if let Some(path) = &self.file {
             let path = expand_credentials_dir(path);
             warn_if_readable_by_others(&path, setting);
+            // The path is not echoed: a secret put in `*_file` by mistake would be.
             let raw = std::fs::read(&path)
-                .map_err(|e| format!("{setting}_file {}: {e}", path.display()))?;
+                .map_err(|e| format!("{setting}_file: cannot read the file it names: {e}"))?;
             let mut raw = Zeroizing::new(raw);
             if raw.last() == Some(&b'\n') {
                 raw.pop();
@@ -71,7 +72,7 @@ impl SecretSource {
                 }
             }
             if raw.is_empty() {
-                return Err(format!("{setting}_file {} is empty", path.display()));
+                return Err(format!("{setting}_file: the file it names is empty"));
             }
             return Ok(Some(Secret(raw)));
         }
@@ -81,8 +82,9 @@ impl SecretSource {
                 use std::os::unix::ffi::OsStringExt as _;
                 Ok(Some(Secret(Zeroizing::new(v.into_vec()))))
             }
+            // The name is not echoed: a secret put in `*_env` by mistake would be.
             _ if self.env.is_some() => Err(format!(
-                "{setting}_env: the environment variable {var} is not set"
+                "{setting}_env: the environment variable it names is not set"
             )),
             _ => Ok(None),
         }
@@ -281,6 +283,25 @@ pub struct HttpSection {
     /// How long in-flight requests may take to finish at shutdown, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_secs: u64,
+    /// Connections open at once, in all (cut to fit the open-file limit at start).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections open at once from one client (an IPv4 address, an IPv6 prefix).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// IPv6 clients are counted per prefix of this many bits.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// A new connection must send its request head within this many seconds.
+    #[serde(default = "default_conn_timeout")]
+    pub header_timeout_secs: u64,
+    /// A keep-alive connection may idle this many seconds between requests.
+    #[serde(default = "default_conn_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Above half of max_connections, the header, keep-alive and body-pause deadlines shrink
+    /// towards this many seconds, reached at nine tenths full (and kept for 5 s after a peak).
+    #[serde(default = "default_timeout_floor")]
+    pub timeout_floor_secs: u64,
 }
 
 impl Default for HttpSection {
@@ -290,8 +311,34 @@ impl Default for HttpSection {
             base_url: None,
             insecure_http: false,
             shutdown_grace_secs: default_shutdown_grace(),
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            ipv6_prefix: default_ipv6_prefix(),
+            header_timeout_secs: default_conn_timeout(),
+            idle_timeout_secs: default_conn_timeout(),
+            timeout_floor_secs: default_timeout_floor(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    2048
+}
+
+fn default_max_connections_per_client() -> usize {
+    32
+}
+
+fn default_ipv6_prefix() -> u8 {
+    64
+}
+
+fn default_conn_timeout() -> u64 {
+    30
+}
+
+fn default_timeout_floor() -> u64 {
+    2
 }
 
 fn default_http_listen() -> SocketAddr {
@@ -312,6 +359,9 @@ pub struct OpsSection {
     /// admin endpoints answer 404.
     pub admin_token_file: Option<PathBuf>,
     pub admin_token_env: Option<String>,
+    /// Connections open at once on the ops listener (default 16): a reserve of its own,
+    /// which floods of the public listener cannot take.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -539,16 +589,12 @@ impl Config {
         Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Parses a config. The error names the line and the problem, without quoting the file
-    /// (toml's own `Display` shows the offending line, which could hold a secret typed in by
-    /// mistake).
+    /// Parses a config. The error names the line, the key and what was expected, never a
+    /// value: neither the file's line (toml's own `Display` shows it) nor the value serde
+    /// quotes in a type error (`invalid type: string "…", expected u64`), which could be a
+    /// secret typed in by mistake.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| {
-            let line = e.span().map_or(0, |s| {
-                text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1
-            });
-            format!("line {line}: {}", e.message())
-        })
+        toml::from_str(text).map_err(|e| describe_toml_error(text, &e))
     }
 
     pub fn component_secret(&self) -> SecretSource {
@@ -663,8 +709,86 @@ impl Config {
                 "xmpp.max_in_flight_per_user must be between 1 and xmpp.max_in_flight".into(),
             );
         }
+        let h = &self.http;
+        if h.max_connections == 0 || h.max_connections_per_client == 0 {
+            return Err(
+                "http.max_connections and http.max_connections_per_client must be positive".into(),
+            );
+        }
+        if self.ops.max_connections == Some(0) {
+            return Err("ops.max_connections must be positive".into());
+        }
+        if h.ipv6_prefix > 128 {
+            return Err("http.ipv6_prefix must be between 0 and 128".into());
+        }
+        if h.header_timeout_secs == 0 || h.idle_timeout_secs == 0 || h.timeout_floor_secs == 0 {
+            return Err("http.header_timeout_secs, http.idle_timeout_secs and http.timeout_floor_secs must be positive".into());
+        }
         Ok(())
     }
+}
+
+/// A parse error as `line N: key.path: what was expected`, without any value of the file.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let span = e.span();
+    let line = span.as_ref().map_or(0, |s| {
+        text.get(..s.start).map_or(0, |t| t.matches('\n').count()) + 1
+    });
+    let msg = e.message();
+    // serde's "invalid type: string \"…\", expected …", "invalid value: …", "unknown variant
+    // `…`, expected …" and "invalid length …" quote the value: keep only what was expected.
+    let quotes_value = [
+        "invalid type",
+        "invalid value",
+        "unknown variant",
+        "invalid length",
+    ]
+    .iter()
+    .any(|p| msg.starts_with(p));
+    let what = match msg.split_once(", expected ") {
+        Some((_, expected)) if quotes_value => format!("expected {expected}"),
+        _ if quotes_value => "a value of the wrong type".to_owned(),
+        _ => msg.to_owned(),
+    };
+    match span.and_then(|s| key_path_at(text, s.start)) {
+        Some(path) => format!("line {line}: {path}: {what}"),
+        None => format!("line {line}: {what}"),
+    }
+}
+
+/// The dotted key path of the key or value at byte `pos` of a TOML document.
+fn key_path_at(text: &str, pos: usize) -> Option<String> {
+    use toml::de::{DeTable, DeValue};
+    fn find(t: &DeTable<'_>, pos: usize, path: &mut Vec<String>) -> bool {
+        for (k, v) in t.iter() {
+            let here = k.span().contains(&pos) || v.span().contains(&pos);
+            path.push(k.get_ref().to_string());
+            match v.get_ref() {
+                DeValue::Table(inner) if find(inner, pos, path) => return true,
+                DeValue::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        if let DeValue::Table(inner) = item.get_ref() {
+                            let depth = path.len();
+                            path.push(format!("[{i}]"));
+                            if find(inner, pos, path) {
+                                return true;
+                            }
+                            path.truncate(depth);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if here {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    let doc = DeTable::parse(text).ok()?;
+    let mut path = Vec::new();
+    find(doc.get_ref(), pos, &mut path).then(|| path.join(".").replace(".[", "["))
 }
 
 /// Days as a duration, for settings given in (possibly fractional) days.
@@ -692,6 +816,49 @@ mod tests {
     }
 
     #[test]
+    fn values_of_the_wrong_type_are_not_echoed() {
+        let secret = "hunter2-S3CR3T-hunter2";
+        // A string where a number goes: the key and the expected type, not the value.
+        let e = Config::parse(&format!("[http]\nmax_connections = '{secret}'\n")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("http.max_connections"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        // A secret typed into an enum or a nested key.
+        let e = Config::parse(&format!("[storage]\nkind = '{secret}'\n")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("storage.kind"), "{e}");
+        let e = Config::parse(&format!(
+            "[xmpp]\nmax_stanza_depth = {{ x = '{secret}' }}\n"
+        ))
+        .unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("xmpp.max_stanza_depth"), "{e}");
+        let e = Config::parse(&format!(
+            "[service]\nallow_domains = [1, '{secret}', true]\n"
+        ))
+        .unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = Config::parse(&format!("[log]\nlevel = ['{secret}']\n")).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("log.level"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_put_in_env_or_file_by_mistake_is_not_echoed() {
+        let secret = "hunter2-S3CR3T-hunter2";
+        let c = Config::parse(&format!("[xmpp]\ncomponent_secret_env = '{secret}'\n")).unwrap();
+        let e = c
+            .component_secret()
+            .require("xmpp.component_secret", "NOPE")
+            .unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("xmpp.component_secret_env"), "{e}");
+        let c = Config::parse(&format!("[ops]\nadmin_token_file = '{secret}'\n")).unwrap();
+        let e = c.admin_token().load("ops.admin_token", "NOPE").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn secrets_from_files_and_env_never_debug_printed() {
         let dir =
             std::env::temp_dir().join(format!("upload-component-test-{}", std::process::id()));
@@ -705,7 +872,7 @@ mod tests {
         assert!(!format!("{s:?}").contains("sekrit"));
         let missing = SecretSource::new(None, Some("UPLOAD_COMPONENT_TEST_UNSET".into()));
         let e = missing.require("x", "NOPE").unwrap_err();
-        assert!(e.contains("UPLOAD_COMPONENT_TEST_UNSET"), "{e}");
+        assert!(e.contains("x_env"), "{e}");
         assert!(SecretSource::default()
             .load("x", "UPLOAD_COMPONENT_TEST_UNSET2")
             .unwrap()

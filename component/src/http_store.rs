@@ -39,10 +39,10 @@ use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -108,13 +108,13 @@ pub struct HttpStoreConfig {
 pub struct Limits {
     /// Connections open at once, in all.
     pub max_connections: usize,
-    /// Connections open at once from one IP address (IPv6: one /64).
+    /// Connections open at once from one client: one IPv4 address, or one IPv6 prefix of
+    /// [`Limits::ipv6_prefix`] bits.
     pub max_connections_per_ip: usize,
     /// Once this many connections are open, an address already holding one gets no more:
     /// the rest is kept for addresses not yet connected.
     pub reserve_from: usize,
-    /// A request head must arrive within this time, and a keep-alive connection may idle
-    /// this long between requests.
+    /// A new connection must send its first request head within this time.
     pub header_timeout: Duration,
     /// A PUT body may pause at most this long between two chunks.
     pub body_idle_timeout: Duration,
@@ -122,6 +122,15 @@ pub struct Limits {
     pub put_grace: Duration,
     /// A GET or HEAD answer must be sent within this time.
     pub get_deadline: Duration,
+    /// A keep-alive connection may idle this long between requests.
+    pub idle_timeout: Duration,
+    /// IPv6 clients are counted per prefix of this many bits (64: one /64, what one host or
+    /// one home network usually gets; 48 or 56 for stricter caps), 0 to 128.
+    pub ipv6_prefix: u8,
+    /// Under pressure (more than half of [`Limits::max_connections`] open), the header,
+    /// keep-alive and body-pause deadlines shrink linearly towards this floor, which they
+    /// reach at nine tenths full.
+    pub timeout_floor: Duration,
 }
 
 impl Default for Limits {
@@ -134,7 +143,56 @@ impl Default for Limits {
             body_idle_timeout: Duration::from_secs(60),
             put_grace: Duration::from_secs(30),
             get_deadline: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(30),
+            ipv6_prefix: 64,
+            timeout_floor: Duration::from_secs(2),
         }
+    }
+}
+
+/// File descriptors kept out of the connection budget of [`Limits::fit_to_open_files`]:
+/// standard streams, the runtime, listeners, the XMPP and database connections, logs.
+pub const FD_RESERVE: u64 = 64;
+
+impl Limits {
+    /// These limits with `max_connections` cut (and `reserve_from`, `max_connections_per_ip`
+    /// with it) so that the connections, each with a file it may be serving or receiving,
+    /// fit in `open_files` descriptors less [`FD_RESERVE`] and `reserved` (other listeners'
+    /// caps). Returns whether anything was cut.
+    pub fn fit_to_open_files(&mut self, open_files: u64, reserved: u64) -> bool {
+        let budget = open_files
+            .saturating_sub(FD_RESERVE)
+            .saturating_sub(reserved)
+            / 2;
+        let budget = usize::try_from(budget).unwrap_or(usize::MAX).max(1);
+        if self.max_connections <= budget {
+            return false;
+        }
+        let old = self.max_connections;
+        self.max_connections = budget;
+        // Keep the headroom proportion (default: the last quarter for new addresses).
+        self.reserve_from = ((self.reserve_from as u128 * budget as u128) / old.max(1) as u128)
+            .try_into()
+            .unwrap_or(budget);
+        self.max_connections_per_ip = self.max_connections_per_ip.min(budget);
+        true
+    }
+
+    /// `full` scaled down under pressure: unchanged up to half full, then linearly down to
+    /// [`Limits::timeout_floor`], reached at nine tenths full (so that the few places a cut
+    /// frees, refilled by a flood, do not give the other holders their time back).
+    pub fn under_pressure(&self, full: Duration, open: usize) -> Duration {
+        let max = self.max_connections.max(1);
+        let half = max / 2;
+        let high = (max - max / 10).max(half + 1);
+        if open <= half || full <= self.timeout_floor {
+            return full;
+        }
+        let over = (open.min(high) - half) as u128;
+        let span = (high - half) as u128;
+        let floor = self.timeout_floor.as_millis();
+        let cut = (full.as_millis() - floor) * over / span;
+        Duration::from_millis(u64::try_from(full.as_millis() - cut).unwrap_or(u64::MAX))
     }
 }
 
@@ -156,14 +214,8 @@ struct State {
     stable_path: Option<String>,
     /// Object keys with a PUT in progress.
     in_flight: Mutex<HashSet<String>>,
-    /// Open connections per address, and in all.
-    conns: Mutex<ConnCount>,
-}
-
-#[derive(Default)]
-struct ConnCount {
-    total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Open connections per client, and in all.
+    gate: Arc<Gate>,
 }
 
 fn dir_path(u: &Url) -> String {
@@ -251,95 +303,449 @@ pub fn log(line: std::fmt::Arguments<'_>) {
     );
 }
 
-/// The address a connection counts against: the IP, or its /64 for IPv6.
-fn conn_key(peer: &SocketAddr) -> IpAddr {
-    match peer.ip() {
+/// The client a connection counts against: the IPv4 address (also when mapped into IPv6),
+/// or the IPv6 address cut to its first `prefix` bits.
+pub fn client_key(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
-                let mut seg = v6.segments();
-                seg[4..].fill(0);
-                IpAddr::V6(seg.into())
+                let bits = u32::from(prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
             }
         },
         v4 => v4,
     }
 }
 
-/// A connection's place under the caps; released when dropped.
-struct ConnSlot {
-    state: Arc<State>,
-    key: IpAddr,
+/// Says something at most once a second, with a count of what was not said in between.
+struct RateLog {
+    name: &'static str,
+    log: fn(std::fmt::Arguments<'_>),
+    state: Mutex<RateState>,
 }
 
-impl ConnSlot {
-    fn acquire(state: &Arc<State>, peer: &SocketAddr) -> Option<Self> {
-        let key = conn_key(peer);
-        let l = &state.opts.limits;
-        let mut c = state.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        let mine = c.per_ip.get(&key).copied().unwrap_or(0);
-        if c.total >= l.max_connections
-            || mine >= l.max_connections_per_ip
-            || (c.total >= l.reserve_from && mine > 0)
-        {
-            return None;
-        }
-        c.total += 1;
-        *c.per_ip.entry(key).or_insert(0) += 1;
-        Some(Self {
-            state: state.clone(),
-            key,
-        })
+#[derive(Default)]
+struct RateState {
+    last: Option<Instant>,
+    full: u64,
+    per_client: u64,
+    headroom: u64,
+    evicted: u64,
+    accept_errors: u64,
+    last_error: Option<io::ErrorKind>,
+}
+
+/// Why a connection was turned away (or made room for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turned {
+    Full,
+    PerClient,
+    Headroom,
+    Evicted,
+    AcceptError(io::ErrorKind),
+}
+
+impl RateLog {
+    fn note(&self, what: Turned) {
+        let line = {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match what {
+                Turned::Full => s.full += 1,
+                Turned::PerClient => s.per_client += 1,
+                Turned::Headroom => s.headroom += 1,
+                Turned::Evicted => s.evicted += 1,
+                Turned::AcceptError(kind) => {
+                    s.accept_errors += 1;
+                    s.last_error = Some(kind);
+                }
+            }
+            let now = Instant::now();
+            if s.last
+                .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+            {
+                return;
+            }
+            let since = s.last.map_or(String::new(), |t| {
+                format!(" in {}ms", now.duration_since(t).as_millis())
+            });
+            let mut line = String::new();
+            let refused = s.full + s.per_client + s.headroom;
+            if refused > 0 {
+                let _ = write!(
+                    line,
+                    "refused {refused} connections (full {}, client over its cap {}, headroom kept for new clients {})",
+                    s.full, s.per_client, s.headroom
+                );
+            }
+            if s.evicted > 0 {
+                let sep = if line.is_empty() { "" } else { "; " };
+                let _ = write!(
+                    line,
+                    "{sep}closed {} idle connections to make room",
+                    s.evicted
+                );
+            }
+            if s.accept_errors > 0 {
+                let sep = if line.is_empty() { "" } else { "; " };
+                let kind = s.last_error.map_or(String::new(), |k| format!(": {k}"));
+                let _ = write!(line, "{sep}accept failed {} times{kind}", s.accept_errors);
+            }
+            let name = self.name;
+            *s = RateState {
+                last: Some(now),
+                ..RateState::default()
+            };
+            format!("{name}: {line}{since}")
+        };
+        (self.log)(format_args!("{line}"));
     }
 }
 
-impl Drop for ConnSlot {
-    fn drop(&mut self) {
-        let mut c = self
-            .state
-            .conns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                c.per_ip.remove(&self.key);
+/// The caps and deadlines of one listener, shared by its connections: at most so many open in
+/// all and per client, the last part kept for clients not yet connected, and idle connections
+/// (waiting for a request head) cut sooner as the listener fills. When it is full, a new
+/// connection closes the longest-idle one instead of being refused, so a slowloris flood
+/// cannot keep a fresh client out.
+pub struct Gate {
+    limits: Limits,
+    epoch: Instant,
+    next_id: AtomicU64,
+    conns: Mutex<ConnCount>,
+    refusals: RateLog,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("name", &self.refusals.name)
+            .field("open", &self.open())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct ConnCount {
+    total: usize,
+    per_client: HashMap<IpAddr, usize>,
+    /// Connections waiting for a request head (new or keep-alive), by (idle since, id).
+    /// Weak: a closed connection's `Drop` takes it out.
+    idle: std::collections::BTreeMap<(u64, u64), std::sync::Weak<Conn>>,
+    /// The most connections open over the last [`PRESSURE_HOLD`], and since when.
+    peak: usize,
+    peak_at: Option<Instant>,
+}
+
+/// How long a peak of open connections keeps the deadlines short: the places that cutting
+/// idle holders frees must not give the remaining holders their time back at once.
+const PRESSURE_HOLD: Duration = Duration::from_secs(5);
+
+/// The `idle_since` of a connection that is handling a request.
+const BUSY: u64 = u64::MAX;
+/// How often an idle connection re-reads the pressure on its listener.
+const RECHECK: Duration = Duration::from_millis(500);
+
+impl Gate {
+    /// A gate named `name` in log lines, which go to `log`.
+    pub fn new(name: &'static str, limits: Limits, log: fn(std::fmt::Arguments<'_>)) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            epoch: Instant::now(),
+            next_id: AtomicU64::new(0),
+            conns: Mutex::new(ConnCount::default()),
+            refusals: RateLog {
+                name,
+                log,
+                state: Mutex::new(RateState::default()),
+            },
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.lock().total
+    }
+
+    /// The pressure the deadlines follow: the most connections open over the last few
+    /// seconds.
+    fn pressure(&self) -> usize {
+        let mut c = self.lock();
+        let now = Instant::now();
+        let stale = c
+            .peak_at
+            .is_none_or(|t| now.duration_since(t) >= PRESSURE_HOLD);
+        if c.total >= c.peak || stale {
+            c.peak = c.total;
+            c.peak_at = Some(now);
+        }
+        c.peak
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnCount> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ms(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_millis()).unwrap_or(BUSY - 1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.epoch + Duration::from_millis(ms)
+    }
+
+    /// Accepts the next connection the caps let in. Accept errors (out of file descriptors)
+    /// back off briefly; refusals and accept errors are logged at most once a second.
+    pub async fn accept(
+        self: &Arc<Self>,
+        listener: &TcpListener,
+    ) -> (tokio::net::TcpStream, Arc<Conn>) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.refusals.note(Turned::AcceptError(e.kind()));
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            match self.admit(peer.ip()) {
+                Ok(conn) => {
+                    let _ = stream.set_nodelay(true);
+                    return (stream, conn);
+                }
+                Err(why) => {
+                    drop(stream);
+                    self.refusals.note(why);
+                }
             }
         }
     }
+
+    /// Counts a connection from `ip` in, or says why not; at the cap, the longest-idle
+    /// connection is closed to make room.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Arc<Conn>, Turned> {
+        let key = client_key(ip, self.limits.ipv6_prefix);
+        let l = &self.limits;
+        let mut evicted = None;
+        let conn = {
+            let mut c = self.lock();
+            let mine = c.per_client.get(&key).copied().unwrap_or(0);
+            if mine >= l.max_connections_per_ip {
+                return Err(Turned::PerClient);
+            }
+            if c.total >= l.reserve_from && mine > 0 {
+                return Err(Turned::Headroom);
+            }
+            if c.total >= l.max_connections {
+                let Some((_, victim)) = c.idle.pop_first() else {
+                    return Err(Turned::Full);
+                };
+                // One that is being dropped right now gives its place back itself.
+                if let Some(victim) = victim.upgrade() {
+                    if !victim.released.swap(true, Ordering::Relaxed) {
+                        release(&mut c, victim.key);
+                        evicted = Some(victim);
+                    }
+                }
+            }
+            let now = Instant::now();
+            let conn = Arc::new(Conn {
+                gate: self.clone(),
+                key,
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                served: AtomicBool::new(false),
+                idle_since: AtomicU64::new(self.ms(now)),
+                deadline_ms: AtomicU64::new(0),
+                released: AtomicBool::new(false),
+                evicted: AtomicBool::new(false),
+                moved: tokio::sync::Notify::new(),
+            });
+            c.total += 1;
+            *c.per_client.entry(key).or_insert(0) += 1;
+            c.idle
+                .insert((self.ms(now), conn.id), Arc::downgrade(&conn));
+            conn
+        };
+        if let Some(v) = evicted {
+            v.evicted.store(true, Ordering::Relaxed);
+            v.moved.notify_one();
+            self.refusals.note(Turned::Evicted);
+        }
+        Ok(conn)
+    }
 }
 
-/// When the connection is closed unless something moves the time: the handler sets it
-/// per request, and an answer's body resets it to the keep-alive idle time once sent.
-struct Watchdog {
-    origin: Instant,
+fn release(c: &mut ConnCount, key: IpAddr) {
+    c.total = c.total.saturating_sub(1);
+    if let Some(n) = c.per_client.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            c.per_client.remove(&key);
+        }
+    }
+}
+
+/// A connection's place under its [`Gate`], and when it is closed unless something moves
+/// the time: idle (waiting for a request head), it gets the header or keep-alive timeout,
+/// shortened under pressure; busy, the deadline its handler set. Released when dropped.
+pub struct Conn {
+    gate: Arc<Gate>,
+    key: IpAddr,
+    id: u64,
+    /// Whether a request was answered (the idle time is then the keep-alive one).
+    served: AtomicBool,
+    /// Milliseconds since the gate's epoch when it went idle, or [`BUSY`].
+    idle_since: AtomicU64,
+    /// While busy: the deadline, in milliseconds since the gate's epoch.
     deadline_ms: AtomicU64,
+    /// Its place was given back (evicted, or dropped).
+    released: AtomicBool,
+    /// Closed to make room for a new connection.
+    evicted: AtomicBool,
     /// Wakes the watcher when the deadline moves (it may move earlier).
     moved: tokio::sync::Notify,
 }
 
-impl Watchdog {
-    fn new(deadline: Instant) -> Self {
-        let w = Self {
-            origin: Instant::now(),
-            deadline_ms: AtomicU64::new(0),
-            moved: tokio::sync::Notify::new(),
-        };
-        w.set(deadline);
-        w
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
+}
 
-    fn set(&self, at: Instant) {
-        let ms = at.saturating_duration_since(self.origin).as_millis();
-        self.deadline_ms
-            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+impl Conn {
+    /// A request is being handled: the connection is closed at `at` unless moved again.
+    pub fn busy_until(&self, at: Instant) {
+        let g = &self.gate;
+        let was = self.idle_since.swap(BUSY, Ordering::Relaxed);
+        self.deadline_ms.store(g.ms(at), Ordering::Relaxed);
+        if was != BUSY && !self.released.load(Ordering::Relaxed) {
+            g.lock().idle.remove(&(was, self.id));
+        }
         self.moved.notify_one();
     }
 
-    fn get(&self) -> Instant {
-        self.origin + Duration::from_millis(self.deadline_ms.load(Ordering::Relaxed))
+    /// The answer is sent: the connection waits for the next request head.
+    pub fn idle(self: &Arc<Self>) {
+        let g = &self.gate;
+        self.served.store(true, Ordering::Relaxed);
+        let now = g.ms(Instant::now());
+        let was = self.idle_since.swap(now, Ordering::Relaxed);
+        {
+            let mut c = g.lock();
+            if !self.released.load(Ordering::Relaxed) {
+                if was != BUSY {
+                    c.idle.remove(&(was, self.id));
+                }
+                c.idle.insert((now, self.id), Arc::downgrade(self));
+            }
+        }
+        self.moved.notify_one();
     }
+
+    /// When the connection is closed if nothing moves: for an idle one, from the pressure
+    /// on its listener now.
+    fn deadline(&self) -> Instant {
+        let g = &self.gate;
+        let since = self.idle_since.load(Ordering::Relaxed);
+        if since == BUSY {
+            return g.at(self.deadline_ms.load(Ordering::Relaxed));
+        }
+        let l = &g.limits;
+        let full = if self.served.load(Ordering::Relaxed) {
+            l.idle_timeout
+        } else {
+            l.header_timeout
+        };
+        g.at(since) + l.under_pressure(full, g.pressure())
+    }
+
+    /// The limits of its listener.
+    pub fn limits(&self) -> &Limits {
+        &self.gate.limits
+    }
+
+    /// A PUT body's pause limit now, shortened under pressure like the idle deadlines.
+    pub fn body_idle_timeout(&self) -> Duration {
+        let g = &self.gate;
+        g.limits
+            .under_pressure(g.limits.body_idle_timeout, g.pressure())
+    }
+
+    /// Drives `conn` (a hyper connection) until it ends, its deadline passes or it is
+    /// evicted; dropping it closes it.
+    pub async fn watch<F: std::future::Future>(&self, conn: F) {
+        tokio::pin!(conn);
+        loop {
+            if self.evicted.load(Ordering::Relaxed) {
+                break;
+            }
+            let now = Instant::now();
+            let at = self.deadline();
+            if at <= now {
+                break;
+            }
+            // Idle: look at the pressure again now and then (it shortens the deadline).
+            let wake = if self.idle_since.load(Ordering::Relaxed) == BUSY {
+                at
+            } else {
+                at.min(now + RECHECK)
+            };
+            tokio::select! {
+                _ = conn.as_mut() => break,
+                () = self.moved.notified() => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// `resp` with a body that, once sent (or dropped), makes the connection idle again.
+    pub fn watched(self: &Arc<Self>, resp: Response<Body>) -> Response<Body> {
+        resp.map(|inner| {
+            Watched {
+                inner,
+                conn: self.clone(),
+            }
+            .boxed()
+        })
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.released.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let mut c = self.gate.lock();
+        let since = self.idle_since.load(Ordering::Relaxed);
+        if since != BUSY {
+            c.idle.remove(&(since, self.id));
+        }
+        release(&mut c, self.key);
+    }
+}
+
+/// A listener on `addr` with an accept queue of `backlog` connections (tokio's `bind` asks
+/// for 1,024): a burst of reconnecting flooders must not fill it, or a fresh client's SYN is
+/// dropped and it waits a second for the retransmission. The kernel caps it at
+/// `net.core.somaxconn` (4,096 by default).
+pub fn listen(addr: std::net::SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(backlog)
 }
 
 /// Accepts connections on `listener` forever and answers them, with the default
@@ -356,6 +762,7 @@ pub async fn serve_with(
     cfg: HttpStoreConfig,
     opts: StoreOptions,
 ) {
+    let gate = Gate::new("http", opts.limits.clone(), log);
     let state = Arc::new(State {
         base_path: dir_path(&cfg.base_url),
         stable_path: cfg.stable_base.as_ref().map(dir_path),
@@ -363,53 +770,26 @@ pub async fn serve_with(
         cfg,
         opts,
         in_flight: Mutex::new(HashSet::new()),
-        conns: Mutex::new(ConnCount::default()),
+        gate,
     });
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                log(format_args!("http: accept failed: {e}"));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        let Some(slot) = ConnSlot::acquire(&state, &peer) else {
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, conn) = state.gate.accept(&listener).await;
         let state = state.clone();
         tokio::spawn(async move {
             let limits = &state.opts.limits;
-            let dog = Arc::new(Watchdog::new(Instant::now() + limits.header_timeout));
             let service = {
-                let (state, dog) = (state.clone(), dog.clone());
+                let (state, conn) = (state.clone(), conn.clone());
                 hyper::service::service_fn(move |req| {
-                    let (state, dog) = (state.clone(), dog.clone());
-                    async move { Ok::<_, Infallible>(handle(req, &state, &dog).await) }
+                    let (state, conn) = (state.clone(), conn.clone());
+                    async move { Ok::<_, Infallible>(handle(req, &state, &conn).await) }
                 })
             };
-            let conn = hyper::server::conn::http1::Builder::new()
+            // hyper's own header timer is a backstop: the watcher cuts sooner under pressure.
+            let http = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                .header_read_timeout(limits.header_timeout.max(limits.idle_timeout))
                 .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            loop {
-                let at = dog.get();
-                tokio::select! {
-                    _ = conn.as_mut() => break,
-                    () = dog.moved.notified() => {}
-                    () = tokio::time::sleep_until(at.into()) => {
-                        // Dropping the connection closes it.
-                        if dog.get() <= Instant::now() {
-                            break;
-                        }
-                    }
-                }
-            }
-            drop(slot);
+            conn.watch(http).await;
         });
     }
 }
@@ -472,13 +852,12 @@ fn empty() -> Body {
 /// time again.
 struct Watched {
     inner: Body,
-    dog: Arc<Watchdog>,
-    idle: Duration,
+    conn: Arc<Conn>,
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        self.dog.set(Instant::now() + self.idle);
+        self.conn.idle();
     }
 }
 
@@ -502,12 +881,12 @@ impl hyper::body::Body for Watched {
     }
 }
 
-async fn handle(req: Request<Incoming>, st: &State, dog: &Arc<Watchdog>) -> Response<Body> {
+async fn handle(req: Request<Incoming>, st: &State, dog: &Arc<Conn>) -> Response<Body> {
     let _in_flight = InFlightRequest::new();
     let started = Instant::now();
     let limits = &st.opts.limits;
     // Until the handler knows better: a short budget.
-    dog.set(started + limits.header_timeout);
+    dog.busy_until(started + limits.header_timeout);
     let method = req.method().clone();
     let mut out = route(req, st, dog).await;
     let h = out.resp.headers_mut();
@@ -547,14 +926,7 @@ async fn handle(req: Request<Incoming>, st: &State, dog: &Arc<Watchdog>) -> Resp
             started.elapsed().as_millis()
         ));
     }
-    out.resp.map(|inner| {
-        Watched {
-            inner,
-            dog: dog.clone(),
-            idle: limits.header_timeout,
-        }
-        .boxed()
-    })
+    dog.watched(out.resp)
 }
 
 /// The slot-ID prefix for the log, taken from the path before anything is verified: only
@@ -570,7 +942,7 @@ fn is_slot_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-async fn route(req: Request<Incoming>, st: &State, dog: &Watchdog) -> Outcome {
+async fn route(req: Request<Incoming>, st: &State, dog: &Conn) -> Outcome {
     let path = req.uri().path().to_owned();
     let label = slot_label(&path, &st.base_path);
     let method = req.method().clone();
@@ -590,7 +962,7 @@ async fn route(req: Request<Incoming>, st: &State, dog: &Watchdog) -> Outcome {
     match method {
         Method::PUT => put(req, st, label, dog).await,
         Method::GET | Method::HEAD => {
-            dog.set(Instant::now() + st.opts.limits.get_deadline);
+            dog.busy_until(Instant::now() + st.opts.limits.get_deadline);
             let (parts, _body) = req.into_parts();
             get(st, &parts, label).await
         }
@@ -723,7 +1095,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Watchdog) -> Outcome {
+async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Conn) -> Outcome {
     let now = OffsetDateTime::now_utc();
     let (parts, body) = req.into_parts();
     let verified = match st.service.storage().verify_put_parts(&parts, now) {
@@ -759,19 +1131,10 @@ async fn put(req: Request<Incoming>, st: &State, label: String, dog: &Watchdog) 
         .try_into()
         .unwrap_or(Duration::ZERO);
     let deadline = Instant::now() + left + st.opts.limits.put_grace;
-    dog.set(deadline + ANSWER_SLACK);
-    let limits = &st.opts.limits;
+    dog.busy_until(deadline + ANSWER_SLACK);
     let stored = tokio::time::timeout_at(
         deadline.into(),
-        store(
-            body,
-            &st.cfg.store_dir,
-            &verified,
-            &dir,
-            &file,
-            &meta,
-            limits,
-        ),
+        store(body, &st.cfg.store_dir, &verified, &dir, &file, &meta, dog),
     )
     .await;
     match stored {
@@ -846,7 +1209,7 @@ async fn store(
     dir: &Path,
     file: &Path,
     meta: &Path,
-    limits: &Limits,
+    dog: &Conn,
 ) -> Result<u64, Refusal> {
     let tmp_dir = store_dir.join(TEMP_DIR);
     tokio::fs::create_dir_all(&tmp_dir)
@@ -856,7 +1219,7 @@ async fn store(
         return Err((StatusCode::INTERNAL_SERVER_ERROR, "temp dir".into()));
     }
     let tmp = TempFile(temp_name(&tmp_dir, ""));
-    let bytes = receive(body, &tmp.0, v.body_check(), limits.body_idle_timeout).await?;
+    let bytes = receive(body, &tmp.0, v.body_check(), dog).await?;
     place(&tmp.0, &tmp_dir, dir, file, meta, v.content_type.as_deref()).await?;
     Ok(bytes)
 }
@@ -865,7 +1228,7 @@ async fn receive(
     mut body: Incoming,
     tmp: &Path,
     mut check: BodyCheck,
-    idle: Duration,
+    dog: &Conn,
 ) -> Result<u64, Refusal> {
     let f = no_follow()
         .write(true)
@@ -875,7 +1238,8 @@ async fn receive(
         .map_err(|e| io_refusal("temp file", &e))?;
     let mut out = BufWriter::with_capacity(256 * 1024, f);
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        // The pause limit shrinks as the listener fills.
+        let frame = match tokio::time::timeout(dog.body_idle_timeout(), body.frame()).await {
             Err(_) => return Err((StatusCode::REQUEST_TIMEOUT, "body stalled".into())),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Err((StatusCode::BAD_REQUEST, "body ended early".into())),
@@ -961,6 +1325,33 @@ async fn place(
             Err(io_refusal("link", &e))
         }
     }
+}
+
+/// Writes `contents` to `dest` (a sidecar such as `{slot id}.owner` in `store_dir`) the way
+/// the store writes its own: a new temporary file in `{store_dir}/.tmp`, opened without
+/// following symlinks, synced, then renamed over `dest` (a planted symlink there is replaced,
+/// never written through). Blocking: for hooks and start-up code.
+pub fn write_sidecar_blocking(store_dir: &Path, dest: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp_dir = store_dir.join(TEMP_DIR);
+    std::fs::create_dir_all(&tmp_dir)?;
+    if !std::fs::symlink_metadata(&tmp_dir).is_ok_and(|m| m.is_dir()) {
+        return Err(io::Error::other(
+            "the temporary directory is not a directory",
+        ));
+    }
+    let tmp = TempFile(temp_name(&tmp_dir, ".side"));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    o.custom_flags(libc::O_NOFOLLOW);
+    let mut f = o.open(&tmp.0)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp.0, dest)
 }
 
 async fn read_content_type(meta: &Path) -> HeaderValue {
@@ -1391,4 +1782,146 @@ pub fn spawn_purge(store_dir: PathBuf, retention: Duration) -> tokio::task::Join
             }
         }
     })
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_per_configured_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:3:bbbb::2".parse().unwrap();
+        // Per /64 (the default), two /64s of one /48 are two clients …
+        assert_ne!(client_key(a, 64), client_key(b, 64));
+        assert_eq!(
+            client_key(a, 64),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
+        // … per /48 they are one.
+        assert_eq!(client_key(a, 48), client_key(b, 48));
+        assert_eq!(client_key(a, 128), a);
+        assert_eq!(client_key(a, 0), "::".parse::<IpAddr>().unwrap());
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            client_key(mapped, 48),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        let limits = Limits {
+            ipv6_prefix: 48,
+            max_connections_per_ip: 2,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, |_| {});
+        let _one = gate.admit(a).unwrap();
+        let _two = gate.admit(b).unwrap();
+        assert!(matches!(gate.admit(a), Err(Turned::PerClient)));
+    }
+
+    #[test]
+    fn deadlines_shrink_towards_the_floor_as_the_listener_fills() {
+        let l = Limits {
+            max_connections: 100,
+            timeout_floor: Duration::from_secs(2),
+            ..Limits::default()
+        };
+        let t = Duration::from_secs(30);
+        assert_eq!(l.under_pressure(t, 0), t);
+        assert_eq!(l.under_pressure(t, 50), t);
+        assert_eq!(l.under_pressure(t, 70), Duration::from_secs(16));
+        assert_eq!(l.under_pressure(t, 90), Duration::from_secs(2));
+        assert_eq!(l.under_pressure(t, 100), Duration::from_secs(2));
+        assert_eq!(l.under_pressure(t, 1000), Duration::from_secs(2));
+        // A timeout already below the floor stays.
+        assert_eq!(
+            l.under_pressure(Duration::from_secs(1), 100),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn connection_caps_fit_the_open_file_limit() {
+        let mut l = Limits::default();
+        assert!(!l.fit_to_open_files(1 << 20, 16));
+        assert_eq!(l.max_connections, 2048);
+        // 1,024 files: 64 reserved, 16 for the ops listener, two per connection.
+        assert!(l.fit_to_open_files(1024, 16));
+        assert_eq!(l.max_connections, 472);
+        assert_eq!(l.reserve_from, 354);
+        assert_eq!(l.max_connections_per_ip, 32);
+        let mut tiny = Limits::default();
+        tiny.fit_to_open_files(10, 16);
+        assert_eq!(tiny.max_connections, 1);
+        assert_eq!(tiny.max_connections_per_ip, 1);
+    }
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn capture(line: std::fmt::Arguments<'_>) {
+        LINES.lock().unwrap().push(line.to_string());
+    }
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_second_with_a_count() {
+        let limits = Limits {
+            max_connections: 1,
+            max_connections_per_ip: 1,
+            reserve_from: 1,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, capture);
+        let ip: IpAddr = "127.0.0.2".parse().unwrap();
+        let _held = gate.admit(ip).unwrap();
+        for _ in 0..500 {
+            if let Err(why) = gate.admit(ip) {
+                gate.refusals.note(why);
+            }
+        }
+        gate.refusals
+            .note(Turned::AcceptError(io::ErrorKind::Other));
+        {
+            let lines = LINES.lock().unwrap();
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(lines[0].contains("refused 1 connections"), "{lines:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        gate.refusals.note(Turned::Full);
+        let lines = LINES.lock().unwrap();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        // The 499 suppressed refusals and the accept error are counted in the next line.
+        assert!(lines[1].contains("refused 500 connections"), "{lines:?}");
+        assert!(lines[1].contains("accept failed 1 times"), "{lines:?}");
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_connection_makes_room() {
+        let limits = Limits {
+            max_connections: 3,
+            max_connections_per_ip: 3,
+            reserve_from: 3,
+            ..Limits::default()
+        };
+        let gate = Gate::new("t", limits, |_| {});
+        let ip = |n: u8| IpAddr::from([127, 0, 0, n]);
+        let a = gate.admit(ip(2)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = gate.admit(ip(3)).unwrap();
+        let c = gate.admit(ip(4)).unwrap();
+        // `b` is busy with a request: not evictable. `a` idles longest.
+        b.busy_until(Instant::now() + Duration::from_secs(60));
+        let d = gate.admit(ip(5)).unwrap();
+        assert!(a.evicted.load(Ordering::Relaxed));
+        assert_eq!(gate.open(), 3);
+        let e = gate.admit(ip(6)).unwrap();
+        assert!(c.evicted.load(Ordering::Relaxed));
+        assert!(!b.evicted.load(Ordering::Relaxed));
+        // Only busy ones left besides the newest idle ones: `d`, then `e`.
+        d.busy_until(Instant::now() + Duration::from_secs(60));
+        e.busy_until(Instant::now() + Duration::from_secs(60));
+        assert!(matches!(gate.admit(ip(7)), Err(Turned::Full)));
+        drop((a, c));
+        assert_eq!(gate.open(), 3);
+        drop((b, d, e));
+        assert_eq!(gate.open(), 0);
+    }
 }

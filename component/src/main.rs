@@ -156,9 +156,9 @@ fn main() -> ExitCode {
     let level = match cfg.log.level.parse::<tracing::Level>() {
         Ok(l) => l,
         Err(_) => {
+            // Not echoed, like every config value.
             eprintln!(
-                "xmpp-upload-component: log.level: unknown level {:?}",
-                cfg.log.level
+                "xmpp-upload-component: log.level: unknown level (error, warn, info, debug or trace)"
             );
             return ExitCode::from(2);
         }

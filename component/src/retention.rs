@@ -451,7 +451,13 @@ impl Retention {
         };
         if let Objects::Local(dir) = &self.objects {
             if let Some((_, _, _, owner_file)) = local_paths(dir, key) {
-                if let Err(e) = std::fs::write(&owner_file, owner.as_str()) {
+                // Never through a symlink planted in the store: temporary file + rename.
+                let written = super::http_store::write_sidecar_blocking(
+                    dir,
+                    &owner_file,
+                    owner.as_str().as_bytes(),
+                );
+                if let Err(e) = written {
                     tracing::warn!("retention: cannot write the owner of {key}: {}", e.kind());
                 }
             }

@@ -1,7 +1,9 @@
 //! The example HTTP store under abuse (issue 11, finding d): each test failed against the
 //! store as it was before (checked by running it against that version).
 //!
-//! * 512 idle or trickling connections do not make it unreachable;
+//! * 512 idle or trickling connections do not make it unreachable; at the cap, the
+//!   longest-idle connection makes room for a new one; idle holders are cut sooner as the
+//!   listener fills (issue 20);
 //! * a PUT started before its URL expired does not complete long after;
 //! * a second concurrent PUT to one URL gets 409 at once, not after streaming a file;
 //! * stored files and sidecars are never read through symlinks;
@@ -130,6 +132,8 @@ fn headroom_is_kept_for_new_addresses() {
             max_connections: 40,
             max_connections_per_ip: 32,
             reserve_from: 30,
+            // Deadlines stay long here: what is tested is the room made at the cap.
+            timeout_floor: Duration::from_secs(20),
             ..Limits::default()
         },
         ..StoreOptions::default()
@@ -153,8 +157,66 @@ fn headroom_is_kept_for_new_addresses() {
     assert!(fresh
         .iter()
         .all(|s| !closed_within(s, Duration::from_millis(50))));
+    // At the cap, a new address still gets in: the longest-idle connection is closed to
+    // make room for it (issue 20: a slowloris flood must not keep a fresh client out).
     let over = trickler([127, 0, 0, 20], srv.addr).unwrap();
-    assert!(closed_within(&over, Duration::from_secs(2)));
+    assert!(closed_within(&held[0], Duration::from_secs(2)));
+    assert!(!closed_within(&over, Duration::from_millis(50)));
+}
+
+#[test]
+fn idle_holders_are_cut_sooner_as_the_listener_fills() {
+    // Issue 20: holding a connection used to cost nothing for 30 s whatever the load.
+    let opts = StoreOptions {
+        limits: Limits {
+            max_connections: 40,
+            max_connections_per_ip: 40,
+            reserve_from: 40,
+            header_timeout: Duration::from_secs(30),
+            timeout_floor: Duration::from_secs(1),
+            ..Limits::default()
+        },
+        ..StoreOptions::default()
+    };
+    let srv = start(config(), opts, None);
+    // A quarter full: idle connections keep their 30 s.
+    let few: Vec<TcpStream> = (0..10)
+        .map(|_| trickler([127, 0, 0, 2], srv.addr).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(few
+        .iter()
+        .all(|s| !closed_within(s, Duration::from_millis(20))));
+    drop(few);
+    // Kept full, as a flood keeps it (each holder cut is replaced): holders are cut at about
+    // the floor (1 s), not after 30 s. None of the first forty outlives 4 s.
+    let mut first: Vec<Option<TcpStream>> = (0..40)
+        .map(|_| trickler([127, 0, 0, 3], srv.addr))
+        .collect();
+    let mut refills: Vec<TcpStream> = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) && first.iter().any(Option::is_some) {
+        let mut cut = 0;
+        for slot in &mut first {
+            if slot
+                .as_ref()
+                .is_some_and(|s| closed_within(s, Duration::from_millis(1)))
+            {
+                *slot = None;
+                cut += 1;
+            }
+        }
+        refills.retain(|s| !closed_within(s, Duration::from_millis(1)));
+        for _ in 0..cut {
+            refills.extend(trickler([127, 0, 0, 4], srv.addr));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = first.iter().filter(|s| s.is_some()).count();
+    assert_eq!(left, 0, "{left} of 40 holders outlived 4 s");
+    // And a fresh client is served.
+    let s = slot(&srv.service, "ok.txt", 2, Some("text/plain"));
+    assert_eq!(status(ureq::put(s.put.as_str()).send_bytes(b"ok")), 201);
 }
 
 #[test]
