@@ -91,7 +91,7 @@ prosody -F --config "$RUN/prosody.cfg.lua" >"$RUN/prosody.log" 2>&1 &
 P_PID=$!; PIDS+=("$P_PID")
 wait_port "$P_C2S" 30 "$P_PID"
 wait_port "$P_COMP" 10 "$P_PID"
-say "Prosody $(prosody --version 2>/dev/null | head -n 1 | awk '{print $2}') up, $CLIENTS users"
+say "Prosody $(dpkg-query -W -f="\${Version}" prosody) up, $CLIENTS users"
 
 # --- ejabberd: users through mod_http_api ------------------------------------------------------
 EJ="$RUN/ejabberd"
@@ -112,7 +112,7 @@ EOF
     )
     [ "$code" = 200 ] || { echo "load: register load$i: HTTP $code $(cat "$RUN/register.out")" >&2; exit 1; }
 done
-say "ejabberd up, $CLIENTS users"
+say "ejabberd $(dpkg-query -W -f="\${Version}" ejabberd) up, $CLIENTS users"
 
 # --- our component ---------------------------------------------------------------------------
 write_config() { # NAME COMPONENT_PORT DB(memory|postgres|slow)
