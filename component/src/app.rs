@@ -15,7 +15,7 @@ use crate::config::{self, Config, ExternalScheme, Secret, StorageKind};
 use crate::metrics::Metrics;
 use crate::retention::{self, Objects, Records, Retention};
 use crate::session::xmpp_loop;
-use crate::{http_store, ops, pg_state};
+use crate::{http_store, ops, pg_state, stable_links};
 
 /// What every storage kind shares.
 pub(crate) struct Common {
@@ -334,7 +334,7 @@ async fn run_s3(common: Common, check: bool) -> Result<(), String> {
         let listener = http_store::listen(cfg.http.listen, LISTEN_BACKLOG)
             .map_err(|e| format!("http.listen {}: {e}", cfg.http.listen))?;
         tracing::info!("http: stable links on {} for {stable}", cfg.http.listen);
-        tasks.push(tokio::spawn(ops::serve_stable_links(
+        tasks.push(tokio::spawn(stable_links::serve(
             listener,
             service.clone(),
             stable,

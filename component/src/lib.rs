@@ -11,7 +11,8 @@
 //! | [`config`] | the TOML file, flags' targets, secrets from files or the environment |
 //! | [`session`] / [`stanza_guard`] | the XMPP session and the byte-level guard in front of it |
 //! | [`http_store`] | the HTTP side of the signed store: PUT, GET, HEAD, ranges |
-//! | [`ops`] / [`metrics`] | `/healthz`, `/metrics`, the admin endpoint, S3 stable links |
+//! | [`ops`] / [`metrics`] | `/healthz`, `/metrics`, the admin endpoint |
+//! | [`stable_links`] | S3 stable links: a 302 to a fresh presigned URL |
 //! | [`retention`] | the record of stored files, the planner's deletions, account removal |
 //! | [`pg_state`] | the shared state on PostgreSQL (quotas, records) for several nodes |
 //! | [`app`] | the wiring for each storage kind |
@@ -32,4 +33,5 @@ pub mod ops;
 pub mod pg_state;
 pub mod retention;
 pub mod session;
+pub mod stable_links;
 pub mod stanza_guard;

@@ -7,8 +7,7 @@
 //!   deletes every file of that user (account removal), answering `deleted N of M`. Without
 //!   an admin token configured, 404.
 //!
-//! And, for S3 with stable links, a tiny public server answering `GET`/`HEAD` below the
-//! stable-link base with a 302 to a fresh presigned URL ([`serve_stable_links`]).
+//! The S3 stable links have their own public listener: [`crate::stable_links`].
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -22,10 +21,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use jid::BareJid;
-use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use url::Url;
-use xmpp_upload::{SlotError, SlotService, StorageBackend};
 
 use super::config::Secret;
 use super::http_store::{Body, Gate, Limits};
@@ -39,7 +35,7 @@ pub struct Ops {
     pub xmpp_online: Arc<AtomicBool>,
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -175,11 +171,11 @@ pub fn ops_limits(max_connections: usize) -> Limits {
 /// How long one ops request may take (account removal deletes files; the rest is instant).
 const REQUEST_BUDGET: Duration = Duration::from_secs(600);
 
-fn log_warn(line: std::fmt::Arguments<'_>) {
+pub(crate) fn log_warn(line: std::fmt::Arguments<'_>) {
     tracing::warn!("{line}");
 }
 
-fn boxed(r: Response<Full<Bytes>>) -> Response<Body> {
+pub(crate) fn boxed(r: Response<Full<Bytes>>) -> Response<Body> {
     r.map(|b| b.map_err(|never| match never {}).boxed())
 }
 
@@ -210,58 +206,6 @@ pub async fn serve_ops(listener: TcpListener, ops: Arc<Ops>, limits: Limits) {
     }
 }
 
-/// For S3 with stable links: answers `GET`/`HEAD` below `stable_base` with a 302 to a fresh
-/// presigned URL, everything else with 404, within `limits` (the `[http]` caps and
-/// deadlines, like the local store's). Logs method, status and route, never the link (its
-/// file ID resolves the file).
-pub async fn serve_stable_links<S: StorageBackend + 'static>(
-    listener: TcpListener,
-    service: Arc<SlotService<S>>,
-    stable_base: Url,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-) {
-    let stable_path = stable_base.path().to_owned();
-    let gate = Gate::new("http", limits, log_warn);
-    loop {
-        let (stream, conn) = gate.accept(&listener).await;
-        let (service, base, path, metrics) = (
-            service.clone(),
-            stable_base.clone(),
-            stable_path.clone(),
-            metrics.clone(),
-        );
-        tokio::spawn(async move {
-            let header_timeout = conn.limits().header_timeout;
-            let svc = {
-                let conn = conn.clone();
-                hyper::service::service_fn(move |req: Request<Incoming>| {
-                    let (service, base, path, metrics, conn) = (
-                        service.clone(),
-                        base.clone(),
-                        path.clone(),
-                        metrics.clone(),
-                        conn.clone(),
-                    );
-                    async move {
-                        conn.busy_until(std::time::Instant::now() + header_timeout);
-                        let resp = stable(&req, &service, &base, &path);
-                        let status = resp.status().as_u16();
-                        metrics.http(status);
-                        tracing::info!("http: {} stable link {status}", req.method());
-                        Ok::<_, Infallible>(conn.watched(boxed(resp)))
-                    }
-                })
-            };
-            let http = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), svc);
-            conn.watch(http).await;
-        });
-    }
-}
-
 /// Raises the soft limit on open files to the hard one (the common soft limit, 1,024, is
 /// far below what a busy listener needs) and returns the soft limit now in force, or `None`
 /// where it cannot be read. Through the `rlimit` crate: a safe wrapper of
@@ -278,39 +222,6 @@ pub fn raise_open_files_limit() -> Option<u64> {
         }
     }
     Some(soft)
-}
-
-fn stable<S: StorageBackend>(
-    req: &Request<Incoming>,
-    service: &SlotService<S>,
-    base: &Url,
-    stable_path: &str,
-) -> Response<Full<Bytes>> {
-    if !matches!(*req.method(), Method::GET | Method::HEAD)
-        || !req.uri().path().starts_with(stable_path)
-    {
-        return text(StatusCode::NOT_FOUND, "not found\n");
-    }
-    let mut url = base.clone();
-    url.set_path(req.uri().path());
-    match service.resolve_stable_get(&url, OffsetDateTime::now_utc()) {
-        Ok(target) => match HeaderValue::from_str(target.as_str()) {
-            Ok(v) => {
-                let mut r = text(StatusCode::FOUND, "");
-                r.headers_mut().insert(header::LOCATION, v);
-                r.headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                r
-            }
-            Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "location\n"),
-        },
-        Err(SlotError::ExpiredFileId) => text(StatusCode::GONE, "gone\n"),
-        Err(SlotError::Forbidden) => text(StatusCode::FORBIDDEN, "forbidden\n"),
-        Err(SlotError::UnknownFileId | SlotError::Disabled) => {
-            text(StatusCode::NOT_FOUND, "not found\n")
-        }
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "error\n"),
-    }
 }
 
 #[cfg(test)]
@@ -360,7 +271,7 @@ mod tests {
         let records = Records::memory();
         let inventory = records.inventory().unwrap();
         let owner: BareJid = "romeo@example.org".parse().unwrap();
-        let t0 = OffsetDateTime::now_utc();
+        let t0 = time::OffsetDateTime::now_utc();
         let n = 100_000u64;
         for i in 0..n {
             let key = format!("{i:032x}/f");

@@ -13,6 +13,7 @@ use xmpp_upload::{ServiceConfig, SlotService};
 use xmpp_upload_component::http_store::Limits;
 use xmpp_upload_component::metrics::Metrics;
 use xmpp_upload_component::ops::{self, Ops};
+use xmpp_upload_component::stable_links;
 
 fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
     s.set_read_timeout(Some(wait)).unwrap();
@@ -130,7 +131,7 @@ fn the_stable_link_listener_is_capped() {
         reserve_from: 8,
         ..Limits::default()
     };
-    rt.spawn(ops::serve_stable_links(
+    rt.spawn(stable_links::serve(
         listener,
         service,
         stable,
