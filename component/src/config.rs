@@ -8,7 +8,6 @@
 //! variable is tried (`XMPP_UPLOAD_COMPONENT_SECRET`, `XMPP_UPLOAD_SERVICE_SECRET`,
 //! `XMPP_UPLOAD_STORE_KEY`, `XMPP_UPLOAD_S3_SECRET_KEY`, `XMPP_UPLOAD_EXTERNAL_SECRET`,
 //! `XMPP_UPLOAD_ADMIN_TOKEN`). `component/upload-component.toml` shows every setting.
-#![allow(dead_code)] // not every example uses every part
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,10 +48,6 @@ pub struct SecretSource {
 impl SecretSource {
     fn new(file: Option<PathBuf>, env: Option<String>) -> Self {
         Self { file, env }
-    }
-
-    fn is_set(&self) -> bool {
-        self.file.is_some() || self.env.is_some()
     }
 
     /// Reads the secret: the file, else the named variable, else `default_env`. `None` when

@@ -3,7 +3,6 @@
 //! Hand-written: a dozen counters with one label (`reason`) fit in fifty lines, and a metrics
 //! crate would bring a registry, a global recorder and their dependencies for nothing more.
 //! Every counter only goes up (restarts reset them, which Prometheus' `rate()` handles).
-#![allow(dead_code)]
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -8,7 +8,6 @@
 //!   an admin token configured, 404.
 //!
 //! The S3 stable links have their own public listener: [`crate::stable_links`].
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};

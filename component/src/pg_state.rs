@@ -41,7 +41,6 @@
 //! Connection: a libpq-style string or URL without a password; the password comes from a file
 //! (or the caller's environment), never from the command line. No TLS here (`NoTls`): keep the
 //! database on loopback or a private network, or add `postgres-native-tls`.
-#![allow(dead_code)] // each example uses a different part of this module
 
 use std::fmt;
 use std::future::Future;

@@ -18,7 +18,6 @@
 //! * Stored-bytes quota in memory: [`MemoryRecords`] counts the slots whose upload may still
 //!   arrive on top of the stored files, so slots issued at once cannot overshoot it.
 //! * External servers: they keep their own files; nothing is recorded or deleted here.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

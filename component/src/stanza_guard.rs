@@ -20,7 +20,6 @@
 //! component can answer an IQ with `policy-violation` (RFC 6120 §8.2.3: a get or set is always
 //! answered). The `token` is this process's random [`marker_token`]: a user can write an
 //! element in that namespace, but cannot forge one the session takes for the guard's.
-#![allow(dead_code)]
 
 use std::io;
 use std::pin::Pin;
