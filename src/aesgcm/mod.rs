@@ -62,6 +62,7 @@ use aes::cipher::KeyInit;
 use aes::Aes256;
 use zeroize::Zeroizing;
 
+pub mod esfs;
 mod gcm;
 mod link;
 
