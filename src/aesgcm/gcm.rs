@@ -34,7 +34,7 @@ pub(crate) const P_MAX: u64 = (1 << 36) - 32;
 /// Bytes handled per pass of CTR then GHASH inside one call: small enough that the
 /// ciphertext is still in L1 when GHASH reads it back, large enough for the parallel
 /// AES-NI and CLMUL paths.
-const PASS: usize = 8 * 1024;
+const PASS: usize = 16 * 1024;
 
 type Block = Array<u8, U16>;
 
@@ -89,8 +89,8 @@ where
         let mut ctr = StreamCipherCoreWrapper::from_core(CtrCore::inner_iv_init(cipher, &j0));
         j0.zeroize();
         let mut mask = Zeroizing::new([0u8; TAG_LEN]);
-        // One block out of the 2^32 − 1 a 32-bit counter gives: never fails.
-        ctr.apply_keystream(mask.as_mut_slice());
+        // The first block out of the 2^32 − 1 a fresh 32-bit counter gives: cannot fail.
+        let _ = ctr.try_apply_keystream(mask.as_mut_slice());
         Self {
             ctr,
             ghash,
@@ -119,7 +119,7 @@ where
             .is_some_and(|total| total <= P_MAX)
     }
 
-    fn reserve(&mut self, n: usize) -> Result<(), Overflow> {
+    pub(crate) fn reserve(&mut self, n: usize) -> Result<(), Overflow> {
         if !self.fits(n) {
             return Err(Overflow);
         }
@@ -133,18 +133,30 @@ where
     pub(crate) fn encrypt(&mut self, buf: &mut [u8]) -> Result<(), Overflow> {
         self.reserve(buf.len())?;
         for pass in buf.chunks_mut(PASS) {
-            self.ctr.apply_keystream(pass);
+            self.ctr.try_apply_keystream(pass).map_err(|_| Overflow)?;
             self.absorb(pass);
         }
         Ok(())
     }
 
-    /// Decrypts `buf` in place (ciphertext in, plaintext out, not yet authenticated).
-    pub(crate) fn decrypt(&mut self, buf: &mut [u8]) -> Result<(), Overflow> {
-        self.reserve(buf.len())?;
+    /// Decrypts `buf` in place (ciphertext in, plaintext out, not yet authenticated), for
+    /// bytes already counted by [`GcmCore::reserve`].
+    fn decrypt_reserved(&mut self, buf: &mut [u8]) -> Result<(), Overflow> {
         for pass in buf.chunks_mut(PASS) {
             self.absorb(pass);
-            self.ctr.apply_keystream(pass);
+            self.ctr.try_apply_keystream(pass).map_err(|_| Overflow)?;
+        }
+        Ok(())
+    }
+
+    /// Decrypts `input` into `output` (same length), for bytes already counted by
+    /// [`GcmCore::reserve`]: one pass less than copying then decrypting in place.
+    fn decrypt_reserved_b2b(&mut self, input: &[u8], output: &mut [u8]) -> Result<(), Overflow> {
+        for (i, o) in input.chunks(PASS).zip(output.chunks_mut(PASS)) {
+            self.absorb(i);
+            self.ctr
+                .try_apply_keystream_b2b(i, o)
+                .map_err(|_| Overflow)?;
         }
         Ok(())
     }
@@ -234,19 +246,23 @@ where
     /// Appends the plaintext of every input byte that can no longer be part of the tag to
     /// `out`, and returns how many bytes it appended. On error nothing changes.
     pub(crate) fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, Overflow> {
-        let emit = hold_back(
-            &mut self.held,
-            &mut self.held_len,
-            TAG_LEN,
-            input,
-            out,
-            |n| self.core.fits(n),
-        )?;
-        let start = out.len().saturating_sub(emit);
+        let plan = plan_hold_back(self.held_len, TAG_LEN, input.len(), |n| self.core.fits(n))?;
+        self.core.reserve(plan.emit)?;
+        out.reserve(plan.emit);
+        let start = out.len();
+        out.extend_from_slice(self.held.get(..plan.from_held).unwrap_or_default());
         if let Some(fresh) = out.get_mut(start..) {
-            self.core.decrypt(fresh)?;
+            self.core.decrypt_reserved(fresh)?;
         }
-        Ok(emit)
+        // The input goes straight through CTR into `out` (zeroed first: cheaper than a copy).
+        let (now, _) = input.split_at(plan.from_input.min(input.len()));
+        let at = out.len();
+        out.resize(at.saturating_add(now.len()), 0);
+        if let Some(dst) = out.get_mut(at..) {
+            self.core.decrypt_reserved_b2b(now, dst)?;
+        }
+        plan.keep_rest(&mut self.held, &mut self.held_len, input);
+        Ok(plan.emit)
     }
 
     #[cfg(test)]
@@ -270,6 +286,56 @@ where
     }
 }
 
+/// Which bytes of `held ‖ input` go out now: all but the last `keep`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HoldBack {
+    /// Bytes to hand out in all.
+    pub(crate) emit: usize,
+    /// Of which, from the front of the held bytes.
+    pub(crate) from_held: usize,
+    /// And then from the front of the input.
+    pub(crate) from_input: usize,
+}
+
+/// Plans a [`HoldBack`]; `fits(n)` vets the amount first.
+pub(crate) fn plan_hold_back(
+    held_len: usize,
+    keep: usize,
+    input_len: usize,
+    fits: impl FnOnce(usize) -> bool,
+) -> Result<HoldBack, Overflow> {
+    let total = held_len.saturating_add(input_len);
+    let emit = total.saturating_sub(keep);
+    if !fits(emit) {
+        return Err(Overflow);
+    }
+    let from_held = emit.min(held_len);
+    Ok(HoldBack {
+        emit,
+        from_held,
+        from_input: emit - from_held,
+    })
+}
+
+impl HoldBack {
+    /// Keeps in `held` what was not handed out: the rest of the held bytes, then the rest
+    /// of the input (at most 16 bytes in all).
+    pub(crate) fn keep_rest(&self, held: &mut [u8; 16], held_len: &mut usize, input: &[u8]) {
+        let later = input.get(self.from_input..).unwrap_or_default();
+        let mut next = [0u8; 16];
+        let kept_old = held.get(self.from_held..*held_len).unwrap_or_default();
+        let n = kept_old.len() + later.len();
+        if let Some(dst) = next.get_mut(..kept_old.len()) {
+            dst.copy_from_slice(kept_old);
+        }
+        if let Some(dst) = next.get_mut(kept_old.len()..n) {
+            dst.copy_from_slice(later);
+        }
+        *held = next;
+        *held_len = n;
+    }
+}
+
 /// Moves to `out` the bytes of `held ‖ input` that are certainly not among the last `keep`
 /// bytes, keeps those last bytes (at most `keep`) in `held`, and returns how many bytes it
 /// appended. `fits(n)` vets the amount first: when it refuses, nothing changes.
@@ -281,28 +347,10 @@ pub(crate) fn hold_back(
     out: &mut Vec<u8>,
     fits: impl FnOnce(usize) -> bool,
 ) -> Result<usize, Overflow> {
-    let total = held_len.saturating_add(input.len());
-    let emit = total.saturating_sub(keep);
-    if !fits(emit) {
-        return Err(Overflow);
-    }
-    let from_held = emit.min(*held_len);
-    let from_input = emit - from_held;
-    out.reserve(emit);
-    out.extend_from_slice(held.get(..from_held).unwrap_or_default());
-    let (now, later) = input.split_at(from_input.min(input.len()));
-    out.extend_from_slice(now);
-    // What stays: the rest of the held bytes, then the rest of the input.
-    let mut next = [0u8; 16];
-    let kept_old = held.get(from_held..*held_len).unwrap_or_default();
-    let n = kept_old.len() + later.len();
-    if let Some(dst) = next.get_mut(..kept_old.len()) {
-        dst.copy_from_slice(kept_old);
-    }
-    if let Some(dst) = next.get_mut(kept_old.len()..n) {
-        dst.copy_from_slice(later);
-    }
-    *held = next;
-    *held_len = n;
-    Ok(emit)
+    let plan = plan_hold_back(*held_len, keep, input.len(), fits)?;
+    out.reserve(plan.emit);
+    out.extend_from_slice(held.get(..plan.from_held).unwrap_or_default());
+    out.extend_from_slice(input.get(..plan.from_input).unwrap_or_default());
+    plan.keep_rest(held, held_len, input);
+    Ok(plan.emit)
 }
