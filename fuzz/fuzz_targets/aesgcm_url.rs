@@ -1,6 +1,6 @@
 //! Arbitrary strings → `AesGcmUrl` (feature `aesgcm`): whatever parses writes back a link
 //! that parses to the same value and the same text; `https_url` has no fragment; `Debug`
-//! shows no key.
+//! shows no key (unless the URL itself spells it).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use xmpp_upload::aesgcm::AesGcmUrl;
@@ -20,5 +20,8 @@ fuzz_target!(|data: &[u8]| {
     let rebuilt = AesGcmUrl::with_iv(&https, *link.key(), *link.iv()).expect("its own GET URL");
     assert_eq!(rebuilt, link);
     let key_hex: String = link.key().iter().map(|b| format!("{b:02x}")).collect();
-    assert!(!format!("{link:?}").contains(&key_hex));
+    // (Unless the URL itself spells the key, which an input can arrange.)
+    if !https.as_str().contains(&key_hex) {
+        assert!(!format!("{link:?}").contains(&key_hex));
+    }
 });
