@@ -240,8 +240,8 @@ impl EsfsEncryptor {
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), EsfsError> {
         let start = out.len();
         match &mut self.inner {
-            EncInner::Gcm128(core) => gcm_encrypt(core, input, out)?,
-            EncInner::Gcm256(core) => gcm_encrypt(core, input, out)?,
+            EncInner::Gcm128(core) => core.encrypt_into(input, out)?,
+            EncInner::Gcm256(core) => core.encrypt_into(input, out)?,
             EncInner::Cbc {
                 enc,
                 held,
@@ -286,21 +286,6 @@ impl EsfsEncryptor {
                 out.extend_from_slice(&block);
             }
         }
-    }
-}
-
-fn gcm_encrypt<C>(core: &mut GcmCore<C>, input: &[u8], out: &mut Vec<u8>) -> Result<(), Overflow>
-where
-    C: aes::cipher::BlockCipherEncrypt + aes::cipher::BlockSizeUser<BlockSize = U16>,
-{
-    if !core.fits(input.len()) {
-        return Err(Overflow);
-    }
-    let start = out.len();
-    out.extend_from_slice(input);
-    match out.get_mut(start..) {
-        Some(fresh) => core.encrypt(fresh),
-        None => Ok(()),
     }
 }
 

@@ -139,6 +139,23 @@ where
         Ok(())
     }
 
+    /// Appends the ciphertext of `input` to `out`, CTR writing straight into `out` (zeroed
+    /// first: cheaper than copying, then encrypting in place). On error nothing changes.
+    pub(crate) fn encrypt_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Overflow> {
+        self.reserve(input.len())?;
+        let at = out.len();
+        out.resize(at.saturating_add(input.len()), 0);
+        if let Some(dst) = out.get_mut(at..) {
+            for (i, o) in input.chunks(PASS).zip(dst.chunks_mut(PASS)) {
+                self.ctr
+                    .try_apply_keystream_b2b(i, o)
+                    .map_err(|_| Overflow)?;
+                self.absorb(o);
+            }
+        }
+        Ok(())
+    }
+
     /// Decrypts `buf` in place (ciphertext in, plaintext out, not yet authenticated), for
     /// bytes already counted by [`GcmCore::reserve`].
     fn decrypt_reserved(&mut self, buf: &mut [u8]) -> Result<(), Overflow> {

@@ -332,15 +332,7 @@ impl Encryptor {
     /// Appends the ciphertext of the next plaintext bytes `input` to `out`.
     /// On error nothing changes.
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), TooLong> {
-        if !self.core.fits(input.len()) {
-            return Err(TooLong);
-        }
-        let start = out.len();
-        out.extend_from_slice(input);
-        if let Some(fresh) = out.get_mut(start..) {
-            self.core.encrypt(fresh)?;
-        }
-        Ok(())
+        Ok(self.core.encrypt_into(input, out)?)
     }
 
     #[cfg(test)]
