@@ -4,7 +4,7 @@
 # `--no-default-features` must stay the stanza layer alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for features in "" service signed external s3 http; do
+for features in "" service signed external s3 http aesgcm; do
   args=(--no-default-features)
   [ -n "$features" ] && args+=(--features "$features")
   echo "features: ${features:-none}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Short fuzzing pass over the cargo-fuzz targets in fuzz/ (handle, verify, file_id, list_page, sfs).
+# Short fuzzing pass over the cargo-fuzz targets in fuzz/ (handle, verify, file_id, list_page,
+# sfs, aesgcm_url, aesgcm_decrypt).
 #
 #   ci/fuzz.sh                      # regressions once, then ~30 s per target from the seeds
 #   FUZZ_SECONDS=600 ci/fuzz.sh     # longer runs
@@ -19,7 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-30}
-targets=${FUZZ_TARGETS:-handle verify file_id list_page sfs}
+targets=${FUZZ_TARGETS:-handle verify file_id list_page sfs aesgcm_url aesgcm_decrypt}
 
 skip() { echo "== fuzz: skipped: $*"; exit 0; }
 
