@@ -52,6 +52,27 @@ pub enum EsfsCipher {
     Aes256CbcPkcs7,
 }
 
+/// The wire type's cipher, from a cipher this module implements.
+impl From<EsfsCipher> for crate::stanza::esfs::Cipher {
+    fn from(c: EsfsCipher) -> Self {
+        match c {
+            EsfsCipher::Aes128GcmNoPadding => Self::Aes128GcmNoPadding,
+            EsfsCipher::Aes256GcmNoPadding => Self::Aes256GcmNoPadding,
+            EsfsCipher::Aes256CbcPkcs7 => Self::Aes256CbcPkcs7,
+        }
+    }
+}
+
+/// The cipher to decrypt a received `<encrypted cipher=…>` source with; `Err` gives back the
+/// URN of a cipher this module does not implement.
+impl<'a> TryFrom<&'a crate::stanza::esfs::Cipher> for EsfsCipher {
+    type Error = &'a str;
+
+    fn try_from(c: &'a crate::stanza::esfs::Cipher) -> Result<Self, &'a str> {
+        Self::from_urn(c.urn()).ok_or(c.urn())
+    }
+}
+
 impl EsfsCipher {
     /// Every cipher, in the order of the XEP's table.
     pub const ALL: [Self; 3] = [
@@ -716,5 +737,17 @@ mod tests {
         assert_eq!(EsfsCipher::Aes256CbcPkcs7.encrypted_len(u64::MAX), None);
         assert_eq!(EsfsCipher::Aes256CbcPkcs7.encrypted_len(16), Some(32));
         assert_eq!(EsfsCipher::Aes256GcmNoPadding.encrypted_len(1), Some(17));
+    }
+
+    #[test]
+    fn wire_cipher_maps_both_ways() {
+        use crate::stanza::esfs::Cipher;
+        for c in EsfsCipher::ALL {
+            let wire = Cipher::from(c);
+            assert_eq!(wire.urn(), c.urn());
+            assert_eq!(EsfsCipher::try_from(&wire), Ok(c));
+        }
+        let other = Cipher::from_urn("urn:example:cipher:0");
+        assert_eq!(EsfsCipher::try_from(&other), Err("urn:example:cipher:0"));
     }
 }
