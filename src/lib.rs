@@ -59,6 +59,8 @@
 //!   ([`storage::signed`], [`storage::external`], [`storage::s3`]).
 //! * [`file_id`]: opaque, authenticated file IDs.
 //! * [`checked`]: validated file names and content types.
+//! * `aesgcm` (feature `aesgcm`): encrypted media for clients, XEP-0454 `aesgcm://` links
+//!   with streaming AES-256-GCM, and the XEP-0448 (ESFS) ciphers.
 //! * `http` (feature `http`): verifying PUT/GET from `http::request::Parts`, slot headers as
 //!   an `http::HeaderMap`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -82,6 +84,9 @@
     )
 )]
 
+#[cfg(feature = "aesgcm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aesgcm")))]
+pub mod aesgcm;
 pub mod checked;
 #[cfg(feature = "service")]
 mod crypto;
