@@ -629,18 +629,32 @@ async fn receive(args: ReceiveArgs) -> Res<()> {
         .send_stanza(Stanza::Presence(Presence::available()))
         .await
         .map_err(|e| format!("sending presence: {e}"))?;
+    // Wait for the server to reflect that presence: until then a message to the bare JID may
+    // be stored offline instead of delivered. Messages seen meanwhile are kept.
+    let mut backlog = std::collections::VecDeque::new();
+    let reflected = tokio::time::Instant::now() + Duration::from_secs(10);
+    while let Ok(Some(event)) = tokio::time::timeout_at(reflected, client.next()).await {
+        match event {
+            Event::Stanza(Stanza::Presence(_)) => break,
+            Event::Stanza(Stanza::Message(m)) => backlog.push_back(m),
+            _ => {}
+        }
+    }
+    eprintln!("send_file: available; waiting for a shared file");
 
     // SFS shares announced without a source, by share id and by message id.
     let mut pending: Vec<(Option<String>, Option<String>, FileSharing)> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
     let download = 'wait: loop {
-        let event = match tokio::time::timeout_at(deadline, client.next()).await {
-            Err(_) => return Err(format!("no shared file within {} s", args.wait).into()),
-            Ok(None) => return Err("the connection ended".into()),
-            Ok(Some(event)) => event,
-        };
-        let Event::Stanza(Stanza::Message(message)) = event else {
-            continue;
+        let message = if let Some(m) = backlog.pop_front() {
+            m
+        } else {
+            match tokio::time::timeout_at(deadline, client.next()).await {
+                Err(_) => return Err(format!("no shared file within {} s", args.wait).into()),
+                Ok(None) => return Err("the connection ended".into()),
+                Ok(Some(Event::Stanza(Stanza::Message(m)))) => m,
+                Ok(Some(_)) => continue,
+            }
         };
         let Some(from) = message.from.clone() else {
             continue;
@@ -701,7 +715,7 @@ async fn receive(args: ReceiveArgs) -> Res<()> {
                     check: Check::None,
                 };
             }
-            _ => {}
+            _ => eprintln!("send_file: a message from {from} shares no file, ignored"),
         }
     };
     finish_receive(client, &agent, download, &args).await
