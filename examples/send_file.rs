@@ -451,7 +451,6 @@ async fn send(args: SendArgs) -> Res<()> {
             args.file.clone(),
             slot_type.clone(),
         );
-        let key_iv = key_iv.clone();
         tokio::task::spawn_blocking(move || {
             put_file(&agent, &slot, &path, size, &ct, key_iv.as_ref())
         })
