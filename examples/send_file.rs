@@ -622,23 +622,39 @@ async fn receive(args: ReceiveArgs) -> Res<()> {
     if !args.out_dir.is_dir() {
         return Err(format!("{} is not a folder", args.out_dir.display()).into());
     }
-    let mut client = connect(&args.account).await?;
-    // Available, so that messages to the bare JID reach this resource.
-    client
-        .send_stanza(Stanza::Presence(Presence::available()))
-        .await
-        .map_err(|e| format!("sending presence: {e}"))?;
-    // Wait for the server to reflect that presence: until then a message to the bare JID may
-    // be stored offline instead of delivered. Messages seen meanwhile are kept.
+    // Available, so that messages to the bare JID reach this resource; then wait for the
+    // server to reflect that presence: until then a message to the bare JID may be stored
+    // offline instead of delivered. Seen now and then with ejabberd 23.01 (cause not found):
+    // a fresh session where neither the presence nor anything else comes back. So: the
+    // presence is sent up to three times, and then the session is replaced once.
+    // Messages seen meanwhile are kept.
     let mut backlog = std::collections::VecDeque::new();
-    let reflected = tokio::time::Instant::now() + Duration::from_secs(10);
-    while let Ok(Some(event)) = tokio::time::timeout_at(reflected, client.next()).await {
-        match event {
-            Event::Stanza(Stanza::Presence(_)) => break,
-            Event::Stanza(Stanza::Message(m)) => backlog.push_back(m),
-            _ => {}
+    let mut session = 0;
+    let mut client = 'session: loop {
+        session += 1;
+        let mut client = connect(&args.account).await?;
+        for attempt in 1..=3 {
+            client
+                .send_stanza(Stanza::Presence(Presence::available()))
+                .await
+                .map_err(|e| format!("sending presence: {e}"))?;
+            let reflected = tokio::time::Instant::now() + Duration::from_secs(3);
+            while let Ok(Some(event)) = tokio::time::timeout_at(reflected, client.next()).await {
+                match event {
+                    Event::Stanza(Stanza::Presence(_)) => break 'session client,
+                    Event::Stanza(Stanza::Message(m)) => backlog.push_back(m),
+                    _ => {}
+                }
+            }
+            eprintln!("send_file: presence {attempt} not reflected within 3 s");
         }
-    }
+        if session == 2 {
+            eprintln!("send_file: going on without a reflected presence");
+            break client;
+        }
+        eprintln!("send_file: reconnecting");
+        let _ = tokio::time::timeout(Duration::from_secs(3), client.send_end()).await;
+    };
     eprintln!("send_file: available; waiting for a shared file");
 
     // SFS shares announced without a source, by share id and by message id.
