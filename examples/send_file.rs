@@ -34,11 +34,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use futures_util::StreamExt;
-use tokio_xmpp::connect::DnsConfig;
-use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, Event, IqRequest, IqResponse, Stanza};
+use futures_util::{SinkExt as _, StreamExt as _};
+use sasl::client::mechanisms::{Plain, Scram};
+use sasl::client::Mechanism;
+use sasl::common::scram::{Sha1, Sha256};
+use sasl::common::ChannelBinding;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio_xmpp::xmlstream::{initiate_stream, ReadError, StreamHeader, Timeouts, XmlStream};
 use xmpp_upload::aesgcm::{self, AesGcmUrl, ContentTypePolicy, Decryptor, Encryptor};
 use xmpp_upload::jid::{BareJid, Jid};
 use xmpp_upload::minidom::Element;
@@ -248,52 +253,258 @@ fn password(account: &Account) -> Res<String> {
     })
 }
 
-/// Logs in; returns the client once it is online.
-async fn connect(account: &Account) -> Res<Client> {
-    let password = password(account)?;
-    let mut client = Client::new_plaintext(
-        account.jid.clone(),
-        password,
-        DnsConfig::addr(&account.server),
-        Timeouts::tight(),
-    );
-    let wait = Duration::from_secs(account.timeout);
-    loop {
-        match tokio::time::timeout(wait, client.next()).await {
-            Err(_) => return Err(format!("not online after {} s", account.timeout).into()),
-            Ok(None) => return Err("the connection ended before login".into()),
-            Ok(Some(Event::Online { bound_jid, .. })) => {
-                eprintln!("send_file: online as {bound_jid}");
-                return Ok(client);
-            }
-            Ok(Some(Event::Disconnected(e))) => return Err(format!("login failed: {e}").into()),
-            Ok(Some(Event::Stanza(_))) => {}
+const NS_CLIENT: &str = "jabber:client";
+const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND: &str = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+/// A c2s session read and written at the element level, on tokio-xmpp's XML stream: every
+/// write is flushed before the call returns, and what arrives while an IQ is awaited is kept
+/// for later. (tokio-xmpp's `Client` left a fresh session silent now and then in the
+/// interop runs; this path is the one the component and the load driver use.)
+struct Session {
+    stream: XmlStream<BufStream<TcpStream>, Element>,
+    /// Stanzas that arrived while something else was awaited, oldest first.
+    backlog: std::collections::VecDeque<Element>,
+    next_id: u64,
+    timeout: Duration,
+}
+
+fn el(name: &str, ns: &str, attrs: &[(&str, &str)]) -> Element {
+    let mut e = Element::bare(name, ns);
+    for (k, v) in attrs {
+        if let Ok(k) = xmpp_upload::minidom::rxml::NcName::try_from(*k) {
+            e.set_attr(
+                xmpp_upload::minidom::rxml::Namespace::NONE,
+                k,
+                (*v).to_owned(),
+            );
         }
+    }
+    e
+}
+
+impl Session {
+    async fn next_element(&mut self) -> Res<Element> {
+        loop {
+            match self.stream.next().await {
+                Some(Ok(e)) => return Ok(e),
+                Some(Err(ReadError::SoftTimeout)) => {
+                    // A whitespace keep-alive would do; the read goes on.
+                }
+                Some(Err(ReadError::ParseError(_))) => {}
+                Some(Err(e)) => return Err(format!("connection: {e}").into()),
+                None => return Err("the server closed the stream".into()),
+            }
+        }
+    }
+
+    async fn send(&mut self, e: &Element) -> Res<()> {
+        tokio::time::timeout(self.timeout, self.stream.send(e))
+            .await
+            .map_err(|_| "sending timed out")?
+            .map_err(|e| format!("sending: {e}"))?;
+        Ok(())
+    }
+
+    /// The next stanza: from the backlog, else from the stream, until `deadline`.
+    async fn next_stanza(&mut self, deadline: tokio::time::Instant) -> Res<Option<Element>> {
+        if let Some(e) = self.backlog.pop_front() {
+            return Ok(Some(e));
+        }
+        match tokio::time::timeout_at(deadline, self.next_element()).await {
+            Err(_) => Ok(None),
+            Ok(r) => r.map(Some),
+        }
+    }
+
+    /// Sends an IQ of `kind` with `payload` and returns the answer (result or error).
+    async fn iq(
+        &mut self,
+        to: Option<&str>,
+        kind: &str,
+        payload: Element,
+        secs: u64,
+    ) -> Res<Element> {
+        self.next_id += 1;
+        let id = format!("sf{}", self.next_id);
+        let mut iq = el("iq", NS_CLIENT, &[("type", kind), ("id", &id)]);
+        if let Some(to) = to {
+            iq = el("iq", NS_CLIENT, &[("type", kind), ("id", &id), ("to", to)]);
+        }
+        iq.append_child(payload);
+        self.send(&iq).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let e = tokio::time::timeout_at(deadline, self.next_element())
+                .await
+                .map_err(|_| {
+                    format!(
+                        "no answer from {} within {secs} s",
+                        to.unwrap_or("the server")
+                    )
+                })??;
+            if e.name() == "iq" && e.attr("id") == Some(id.as_str()) {
+                return Ok(e);
+            }
+            if e.name() == "message" || e.name() == "presence" {
+                self.backlog.push_back(e);
+            }
+        }
+    }
+
+    async fn end(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.stream.shutdown()).await;
     }
 }
 
-/// Sends an IQ get and returns the result's payload.
-async fn iq_get(client: &mut Client, to: &Jid, payload: Element, secs: u64) -> Res<Element> {
-    let token = client
-        .send_iq(Some(to.clone()), IqRequest::Get(payload))
-        .await;
-    match tokio::time::timeout(Duration::from_secs(secs), token).await {
-        Err(_) => Err(format!("no answer from {to} within {secs} s").into()),
-        Ok(Err(e)) => Err(format!("IQ to {to}: {e}").into()),
-        Ok(Ok(IqResponse::Result(Some(payload)))) => Ok(payload),
-        Ok(Ok(IqResponse::Result(None))) => {
-            Err(format!("{to} answered with an empty result").into())
+/// SASL: SCRAM-SHA-256 or SCRAM-SHA-1 when offered, else PLAIN (the XMPP link is plain TCP:
+/// loopback servers only, see the module docs).
+fn mechanism(offered: &[String], user: &str, password: &str) -> Res<Box<dyn Mechanism + Send>> {
+    let has = |m: &str| offered.iter().any(|o| o == m);
+    let cb = ChannelBinding::None;
+    Ok(if has("SCRAM-SHA-256") {
+        Box::new(Scram::<Sha256>::new(user, password.to_owned(), cb).map_err(|e| format!("{e:?}"))?)
+    } else if has("SCRAM-SHA-1") {
+        Box::new(Scram::<Sha1>::new(user, password.to_owned(), cb).map_err(|e| format!("{e:?}"))?)
+    } else if has("PLAIN") {
+        Box::new(Plain::new(user, password))
+    } else {
+        return Err("the server offers no SASL mechanism this example speaks".into());
+    })
+}
+
+/// Logs in (stream, SASL, restart, resource binding); returns the session once it is bound.
+async fn connect(account: &Account) -> Res<Session> {
+    let password = password(account)?;
+    let wait = Duration::from_secs(account.timeout);
+    tokio::time::timeout(wait, login(account, &password))
+        .await
+        .map_err(|_| format!("not online after {} s", account.timeout))?
+}
+
+async fn login(account: &Account, password: &str) -> Res<Session> {
+    let tcp = TcpStream::connect(&account.server)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", account.server))?;
+    let domain = account.jid.domain().to_string();
+    let header = || StreamHeader {
+        to: Some(domain.clone().into()),
+        from: None,
+        id: None,
+    };
+    let timeouts = Timeouts {
+        read_timeout: Duration::from_secs(60),
+        response_timeout: Duration::from_secs(30),
+    };
+    let (features, mut stream) =
+        initiate_stream(BufStream::new(tcp), NS_CLIENT, header(), timeouts)
+            .await
+            .map_err(|e| format!("stream: {e}"))?
+            .recv_features::<Element>()
+            .await
+            .map_err(|e| format!("stream features: {e:?}"))?;
+    let offered: Vec<String> = features.sasl_mechanisms.iter().cloned().collect();
+    let user = account
+        .jid
+        .node()
+        .map(|n| n.to_string())
+        .ok_or("--jid needs a user part")?;
+    let mut mech = mechanism(&offered, &user, password)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut auth = el("auth", NS_SASL, &[("mechanism", mech.name())]);
+    auth.append_text(b64.encode(mech.initial()));
+    stream
+        .send(&auth)
+        .await
+        .map_err(|e| format!("sending: {e}"))?;
+    loop {
+        let Some(reply) = stream.next().await else {
+            return Err("the server closed the stream during SASL".into());
+        };
+        let reply = match reply {
+            Ok(r) => r,
+            Err(ReadError::SoftTimeout) => continue,
+            Err(e) => return Err(format!("SASL: {e}").into()),
+        };
+        let data = b64.decode(reply.text().trim()).unwrap_or_default();
+        match reply.name() {
+            "challenge" => {
+                let answer = mech.response(&data).map_err(|e| format!("SASL: {e:?}"))?;
+                let mut r = el("response", NS_SASL, &[]);
+                r.append_text(b64.encode(answer));
+                stream.send(&r).await.map_err(|e| format!("sending: {e}"))?;
+            }
+            "success" => {
+                mech.success(&data)
+                    .map_err(|e| format!("SASL: the server's proof: {e:?}"))?;
+                break;
+            }
+            _ => return Err("login refused (SASL failure)".into()),
         }
-        Ok(Ok(IqResponse::Error(e))) => {
-            let text = e.texts.values().next().map(String::as_str).unwrap_or("");
-            Err(format!("{to} answered an error: {:?} {text}", e.defined_condition).into())
+    }
+    let (_, stream) = stream
+        .initiate_reset()
+        .send_header(header())
+        .await
+        .map_err(|e| format!("stream restart: {e}"))?
+        .recv_features::<Element>()
+        .await
+        .map_err(|e| format!("stream features: {e:?}"))?;
+    let mut session = Session {
+        stream,
+        backlog: std::collections::VecDeque::new(),
+        next_id: 0,
+        timeout: wait_secs(account.timeout),
+    };
+    let mut bind = Element::bare("bind", NS_BIND);
+    let mut resource = Element::bare("resource", NS_BIND);
+    resource.append_text("send_file".to_owned());
+    bind.append_child(resource);
+    let bound = session.iq(None, "set", bind, account.timeout).await?;
+    if bound.attr("type") != Some("result") {
+        return Err("resource binding refused".into());
+    }
+    let jid = bound
+        .get_child("bind", NS_BIND)
+        .and_then(|b| b.get_child("jid", NS_BIND))
+        .map(Element::text)
+        .unwrap_or_default();
+    eprintln!("send_file: online as {jid}");
+    Ok(session)
+}
+
+fn wait_secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Sends an IQ get and returns the result's payload.
+async fn iq_get(client: &mut Session, to: &Jid, payload: Element, secs: u64) -> Res<Element> {
+    let to_s = to.to_string();
+    let answer = client.iq(Some(&to_s), "get", payload, secs).await?;
+    match answer.attr("type") {
+        Some("result") => answer
+            .children()
+            .next()
+            .cloned()
+            .ok_or_else(|| format!("{to} answered with an empty result").into()),
+        _ => {
+            let cond = answer
+                .get_child("error", NS_CLIENT)
+                .and_then(|e| {
+                    e.children()
+                        .find(|c| c.ns() == NS_STANZAS && c.name() != "text")
+                })
+                .map_or("?", |c| c.name())
+                .to_owned();
+            Err(format!("{to} answered an error: {cond}").into())
         }
     }
 }
 
 /// The upload service: the first of the domain and its disco#items with identity
 /// store/file and feature urn:xmpp:http:upload:0, and its max-file-size.
-async fn discover(client: &mut Client, domain: &Jid, secs: u64) -> Res<(Jid, ServiceInfo)> {
+async fn discover(client: &mut Session, domain: &Jid, secs: u64) -> Res<(Jid, ServiceInfo)> {
     let items = iq_get(client, domain, Element::bare("query", NS_DISCO_ITEMS), secs).await?;
     let mut candidates = vec![domain.clone()];
     candidates.extend(
@@ -325,12 +536,11 @@ async fn discover(client: &mut Client, domain: &Jid, secs: u64) -> Res<(Jid, Ser
     Err(format!("no XEP-0363 upload service at {domain} or its disco#items").into())
 }
 
-async fn send_message(client: &mut Client, message: Message) -> Res<()> {
+async fn send_message(client: &mut Session, message: Message) -> Res<()> {
     client
-        .send_stanza(Stanza::Message(message))
+        .send(&Element::from(message))
         .await
-        .map_err(|e| format!("sending the message: {e}"))?;
-    Ok(())
+        .map_err(|e| format!("sending the message: {e}").into())
 }
 
 // --- send --------------------------------------------------------------------------------------
@@ -484,7 +694,7 @@ async fn send(args: SendArgs) -> Res<()> {
         shape_name(args.shape)
     );
     // An orderly close, so that the server has the message before the stream ends.
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.send_end()).await;
+    client.end().await;
     Ok(())
 }
 
@@ -624,52 +834,37 @@ async fn receive(args: ReceiveArgs) -> Res<()> {
     }
     // Available, so that messages to the bare JID reach this resource; then wait for the
     // server to reflect that presence: until then a message to the bare JID may be stored
-    // offline instead of delivered. Seen now and then with ejabberd 23.01 (cause not found):
-    // a fresh session where neither the presence nor anything else comes back. So: the
-    // presence is sent up to three times, and then the session is replaced once.
-    // Messages seen meanwhile are kept.
-    let mut backlog = std::collections::VecDeque::new();
-    let mut session = 0;
-    let mut client = 'session: loop {
-        session += 1;
-        let mut client = connect(&args.account).await?;
-        for attempt in 1..=3 {
-            client
-                .send_stanza(Stanza::Presence(Presence::available()))
-                .await
-                .map_err(|e| format!("sending presence: {e}"))?;
-            let reflected = tokio::time::Instant::now() + Duration::from_secs(3);
-            while let Ok(Some(event)) = tokio::time::timeout_at(reflected, client.next()).await {
-                match event {
-                    Event::Stanza(Stanza::Presence(_)) => break 'session client,
-                    Event::Stanza(Stanza::Message(m)) => backlog.push_back(m),
-                    _ => {}
-                }
-            }
-            eprintln!("send_file: presence {attempt} not reflected within 3 s");
+    // offline instead of delivered. Messages seen meanwhile are kept in the session's backlog.
+    let mut client = connect(&args.account).await?;
+    client
+        .send(&Element::from(Presence::available()))
+        .await
+        .map_err(|e| format!("sending presence: {e}"))?;
+    let reflected = tokio::time::Instant::now() + Duration::from_secs(args.account.timeout);
+    let mut early = std::collections::VecDeque::new();
+    loop {
+        match client.next_stanza(reflected).await? {
+            None => return Err("the server did not reflect the presence".into()),
+            Some(e) if e.name() == "presence" => break,
+            Some(e) if e.name() == "message" => early.push_back(e),
+            Some(_) => {}
         }
-        if session == 2 {
-            eprintln!("send_file: going on without a reflected presence");
-            break client;
-        }
-        eprintln!("send_file: reconnecting");
-        let _ = tokio::time::timeout(Duration::from_secs(3), client.send_end()).await;
-    };
+    }
+    client.backlog.extend(early);
     eprintln!("send_file: available; waiting for a shared file");
 
     // SFS shares announced without a source, by share id and by message id.
     let mut pending: Vec<(Option<String>, Option<String>, FileSharing)> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(args.wait);
     let download = 'wait: loop {
-        let message = if let Some(m) = backlog.pop_front() {
-            m
-        } else {
-            match tokio::time::timeout_at(deadline, client.next()).await {
-                Err(_) => return Err(format!("no shared file within {} s", args.wait).into()),
-                Ok(None) => return Err("the connection ended".into()),
-                Ok(Some(Event::Stanza(Stanza::Message(m)))) => m,
-                Ok(Some(_)) => continue,
-            }
+        let Some(stanza) = client.next_stanza(deadline).await? else {
+            return Err(format!("no shared file within {} s", args.wait).into());
+        };
+        if stanza.name() != "message" {
+            continue;
+        }
+        let Ok(message) = Message::try_from(stanza) else {
+            continue;
         };
         let Some(from) = message.from.clone() else {
             continue;
@@ -751,12 +946,12 @@ fn sfs_download(share: &FileSharing, url: Url) -> Download {
 }
 
 async fn finish_receive(
-    client: Client,
+    mut client: Session,
     agent: &ureq::Agent,
     d: Download,
     args: &ReceiveArgs,
 ) -> Res<()> {
-    let _ = tokio::time::timeout(Duration::from_secs(5), client.send_end()).await;
+    client.end().await;
     let name = match &args.name {
         Some(n) => safe_name(n).ok_or("--name is not a plain file name")?,
         None => d.name.clone(),
