@@ -1,5 +1,5 @@
-//! `send_file`: a real XMPP client (tokio-xmpp 6) that shares files the way chat clients do,
-//! with `xmpp-upload`'s client-side builders, and receives them back.
+//! `send_file`: a real XMPP client (on tokio-xmpp 6's XML stream) that shares files the way
+//! chat clients do, with `xmpp-upload`'s client-side builders, and receives them back.
 //!
 //! ```text
 //! send:    log in → disco#items of the domain → disco#info (store/file, urn:xmpp:http:upload:0,
@@ -21,8 +21,9 @@
 //! an aesgcm key is ever printed. The aesgcm link a `send` produces goes only to the file
 //! named by `--link-out` (mode 600).
 //!
-//! The XMPP connection is plain TCP (`insecure-tcp`): meant for loopback servers. HTTPS uses
-//! ureq with rustls; `--ca-file` trusts a PEM CA (the loopback stores' test CA).
+//! The XMPP connection is plain TCP: meant for loopback servers. The login uses SCRAM-SHA-256,
+//! SCRAM-SHA-1 or PLAIN (the `sasl` crate), and stanzas are read and written as elements.
+//! HTTPS uses ureq with rustls; `--ca-file` trusts a PEM CA (the loopback stores' test CA).
 //!
 //! Build it alone, so that xmpp-parsers keeps its client namespace:
 //! `cargo build -p xmpp-upload-client-example --example send_file`.
