@@ -501,6 +501,10 @@ ORDER BY created, key COLLATE "C"
 LIMIT $6
 "#;
 
+/// One charge: the function over the pending slot's values (prepared once per connection).
+const CHARGE_ONE_SQL: &str = "SELECT scope, retry_at
+     FROM xu_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
 /// A keyset cursor: the `(created, key)` of the last row of a page.
 type Cursor = Option<(OffsetDateTime, String)>;
 
@@ -604,10 +608,10 @@ impl PgState {
         let size = info.size.map(|s| to_i64(s, "size")).transpose()?;
         let pending_until = c.now + self.settings.slot_ttl;
         let client = self.client().await?;
+        let stmt = client.prepare_cached(CHARGE_ONE_SQL).await?;
         let row = client
             .query_one(
-                "SELECT scope, retry_at
-                 FROM xu_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &stmt,
                 &[
                     &c.user.as_str(),
                     &to_i64(c.bytes, "charge")?,
@@ -672,9 +676,10 @@ impl PgState {
             "INSERT INTO xu_files (key, owner, size, content_type, created, pending_until)
              VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
         );
+        let stmt = client.prepare_cached(&sql).await?;
         client
             .execute(
-                &sql,
+                &stmt,
                 &[
                     &file.key,
                     &file.owner.as_str(),
@@ -1095,12 +1100,10 @@ impl PgState {
     ) -> Result<bool, PgError> {
         self.timed(async {
             let client = self.client().await?;
-            let row = client
-                .query_opt(
-                    "SELECT removed_at FROM xu_removed WHERE owner = $1",
-                    &[&owner.as_str()],
-                )
+            let stmt = client
+                .prepare_cached("SELECT removed_at FROM xu_removed WHERE owner = $1")
                 .await?;
+            let row = client.query_opt(&stmt, &[&owner.as_str()]).await?;
             Ok(match row {
                 Some(row) => issued_at > row.try_get::<_, OffsetDateTime>(0)?,
                 None => true,
@@ -1131,13 +1134,13 @@ impl PgState {
     pub async fn forget(&self, key: &str) -> Result<bool, PgError> {
         self.timed(async {
             let client = self.client().await?;
-            let n = client
-                .execute(
+            let stmt = client
+                .prepare_cached(
                     "DELETE FROM xu_files
                      WHERE key = $1 AND claimed_by IS NULL AND pending_until IS NOT NULL",
-                    &[&key],
                 )
                 .await?;
+            let n = client.execute(&stmt, &[&key]).await?;
             Ok(n == 1)
         })
         .await
@@ -1208,13 +1211,13 @@ impl PgState {
         let size = to_i64(size, "size")?;
         self.timed(async {
             let client = self.client().await?;
-            let n = client
-                .execute(
+            let stmt = client
+                .prepare_cached(
                     "UPDATE xu_files SET size = $2, pending_until = NULL
                      WHERE key = $1 AND pending_until IS NOT NULL",
-                    &[&key, &size],
                 )
                 .await?;
+            let n = client.execute(&stmt, &[&key, &size]).await?;
             Ok(n == 1)
         })
         .await
