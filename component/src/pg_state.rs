@@ -29,6 +29,25 @@
 //!   a failed object delete releases the claim, and a claim left by a crashed instance is
 //!   taken over after [`CLAIM_TIMEOUT`] (object deletes are idempotent).
 //!
+//! * **Batches.** Requests do not each take a connection: [`PgState::record_slot`] and
+//!   [`PgState::charge`] queue their row (a bounded queue of [`BATCH_QUEUE`]; when full, a
+//!   request waits for room at most the statement timeout, then fails as an exhausted pool
+//!   would) for a few worker tasks (a quarter of the pool, 1 to 4, per kind). A worker takes one
+//!   request, drains what else is queued up to [`BATCH_CAP`], drops requests whose requester
+//!   gave up, and runs the rest as one statement on one connection: one round trip for the
+//!   whole batch, so throughput does not depend on pool size × round-trip time. Slot records
+//!   are one `INSERT … SELECT * FROM unnest(…) ON CONFLICT (key) DO NOTHING`, in key order.
+//!   Charges are one call of `xu_charge_batch`, which runs `xu_charge` for each row in arrival
+//!   order (each row sees what the previous ones recorded: the same decisions and retry times
+//!   as one-by-one) after taking, up front, every advisory lock the batch needs in the one
+//!   order all charges follow (the global lock, then the users' locks by ascending key; a
+//!   single `xu_charge` takes global then its user). Held locks only ever wait for later locks
+//!   in that order, the expired-charge clean-up skips locked rows instead of waiting, and the
+//!   unique keys of `xu_files` are inserted in key order: no cycle of waits, so no deadlock
+//!   between batches of one node or of several nodes sharing the database. A batch the
+//!   database refuses for a value (SQLSTATE classes 22, 23) is retried one request at a time.
+//!   Every statement is bounded by `statement_timeout` and every wait by the call's deadline.
+//!
 //! The schema (tables, indexes, function) is created idempotently at start, under an advisory
 //! lock so that instances starting together do not race. Everything lives in one PostgreSQL
 //! schema (`xmpp_upload` by default) set as the session's `search_path`.

@@ -851,6 +851,16 @@ async fn r_key(pg: &PgState, owner: &str) -> String {
     files[0].key.clone()
 }
 
+/// A user, their charges before the burst (time, bytes), the size of each of their requests
+/// in the burst, how many the burst admits, and the retry time of the rest.
+type Expected = (
+    &'static str,
+    Vec<(OffsetDateTime, u64)>,
+    u64,
+    u64,
+    Option<OffsetDateTime>,
+);
+
 /// Many charges at once from five users through two nodes (four batch workers each, so that
 /// batches of both nodes hold user and global locks at the same time): the global lock is set
 /// but does not bind, so what each user gets does not depend on the order, and every refusal
@@ -868,13 +878,7 @@ async fn batched_charges_on_two_nodes_keep_quotas_and_retry_times() {
     let t1 = t0() + Duration::seconds(1_000);
     let burst = t0() + Duration::seconds(5_000);
     // (user, history of (time, bytes), size of each request of the burst, admitted, retry)
-    let plan: Vec<(
-        &str,
-        Vec<(OffsetDateTime, u64)>,
-        u64,
-        u64,
-        Option<OffsetDateTime>,
-    )> = vec![
+    let plan: Vec<Expected> = vec![
         // 400 left: 2 x 150; then 900 used, 50 must leave: the first charge.
         (
             "a@example.org",
