@@ -33,7 +33,8 @@
 //!   [`PgState::charge`] queue their row (a bounded queue of [`BATCH_QUEUE`]; when full, a
 //!   request waits for room at most the statement timeout, then fails as an exhausted pool
 //!   would) for a few worker tasks (a quarter of the pool, 1 to 4, per kind). A worker takes one
-//!   request, drains what else is queued up to [`BATCH_CAP`], drops requests whose requester
+//!   request, drains what else is queued up to [`BATCH_CAP`] ([`CHARGE_BATCH_CAP`] charges: each
+//!   user's lock is held to the end), drops requests whose requester
 //!   gave up, and runs the rest as one statement on one connection: one round trip for the
 //!   whole batch, so throughput does not depend on pool size × round-trip time. Slot records
 //!   are one `INSERT … SELECT * FROM unnest(…) ON CONFLICT (key) DO NOTHING`, in key order.
@@ -86,6 +87,12 @@ pub const CLAIM_TIMEOUT: Duration = Duration::minutes(10);
 /// Slot records or charges run as one statement, at most (what else is queued when a worker
 /// takes a request joins it, up to this many).
 pub const BATCH_CAP: usize = 256;
+
+/// Charges run as one statement, at most: each distinct user of a batch holds an advisory lock
+/// until its end, and PostgreSQL's shared lock table has room for about
+/// `max_locks_per_transaction` (64) per connection; a batch of [`BATCH_CAP`] distinct users on
+/// every worker of several nodes could exhaust it.
+pub const CHARGE_BATCH_CAP: usize = 64;
 
 /// Requests that may wait for a batch worker, per kind (records, charges): beyond that a
 /// request waits for room, within the statement timeout, then fails as "no free connection".
@@ -360,12 +367,13 @@ fn row_fault(e: &PgError) -> bool {
 }
 
 /// Starts `n` workers over `rx`: each takes one request, drains what else is queued (up to
-/// [`BATCH_CAP`]), drops those whose requester gave up (its answer timed out: nothing is
+/// `cap` in all), drops those whose requester gave up (its answer timed out: nothing is
 /// charged or recorded for it), runs the rest as one statement through `run` (bounded by
 /// `deadline`) and answers each. A batch the database refused for a value is retried one
 /// request at a time, so one bad request fails alone. Workers end when the [`PgState`] goes.
 fn spawn_workers<T, O, F, Fut>(
     n: usize,
+    cap: usize,
     rx: mpsc::Receiver<Job<T, O>>,
     pool: Pool,
     deadline: StdDuration,
@@ -388,7 +396,7 @@ fn spawn_workers<T, O, F, Fut>(
                         return;
                     };
                     jobs.push(first);
-                    while jobs.len() < BATCH_CAP {
+                    while jobs.len() < cap {
                         match rx.try_recv() {
                             Ok(job) => jobs.push(job),
                             Err(_) => break,
@@ -411,6 +419,9 @@ fn spawn_workers<T, O, F, Fut>(
                     Err((e, rows)) if several && row_fault(&e) => {
                         tracing::warn!("db: a batch was refused ({e}); retrying one at a time");
                         for (reply, row) in replies.into_iter().zip(rows) {
+                            if reply.is_closed() {
+                                continue;
+                            }
                             let one = run_bounded(&run, &pool, vec![row], deadline).await;
                             let _ = reply.send(match one {
                                 Ok((mut outs, _)) => outs.pop().ok_or(PgError::Pool("no answer")),
@@ -881,6 +892,7 @@ impl PgState {
         let deadline = state.deadline();
         spawn_workers(
             workers,
+            BATCH_CAP,
             records_rx,
             state.pool.clone(),
             deadline,
@@ -888,6 +900,7 @@ impl PgState {
         );
         spawn_workers(
             workers,
+            CHARGE_BATCH_CAP,
             charges_rx,
             state.pool.clone(),
             deadline,
