@@ -34,9 +34,7 @@
 //!   request waits for room at most the statement timeout, then fails as an exhausted pool
 //!   would) for a few worker tasks (a quarter of the pool, 1 to 4, per kind). A worker takes one
 //!   request, drains what else is queued up to [`BATCH_CAP`] ([`CHARGE_BATCH_CAP`] charges: each
-//!   user's lock is held to the end; when another batch is in flight it first gathers for up
-//!   to [`BATCH_LINGER`], until that batch ends: few large batches on a fast database, several
-//!   in flight on a slow one), drops requests whose requester
+//!   user's lock is held to the end), drops requests whose requester
 //!   gave up, and runs the rest as one statement on one connection: one round trip for the
 //!   whole batch, so throughput does not depend on pool size × round-trip time. Slot records
 //!   are one `INSERT … SELECT * FROM unnest(…) ON CONFLICT (key) DO NOTHING`, in key order.
@@ -368,14 +366,8 @@ fn row_fault(e: &PgError) -> bool {
     }
 }
 
-/// How long a worker that finds another batch of its kind in flight waits for more requests
-/// (or for that batch to end, or for a full batch) before running its own: a fast database
-/// gets few large batches (few commits), a slow one still several batches in flight.
-pub const BATCH_LINGER: StdDuration = StdDuration::from_millis(5);
-
-/// Starts `n` workers over `rx`: each takes one request; when another batch of this kind is in
-/// flight it gathers more for up to [`BATCH_LINGER`] (until that batch ends or `cap` are
-/// queued); it drains what else is queued (up to `cap` in all), drops those whose requester gave up (its answer timed out: nothing is
+/// Starts `n` workers over `rx`: each takes one request, drains what else is queued (up to
+/// `cap` in all), drops those whose requester gave up (its answer timed out: nothing is
 /// charged or recorded for it), runs the rest as one statement through `run` (bounded by
 /// `deadline`) and answers each. A batch the database refused for a value is retried one
 /// request at a time, so one bad request fails alone. Workers end when the [`PgState`] goes.
@@ -393,13 +385,9 @@ fn spawn_workers<T, O, F, Fut>(
     Fut: Future<Output = Result<(Vec<O>, Vec<T>), (PgError, Vec<T>)>> + Send,
 {
     let rx = Arc::new(Mutex::new(rx));
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let done = Arc::new(tokio::sync::Notify::new());
     for _ in 0..n {
         let (rx, pool, run) = (rx.clone(), pool.clone(), run.clone());
-        let (in_flight, done) = (in_flight.clone(), done.clone());
         tokio::spawn(async move {
-            use std::sync::atomic::Ordering::SeqCst;
             loop {
                 let mut jobs = Vec::new();
                 {
@@ -408,35 +396,15 @@ fn spawn_workers<T, O, F, Fut>(
                         return;
                     };
                     jobs.push(first);
-                    let until = tokio::time::Instant::now() + BATCH_LINGER;
-                    loop {
-                        while jobs.len() < cap {
-                            match rx.try_recv() {
-                                Ok(job) => jobs.push(job),
-                                Err(_) => break,
-                            }
-                        }
-                        let ended = done.notified();
-                        tokio::pin!(ended);
-                        ended.as_mut().enable();
-                        if jobs.len() >= cap || in_flight.load(SeqCst) == 0 {
-                            break;
-                        }
-                        tokio::select! {
-                            () = &mut ended => {}
-                            () = tokio::time::sleep_until(until) => break,
-                            job = rx.recv() => match job {
-                                Some(job) => jobs.push(job),
-                                None => break,
-                            },
+                    while jobs.len() < cap {
+                        match rx.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
                         }
                     }
-                    in_flight.fetch_add(1, SeqCst);
                 }
                 jobs.retain(|j| !j.reply.is_closed());
                 if jobs.is_empty() {
-                    in_flight.fetch_sub(1, SeqCst);
-                    done.notify_waiters();
                     continue;
                 }
                 let several = jobs.len() > 1;
@@ -468,8 +436,6 @@ fn spawn_workers<T, O, F, Fut>(
                         }
                     }
                 }
-                in_flight.fetch_sub(1, SeqCst);
-                done.notify_waiters();
             }
         });
     }
