@@ -29,6 +29,26 @@
 //!   a failed object delete releases the claim, and a claim left by a crashed instance is
 //!   taken over after [`CLAIM_TIMEOUT`] (object deletes are idempotent).
 //!
+//! * **Batches.** Requests do not each take a connection: [`PgState::record_slot`] and
+//!   [`PgState::charge`] queue their row (a bounded queue of [`BATCH_QUEUE`]; when full, a
+//!   request waits for room at most the statement timeout, then fails as an exhausted pool
+//!   would) for a few worker tasks (a quarter of the pool, 1 to 4, per kind). A worker takes one
+//!   request, drains what else is queued up to [`BATCH_CAP`] ([`CHARGE_BATCH_CAP`] charges: each
+//!   user's lock is held to the end), drops requests whose requester
+//!   gave up, and runs the rest as one statement on one connection: one round trip for the
+//!   whole batch, so throughput does not depend on pool size × round-trip time. Slot records
+//!   are one `INSERT … SELECT * FROM unnest(…) ON CONFLICT (key) DO NOTHING`, in key order.
+//!   Charges are one call of `xu_charge_batch`, which runs `xu_charge` for each row in arrival
+//!   order (each row sees what the previous ones recorded: the same decisions and retry times
+//!   as one-by-one) after taking, up front, every advisory lock the batch needs in the one
+//!   order all charges follow (the global lock, then the users' locks by ascending key; a
+//!   single `xu_charge` takes global then its user). Held locks only ever wait for later locks
+//!   in that order, the expired-charge clean-up skips locked rows instead of waiting, and the
+//!   unique keys of `xu_files` are inserted in key order: no cycle of waits, so no deadlock
+//!   between batches of one node or of several nodes sharing the database. A batch the
+//!   database refuses for a value (SQLSTATE classes 22, 23) is retried one request at a time.
+//!   Every statement is bounded by `statement_timeout` and every wait by the call's deadline.
+//!
 //! The schema (tables, indexes, function) is created idempotently at start, under an advisory
 //! lock so that instances starting together do not race. Everything lives in one PostgreSQL
 //! schema (`xmpp_upload` by default) set as the session's `search_path`.
@@ -44,10 +64,12 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_postgres::{Config, NoTls, Row};
 use xmpp_upload::jid::BareJid;
 use xmpp_upload::minidom::Element;
@@ -60,6 +82,20 @@ use xmpp_upload::SlotService;
 
 /// A claim on a file being deleted is taken over by another instance after this long.
 pub const CLAIM_TIMEOUT: Duration = Duration::minutes(10);
+
+/// Slot records or charges run as one statement, at most (what else is queued when a worker
+/// takes a request joins it, up to this many).
+pub const BATCH_CAP: usize = 256;
+
+/// Charges run as one statement, at most: each distinct user of a batch holds an advisory lock
+/// until its end, and PostgreSQL's shared lock table has room for about
+/// `max_locks_per_transaction` (64) per connection; a batch of [`BATCH_CAP`] distinct users on
+/// every worker of several nodes could exhaust it.
+pub const CHARGE_BATCH_CAP: usize = 64;
+
+/// Requests that may wait for a batch worker, per kind (records, charges): beyond that a
+/// request waits for room, within the statement timeout, then fails as "no free connection".
+pub const BATCH_QUEUE: usize = 4 * BATCH_CAP;
 
 /// Files claimed (and their deletions recorded) per statement.
 pub const CLAIM_CHUNK: usize = 256;
@@ -86,6 +122,8 @@ pub enum PgError {
     Timeout(&'static str),
     /// The pool is closed or misconfigured.
     Pool(&'static str),
+    /// The error of a batched statement, shared by every request of the batch.
+    Batch(Arc<PgError>),
 }
 
 impl PgError {
@@ -120,6 +158,7 @@ impl fmt::Display for PgError {
             PgError::OutOfRange(what) => write!(f, "database: {what} out of range"),
             PgError::Timeout(what) => write!(f, "database: timed out ({what})"),
             PgError::Pool(what) => write!(f, "database pool: {what}"),
+            PgError::Batch(e) => e.fmt(f),
         }
     }
 }
@@ -129,6 +168,7 @@ impl std::error::Error for PgError {
         match self {
             PgError::PasswordFile(e) => Some(e),
             PgError::Db(e) => Some(e),
+            PgError::Batch(e) => e.source(),
             _ => None,
         }
     }
@@ -270,6 +310,247 @@ pub struct RetentionReport {
 pub struct PgState {
     settings: PgSettings,
     pool: Pool,
+    /// Slot records, batched into one `INSERT … SELECT unnest(…)` ([`RECORD_BATCH_SQL`]).
+    records: mpsc::Sender<Job<FileRow, ()>>,
+    /// Charges, batched into one `xu_charge_batch(…)` call ([`CHARGE_BATCH_SQL`]).
+    charges: mpsc::Sender<Job<ChargeRow, Option<QuotaExceeded>>>,
+}
+
+/// A request waiting for its batch: its row and where the answer goes.
+struct Job<T, O> {
+    row: T,
+    reply: oneshot::Sender<Result<O, PgError>>,
+}
+
+/// A `xu_files` row to insert.
+struct FileRow {
+    key: String,
+    owner: String,
+    size: i64,
+    content_type: Option<String>,
+    created: OffsetDateTime,
+    pending_until: Option<OffsetDateTime>,
+}
+
+/// The arguments of one `xu_charge` call.
+struct ChargeRow {
+    jid: String,
+    bytes: i64,
+    now: OffsetDateTime,
+    window_s: f64,
+    per_user: Option<i64>,
+    global: Option<i64>,
+    stored: Option<i64>,
+    max_age_s: Option<f64>,
+    key: Option<String>,
+    size: i64,
+    content_type: Option<String>,
+    pending_until: OffsetDateTime,
+}
+
+/// Batch workers per kind: enough to keep a few batches in flight (a slow round trip is
+/// overlapped), few enough to leave most of the pool to uploads and retention.
+fn batch_workers(pool_size: usize) -> usize {
+    (pool_size / 4).clamp(1, 4)
+}
+
+/// Whether a failed batch should be retried one request at a time: the database refused a
+/// value (data exception, integrity violation), which may be one request's fault only.
+fn row_fault(e: &PgError) -> bool {
+    match e {
+        PgError::Db(e) => e
+            .as_db_error()
+            .is_some_and(|d| matches!(d.code().code().get(..2), Some("22" | "23"))),
+        _ => false,
+    }
+}
+
+/// Starts `n` workers over `rx`: each takes one request, drains what else is queued (up to
+/// `cap` in all), drops those whose requester gave up (its answer timed out: nothing is
+/// charged or recorded for it), runs the rest as one statement through `run` (bounded by
+/// `deadline`) and answers each. A batch the database refused for a value is retried one
+/// request at a time, so one bad request fails alone. Workers end when the [`PgState`] goes.
+fn spawn_workers<T, O, F, Fut>(
+    n: usize,
+    cap: usize,
+    rx: mpsc::Receiver<Job<T, O>>,
+    pool: Pool,
+    deadline: StdDuration,
+    run: F,
+) where
+    T: Send + 'static,
+    O: Send + 'static,
+    F: Fn(Pool, Vec<T>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(Vec<O>, Vec<T>), (PgError, Vec<T>)>> + Send,
+{
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..n {
+        let (rx, pool, run) = (rx.clone(), pool.clone(), run.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut jobs = Vec::new();
+                {
+                    let mut rx = rx.lock().await;
+                    let Some(first) = rx.recv().await else {
+                        return;
+                    };
+                    jobs.push(first);
+                    while jobs.len() < cap {
+                        match rx.try_recv() {
+                            Ok(job) => jobs.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                jobs.retain(|j| !j.reply.is_closed());
+                if jobs.is_empty() {
+                    continue;
+                }
+                let several = jobs.len() > 1;
+                let (rows, replies): (Vec<T>, Vec<_>) =
+                    jobs.into_iter().map(|j| (j.row, j.reply)).unzip();
+                match run_bounded(&run, &pool, rows, deadline).await {
+                    Ok((outs, _)) => {
+                        for (reply, out) in replies.into_iter().zip(outs) {
+                            let _ = reply.send(Ok(out));
+                        }
+                    }
+                    Err((e, rows)) if several && row_fault(&e) => {
+                        tracing::warn!("db: a batch was refused ({e}); retrying one at a time");
+                        for (reply, row) in replies.into_iter().zip(rows) {
+                            if reply.is_closed() {
+                                continue;
+                            }
+                            let one = run_bounded(&run, &pool, vec![row], deadline).await;
+                            let _ = reply.send(match one {
+                                Ok((mut outs, _)) => outs.pop().ok_or(PgError::Pool("no answer")),
+                                Err((e, _)) => Err(e),
+                            });
+                        }
+                    }
+                    Err((e, _)) => {
+                        let e = Arc::new(e);
+                        for reply in replies {
+                            let _ = reply.send(Err(PgError::Batch(e.clone())));
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `run(pool, rows)` within `deadline`; the rows come back with an error (for a retry).
+async fn run_bounded<T, O, F, Fut>(
+    run: &F,
+    pool: &Pool,
+    rows: Vec<T>,
+    deadline: StdDuration,
+) -> Result<(Vec<O>, Vec<T>), (PgError, Vec<T>)>
+where
+    F: Fn(Pool, Vec<T>) -> Fut,
+    Fut: Future<Output = Result<(Vec<O>, Vec<T>), (PgError, Vec<T>)>>,
+{
+    let n = rows.len();
+    // The rows are moved into the statement's future; a timeout loses them, and a timed-out
+    // batch is not retried anyway.
+    match tokio::time::timeout(deadline, run(pool.clone(), rows)).await {
+        Ok(Ok((outs, rows))) if outs.len() == n => Ok((outs, rows)),
+        Ok(Ok((_, rows))) => Err((
+            PgError::Pool("a batch answered the wrong number of rows"),
+            rows,
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err((PgError::Timeout("no answer"), Vec::new())),
+    }
+}
+
+/// Inserts slot records in one statement, in key order. Duplicate keys keep the first row.
+async fn run_records(
+    pool: Pool,
+    rows: Vec<FileRow>,
+) -> Result<(Vec<()>, Vec<FileRow>), (PgError, Vec<FileRow>)> {
+    let result = async {
+        // Every row is answered alike: sort a permutation of them by key.
+        let mut order: Vec<&FileRow> = rows.iter().collect();
+        order.sort_by(|a, b| a.key.cmp(&b.key));
+        let keys: Vec<&str> = order.iter().map(|r| r.key.as_str()).collect();
+        let owners: Vec<&str> = order.iter().map(|r| r.owner.as_str()).collect();
+        let sizes: Vec<i64> = order.iter().map(|r| r.size).collect();
+        let types: Vec<Option<&str>> = order.iter().map(|r| r.content_type.as_deref()).collect();
+        let created: Vec<OffsetDateTime> = order.iter().map(|r| r.created).collect();
+        let pending: Vec<Option<OffsetDateTime>> = order.iter().map(|r| r.pending_until).collect();
+        let client = pool.get().await.map_err(PgError::from_pool)?;
+        let stmt = client.prepare_cached(RECORD_BATCH_SQL).await?;
+        client
+            .execute(&stmt, &[&keys, &owners, &sizes, &types, &created, &pending])
+            .await?;
+        Ok::<_, PgError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Ok((vec![(); rows.len()], rows)),
+        Err(e) => Err((e, rows)),
+    }
+}
+
+/// Runs charges in one `xu_charge_batch` call, in arrival order.
+async fn run_charges(
+    pool: Pool,
+    rows: Vec<ChargeRow>,
+) -> Result<(Vec<Option<QuotaExceeded>>, Vec<ChargeRow>), (PgError, Vec<ChargeRow>)> {
+    let result = async {
+        let jid: Vec<&str> = rows.iter().map(|r| r.jid.as_str()).collect();
+        let bytes: Vec<i64> = rows.iter().map(|r| r.bytes).collect();
+        let now: Vec<OffsetDateTime> = rows.iter().map(|r| r.now).collect();
+        let window: Vec<f64> = rows.iter().map(|r| r.window_s).collect();
+        let per_user: Vec<Option<i64>> = rows.iter().map(|r| r.per_user).collect();
+        let global: Vec<Option<i64>> = rows.iter().map(|r| r.global).collect();
+        let stored: Vec<Option<i64>> = rows.iter().map(|r| r.stored).collect();
+        let max_age: Vec<Option<f64>> = rows.iter().map(|r| r.max_age_s).collect();
+        let key: Vec<Option<&str>> = rows.iter().map(|r| r.key.as_deref()).collect();
+        let size: Vec<i64> = rows.iter().map(|r| r.size).collect();
+        let types: Vec<Option<&str>> = rows.iter().map(|r| r.content_type.as_deref()).collect();
+        let pending: Vec<OffsetDateTime> = rows.iter().map(|r| r.pending_until).collect();
+        let client = pool.get().await.map_err(PgError::from_pool)?;
+        let stmt = client.prepare_cached(CHARGE_BATCH_SQL).await?;
+        let answer = client
+            .query(
+                &stmt,
+                &[
+                    &jid, &bytes, &now, &window, &per_user, &global, &stored, &max_age, &key,
+                    &size, &types, &pending,
+                ],
+            )
+            .await?;
+        let mut outs: Vec<Option<Option<QuotaExceeded>>> = (0..rows.len()).map(|_| None).collect();
+        for row in &answer {
+            let ord: i32 = row.try_get(0)?;
+            let scope: Option<String> = row.try_get(1)?;
+            let retry_at: Option<OffsetDateTime> = row.try_get(2)?;
+            let slot = usize::try_from(ord)
+                .ok()
+                .and_then(|o| o.checked_sub(1))
+                .and_then(|o| outs.get_mut(o))
+                .ok_or(PgError::Pool("a batch answered an unknown row"))?;
+            *slot = Some(scope.map(|s| {
+                let scope = match s.as_str() {
+                    "global" => QuotaScope::Global,
+                    "stored" => QuotaScope::Stored,
+                    _ => QuotaScope::User,
+                };
+                QuotaExceeded::new(scope, retry_at)
+            }));
+        }
+        outs.into_iter()
+            .map(|o| o.ok_or(PgError::Pool("a batch left a row unanswered")))
+            .collect::<Result<Vec<_>, _>>()
+    }
+    .await;
+    match result {
+        Ok(outs) => Ok((outs, rows)),
+        Err(e) => Err((e, rows)),
+    }
 }
 
 impl fmt::Debug for PgState {
@@ -412,7 +693,11 @@ BEGIN
 
     IF p_per_user IS NOT NULL OR p_global IS NOT NULL THEN
         INSERT INTO xu_charges (jid, at, bytes) VALUES (p_jid, p_now, p_bytes);
-        DELETE FROM xu_charges c WHERE c.jid = p_jid AND c.at <= p_now - win;
+        -- Clean-up only (expired rows count nowhere): rows another transaction holds (a
+        -- retention pass deleting them too) are skipped, so a charge never waits on a row lock.
+        DELETE FROM xu_charges c WHERE c.id IN (
+            SELECT e.id FROM xu_charges e WHERE e.jid = p_jid AND e.at <= p_now - win
+            FOR UPDATE SKIP LOCKED);
     END IF;
     IF p_key IS NOT NULL THEN
         INSERT INTO xu_files (key, owner, size, content_type, created, pending_until)
@@ -422,6 +707,45 @@ BEGIN
     scope := NULL;
     retry_at := NULL;
     RETURN NEXT;
+END
+$fn$;
+
+-- Many charges in one statement (one transaction): row i of the arrays is xu_charge's call i,
+-- made in that order, each seeing what the previous ones recorded, exactly as one-by-one.
+-- Deadlock freedom: every advisory lock the batch will need is taken first, before any row is
+-- touched, in the one order every charge of every node follows: the global lock, then the
+-- users' locks by ascending key (xu_charge alone takes global then its user: the same order);
+-- xu_charge's own lock calls then find them held. The only other waits are on the unique index
+-- of xu_files (a key inserted by an uncommitted transaction: slot keys are unique) and no row
+-- locks (the clean-up skips locked rows), so no cycle of waits can form, across any number of
+-- batches and nodes. Every wait is bounded by statement_timeout.
+CREATE OR REPLACE FUNCTION xu_charge_batch(
+    p_jid TEXT[], p_bytes BIGINT[], p_now TIMESTAMPTZ[], p_window_s DOUBLE PRECISION[],
+    p_per_user BIGINT[], p_global BIGINT[], p_stored BIGINT[], p_max_age_s DOUBLE PRECISION[],
+    p_key TEXT[], p_size BIGINT[], p_type TEXT[], p_pending_until TIMESTAMPTZ[])
+RETURNS TABLE (ord INT, scope TEXT, retry_at TIMESTAMPTZ)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    k INT;
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'xu_charge_batch needs READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_global) AS g(v) WHERE g.v IS NOT NULL) THEN
+        PERFORM pg_advisory_xact_lock(1481985024, 0);
+    END IF;
+    FOR k IN SELECT DISTINCT hashtext(u.j) | 1 FROM unnest(p_jid) AS u(j) ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(1481985024, k);
+    END LOOP;
+    FOR i IN 1 .. coalesce(array_length(p_jid, 1), 0) LOOP
+        SELECT c.scope, c.retry_at INTO scope, retry_at
+        FROM xu_charge(p_jid[i], p_bytes[i], p_now[i], p_window_s[i], p_per_user[i],
+                       p_global[i], p_stored[i], p_max_age_s[i], p_key[i], p_size[i],
+                       p_type[i], p_pending_until[i]) AS c;
+        ord := i;
+        RETURN NEXT;
+    END LOOP;
 END
 $fn$;
 "#;
@@ -500,6 +824,19 @@ ORDER BY created, key COLLATE "C"
 LIMIT $6
 "#;
 
+/// A batch of charges: one call of `xu_charge_batch`, one row per charge by `ord` (1-based).
+const CHARGE_BATCH_SQL: &str = "SELECT ord, scope, retry_at FROM xu_charge_batch(
+     $1::TEXT[], $2::BIGINT[], $3::TIMESTAMPTZ[], $4::FLOAT8[], $5::BIGINT[], $6::BIGINT[],
+     $7::BIGINT[], $8::FLOAT8[], $9::TEXT[], $10::BIGINT[], $11::TEXT[], $12::TIMESTAMPTZ[])";
+
+/// A batch of slot records, in key order (two batches inserting a common key meet it in the
+/// same order: they cannot wait on each other in a cycle).
+const RECORD_BATCH_SQL: &str = "INSERT INTO xu_files
+         (key, owner, size, content_type, created, pending_until)
+     SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[],
+                          $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[])
+     ON CONFLICT (key) DO NOTHING";
+
 /// A keyset cursor: the `(created, key)` of the last row of a page.
 type Cursor = Option<(OffsetDateTime, String)>;
 
@@ -526,7 +863,14 @@ impl PgState {
             .recycle_timeout(Some(t))
             .build()
             .map_err(|_| PgError::Pool("cannot build the pool"))?;
-        let state = Self { settings, pool };
+        let (records, records_rx) = mpsc::channel(BATCH_QUEUE);
+        let (charges, charges_rx) = mpsc::channel(BATCH_QUEUE);
+        let state = Self {
+            settings,
+            pool,
+            records,
+            charges,
+        };
         let setup = format!(
             "BEGIN;
              SELECT pg_advisory_xact_lock({LOCK_CLASS}, {LOCK_SCHEMA});
@@ -543,7 +887,43 @@ impl PgState {
                 Ok(())
             })
             .await?;
+        let workers = batch_workers(state.settings.pool_size);
+        let deadline = state.deadline();
+        spawn_workers(
+            workers,
+            BATCH_CAP,
+            records_rx,
+            state.pool.clone(),
+            deadline,
+            run_records,
+        );
+        spawn_workers(
+            workers,
+            CHARGE_BATCH_CAP,
+            charges_rx,
+            state.pool.clone(),
+            deadline,
+            run_charges,
+        );
         Ok(state)
+    }
+
+    /// Queues `row` for a batch worker and waits for its answer. A full queue is waited on
+    /// for at most the statement timeout ("no free connection", like an exhausted pool);
+    /// the caller bounds the whole ([`PgState::timed`]).
+    async fn submit<T, O>(&self, queue: &mpsc::Sender<Job<T, O>>, row: T) -> Result<O, PgError> {
+        let (reply, answer) = oneshot::channel();
+        match tokio::time::timeout(
+            self.settings.statement_timeout,
+            queue.send(Job { row, reply }),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(PgError::Pool("closed")),
+            Err(_) => return Err(PgError::Timeout("no free connection")),
+        }
+        answer.await.unwrap_or(Err(PgError::Pool("closed")))
     }
 
     /// The longest any one call may take: a connection wait, a connect and a statement.
@@ -601,38 +981,21 @@ impl PgState {
         let info = pending.info();
         let l = &c.limits;
         let size = info.size.map(|s| to_i64(s, "size")).transpose()?;
-        let pending_until = c.now + self.settings.slot_ttl;
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT scope, retry_at
-                 FROM xu_charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                &[
-                    &c.user.as_str(),
-                    &to_i64(c.bytes, "charge")?,
-                    &c.now,
-                    &secs(l.window.max(Duration::SECOND)),
-                    &to_i64_opt(l.per_user, "per-user quota")?,
-                    &to_i64_opt(l.global, "global quota")?,
-                    &to_i64_opt(l.stored, "stored quota")?,
-                    &max_age.map(secs),
-                    &Some(info.object_key.as_str()),
-                    &size.unwrap_or(0),
-                    &info.content_type.as_deref(),
-                    &pending_until,
-                ],
-            )
-            .await?;
-        let scope: Option<String> = row.try_get(0)?;
-        let retry_at: Option<OffsetDateTime> = row.try_get(1)?;
-        Ok(scope.map(|s| {
-            let scope = match s.as_str() {
-                "global" => QuotaScope::Global,
-                "stored" => QuotaScope::Stored,
-                _ => QuotaScope::User,
-            };
-            QuotaExceeded::new(scope, retry_at)
-        }))
+        let row = ChargeRow {
+            jid: c.user.as_str().to_owned(),
+            bytes: to_i64(c.bytes, "charge")?,
+            now: c.now,
+            window_s: secs(l.window.max(Duration::SECOND)),
+            per_user: to_i64_opt(l.per_user, "per-user quota")?,
+            global: to_i64_opt(l.global, "global quota")?,
+            stored: to_i64_opt(l.stored, "stored quota")?,
+            max_age_s: max_age.map(secs),
+            key: Some(info.object_key.clone()),
+            size: size.unwrap_or(0),
+            content_type: info.content_type.clone(),
+            pending_until: c.now + self.settings.slot_ttl,
+        };
+        self.submit(&self.charges, row).await
     }
 
     /// Records a stored file (confirmed). A record with the same key is kept as it is.
@@ -654,8 +1017,15 @@ impl PgState {
         file: &StoredFile,
         pending_until: OffsetDateTime,
     ) -> Result<(), PgError> {
-        self.timed(self.insert_file(file, Some(pending_until), "ON CONFLICT (key) DO NOTHING"))
-            .await
+        let row = FileRow {
+            key: file.key.clone(),
+            owner: file.owner.as_str().to_owned(),
+            size: to_i64(file.size, "size")?,
+            content_type: file.content_type.clone(),
+            created: file.created,
+            pending_until: Some(pending_until),
+        };
+        self.timed(self.submit(&self.records, row)).await
     }
 
     /// Inserts a file's row; `on_conflict` (a constant of this module) says what an existing
@@ -671,9 +1041,10 @@ impl PgState {
             "INSERT INTO xu_files (key, owner, size, content_type, created, pending_until)
              VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
         );
+        let stmt = client.prepare_cached(&sql).await?;
         client
             .execute(
-                &sql,
+                &stmt,
                 &[
                     &file.key,
                     &file.owner.as_str(),
@@ -1094,12 +1465,10 @@ impl PgState {
     ) -> Result<bool, PgError> {
         self.timed(async {
             let client = self.client().await?;
-            let row = client
-                .query_opt(
-                    "SELECT removed_at FROM xu_removed WHERE owner = $1",
-                    &[&owner.as_str()],
-                )
+            let stmt = client
+                .prepare_cached("SELECT removed_at FROM xu_removed WHERE owner = $1")
                 .await?;
+            let row = client.query_opt(&stmt, &[&owner.as_str()]).await?;
             Ok(match row {
                 Some(row) => issued_at > row.try_get::<_, OffsetDateTime>(0)?,
                 None => true,
@@ -1130,13 +1499,13 @@ impl PgState {
     pub async fn forget(&self, key: &str) -> Result<bool, PgError> {
         self.timed(async {
             let client = self.client().await?;
-            let n = client
-                .execute(
+            let stmt = client
+                .prepare_cached(
                     "DELETE FROM xu_files
                      WHERE key = $1 AND claimed_by IS NULL AND pending_until IS NOT NULL",
-                    &[&key],
                 )
                 .await?;
+            let n = client.execute(&stmt, &[&key]).await?;
             Ok(n == 1)
         })
         .await
@@ -1207,13 +1576,13 @@ impl PgState {
         let size = to_i64(size, "size")?;
         self.timed(async {
             let client = self.client().await?;
-            let n = client
-                .execute(
+            let stmt = client
+                .prepare_cached(
                     "UPDATE xu_files SET size = $2, pending_until = NULL
                      WHERE key = $1 AND pending_until IS NOT NULL",
-                    &[&key, &size],
                 )
                 .await?;
+            let n = client.execute(&stmt, &[&key, &size]).await?;
             Ok(n == 1)
         })
         .await
