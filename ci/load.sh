@@ -12,7 +12,8 @@
 #   bash ci/load.sh                       # the full form: 100 clients, 10 s per measurement
 #   LOAD_SECONDS=2 LOAD_CLIENTS=50 bash ci/load.sh    # the short form .ci/run uses
 #
-# Every form checks that every request was answered, and answered without error. With
+# Every form checks that every request to our component was answered, and answered without
+# error (the servers' own modules' errors are reported, and their rate counts only successes). With
 # LOAD_ASSERT=1 (the full form sets it) it also checks the targets: (a) >= 0.9 x (d) and
 # >= 1.1 x (c) on both servers, (b) >= 0.8 x (d), (b+delay) >= 0.5 x (b) with no request over 1 s.
 # Installs what it needs (Debian packages, a release build of the component); LOAD_KEEP=1 keeps
@@ -226,10 +227,14 @@ for srv in prosody ejabberd; do
 done
 echo
 for srv in prosody ejabberd; do
-    for k in d a c b b+delay; do
+    for k in d a b b+delay; do
         [ "${ANS[$srv,$k]:-0}" -gt 0 ] && [ "${ERR[$srv,$k]:-1}" -eq 0 ] && ok=1 || ok=0
         check "$ok" "$srv $k: ${ANS[$srv,$k]:-0} requests answered, ${ERR[$srv,$k]:-?} errors"
     done
+    # The server's own module is the reference, not under test: its errors are reported (the
+    # rate counts only its successful answers), not failed on.
+    [ "${ANS[$srv,c]:-0}" -gt 0 ] && ok=1 || ok=0
+    check "$ok" "$srv c (the server's module): ${ANS[$srv,c]:-0} requests answered, ${ERR[$srv,c]:-?} of them errors"
     a_d=$(ratio "${RATE[$srv,a]}" "${RATE[$srv,d]}"); a_c=$(ratio "${RATE[$srv,a]}" "${RATE[$srv,c]}")
     b_d=$(ratio "${RATE[$srv,b]}" "${RATE[$srv,d]}"); s_b=$(ratio "${RATE[$srv,b+delay]}" "${RATE[$srv,b]}")
     say "$srv ratios: (a)/(d) $a_d, (a)/(c) $a_c, (b)/(d) $b_d, (b+delay)/(b) $s_b, (b+delay) max ${MAX[$srv,b+delay]} ms"

@@ -123,8 +123,58 @@ pub struct PendingUpload {
 /// are *parked* (S3) until the next reconciliation with the bucket.
 #[derive(Debug, Default, Clone)]
 pub struct Pending {
-    map: Arc<Mutex<HashMap<String, PendingUpload>>>,
+    map: Arc<Mutex<Waiting>>,
     parked: Arc<Mutex<HashMap<String, PendingUpload>>>,
+}
+
+/// The slots waiting for their upload, with each owner's keys beside them: the stored-bytes
+/// quota reads one owner's open slots on every request, which must not cost a walk over
+/// everyone's (up to [`Pending::CAP`]).
+#[derive(Debug, Default)]
+struct Waiting {
+    slots: HashMap<String, PendingUpload>,
+    by_owner: HashMap<BareJid, HashSet<String>>,
+    /// When a full table was last swept of expired slots: at most once a second, so that a
+    /// table full of live slots does not cost a sweep per request.
+    swept: Option<Instant>,
+}
+
+impl Waiting {
+    fn insert(&mut self, key: String, p: PendingUpload) {
+        let owner = p.owner.clone();
+        if let Some(old) = self.slots.insert(key.clone(), p) {
+            self.unindex(&old.owner, &key);
+        }
+        self.by_owner.entry(owner).or_default().insert(key);
+    }
+
+    fn remove(&mut self, key: &str) -> Option<PendingUpload> {
+        let p = self.slots.remove(key)?;
+        self.unindex(&p.owner, key);
+        Some(p)
+    }
+
+    fn unindex(&mut self, owner: &BareJid, key: &str) {
+        if let Some(keys) = self.by_owner.get_mut(owner) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_owner.remove(owner);
+            }
+        }
+    }
+
+    /// Removes and returns the slots for which `gone` holds.
+    fn extract(&mut self, gone: impl Fn(&PendingUpload) -> bool) -> Vec<(String, PendingUpload)> {
+        let keys: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|(_, p)| gone(p))
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.remove(&k).map(|p| (k, p)))
+            .collect()
+    }
 }
 
 impl Pending {
@@ -132,11 +182,14 @@ impl Pending {
 
     pub fn insert(&self, key: String, p: PendingUpload) {
         let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if m.len() >= Self::CAP {
+        if m.slots.len() >= Self::CAP {
             let now = Instant::now();
-            m.retain(|_, v| v.until > now);
+            if m.swept.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                m.swept = Some(now);
+                m.extract(|v| v.until <= now);
+            }
         }
-        if m.len() < Self::CAP {
+        if m.slots.len() < Self::CAP {
             m.insert(key, p);
         }
     }
@@ -150,21 +203,17 @@ impl Pending {
 
     /// Removes and returns the entries whose PUT URL has expired.
     pub fn take_expired(&self, now: Instant) -> Vec<(String, PendingUpload)> {
-        let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let keys: Vec<String> = m
-            .iter()
-            .filter(|(_, v)| v.until <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| m.remove(&k).map(|v| (k, v)))
-            .collect()
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extract(|v| v.until <= now)
     }
 
     pub fn len(&self) -> usize {
         self.map
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .slots
             .len()
             + self
                 .parked
@@ -191,36 +240,46 @@ impl Pending {
         })
     }
 
-    /// Bytes of `owner`'s slots whose upload may still arrive at `now`.
+    /// Bytes of `owner`'s slots whose upload may still arrive at `now` (a walk over that
+    /// owner's slots only).
     pub fn open_bytes(&self, owner: &BareJid, now: Instant) -> u64 {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .filter(|p| &p.owner == owner && p.until > now)
-            .map(|p| p.size.unwrap_or(0))
-            .fold(0, u64::saturating_add)
+        let m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        m.by_owner.get(owner).map_or(0, |keys| {
+            keys.iter()
+                .filter_map(|k| m.slots.get(k))
+                .filter(|p| p.until > now)
+                .map(|p| p.size.unwrap_or(0))
+                .fold(0, u64::saturating_add)
+        })
     }
 
     /// Forgets every slot of `owner` (account removal).
     pub fn drop_owner(&self, owner: &BareJid) {
-        for m in [&self.map, &self.parked] {
-            m.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, p| &p.owner != owner);
+        {
+            let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+            for key in m.by_owner.remove(owner).unwrap_or_default() {
+                m.slots.remove(&key);
+            }
         }
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, p| &p.owner != owner);
     }
 
     /// Forgets the slots whose upload window ended before `before` (reconciled: their
     /// uploads would have been listed). Returns how many went.
     pub fn drop_stale(&self, before: Instant) -> usize {
-        let mut n = 0;
-        for m in [&self.map, &self.parked] {
-            let mut m = m.lock().unwrap_or_else(PoisonError::into_inner);
-            let len = m.len();
-            m.retain(|_, p| p.until >= before);
-            n += len - m.len();
-        }
+        let mut n = self
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extract(|p| p.until < before)
+            .len();
+        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        let len = parked.len();
+        parked.retain(|_, p| p.until >= before);
+        n += len - parked.len();
         n
     }
 
@@ -1293,5 +1352,39 @@ mod tests {
             1
         );
         assert_eq!(m.stored_bytes(&romeo).unwrap(), 0);
+    }
+
+    #[test]
+    fn open_bytes_reads_the_owners_live_slots_through_the_index() {
+        let pending = Pending::default();
+        let (romeo, juliet): (BareJid, BareJid) = (
+            "romeo@example.org".parse().unwrap(),
+            "juliet@example.org".parse().unwrap(),
+        );
+        let now = Instant::now();
+        let slot = |owner: &BareJid, size, until| PendingUpload {
+            owner: owner.clone(),
+            size: Some(size),
+            content_type: None,
+            issued: OffsetDateTime::UNIX_EPOCH,
+            until,
+        };
+        let later = now + Duration::from_secs(60);
+        pending.insert("a/1".into(), slot(&romeo, 10, later));
+        pending.insert("a/2".into(), slot(&romeo, 20, later));
+        pending.insert("a/3".into(), slot(&romeo, 40, now)); // its window has ended
+        pending.insert("b/1".into(), slot(&juliet, 100, later));
+        assert_eq!(pending.open_bytes(&romeo, now), 30);
+        assert_eq!(pending.open_bytes(&juliet, now), 100);
+        // The same key again, now Juliet's: it leaves Romeo's index.
+        pending.insert("a/2".into(), slot(&juliet, 5, later));
+        assert_eq!(pending.open_bytes(&romeo, now), 10);
+        assert_eq!(pending.open_bytes(&juliet, now), 105);
+        assert!(pending.take("a/1").is_some());
+        assert_eq!(pending.open_bytes(&romeo, now), 0);
+        assert_eq!(pending.take_expired(now + Duration::from_secs(1)).len(), 1);
+        pending.drop_owner(&juliet);
+        assert_eq!(pending.open_bytes(&juliet, now), 0);
+        assert!(pending.is_empty());
     }
 }
