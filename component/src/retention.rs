@@ -184,7 +184,9 @@ impl Pending {
         let mut m = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if m.slots.len() >= Self::CAP {
             let now = Instant::now();
-            if m.swept.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            if m.swept
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
                 m.swept = Some(now);
                 m.extract(|v| v.until <= now);
             }
