@@ -291,7 +291,19 @@ impl Session {
             match self.stream.next().await {
                 Some(Ok(e)) => return Ok(e),
                 Some(Err(ReadError::SoftTimeout)) => {
-                    // A whitespace keep-alive would do; the read goes on.
+                    // Silence for the read timeout: a ping to the server keeps the stream
+                    // alive (its answer, an IQ result, is read and passed over).
+                    self.next_id += 1;
+                    let mut ping = el(
+                        "iq",
+                        NS_CLIENT,
+                        &[
+                            ("type", "get"),
+                            ("id", &format!("keepalive{}", self.next_id)),
+                        ],
+                    );
+                    ping.append_child(Element::bare("ping", "urn:xmpp:ping"));
+                    self.send(&ping).await?;
                 }
                 Some(Err(ReadError::ParseError(_))) => {}
                 Some(Err(e)) => return Err(format!("connection: {e}").into()),
