@@ -175,12 +175,20 @@ stop_component() {
 }
 
 # --- the measurements --------------------------------------------------------------------------
-declare -A RATE P50 P99 MAX ERR ANS
+declare -A RATE P50 P99 MAX ERR ANS CPU_C CPU_S
+# CPU seconds (user + system) a process has used so far, from /proc (clock ticks / CLK_TCK).
+cpu_of() { # PID
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || { echo 0; return; }
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+}
 drive() { # SERVER KEY C2S_PORT TO KIND
-    local line
+    local line srv_pid c0 s0 c1 s1
+    if [ "$1" = prosody ]; then srv_pid=$P_PID; else srv_pid=$E_PID; fi
+    c0=$(cpu_of "$COMPONENT_PID"); s0=$(cpu_of "$srv_pid")
     line=$("$DRIVER" --server "127.0.0.1:$3" --domain localhost --user-prefix load --password "$CLIENT_PW" \
         --clients "$CLIENTS" --seconds "$SECS" --warmup "$WARMUP" --to "$4" --kind "$5" --label "$1/$2" 2>"$RUN/driver-$1-$2.err") \
         || { cat "$RUN/driver-$1-$2.err" >&2; echo "load: driver failed for $1/$2" >&2; exit 1; }
+    c1=$(cpu_of "$COMPONENT_PID"); s1=$(cpu_of "$srv_pid")
     say "$line"
     RATE[$1,$2]=$(sed -n 's/.* ok_rate=\([0-9.]*\)\/s.*/\1/p' <<<"$line")
     ANS[$1,$2]=$(sed -n 's/.* answered=\([0-9]*\) .*/\1/p' <<<"$line")
@@ -188,6 +196,11 @@ drive() { # SERVER KEY C2S_PORT TO KIND
     P50[$1,$2]=$(sed -n 's/.* p50=\([0-9.]*\)ms.*/\1/p' <<<"$line")
     P99[$1,$2]=$(sed -n 's/.* p99=\([0-9.]*\)ms.*/\1/p' <<<"$line")
     MAX[$1,$2]=$(sed -n 's/.* max=\([0-9.]*\)ms.*/\1/p' <<<"$line")
+    # CPU time per request (µs) of our component and of the server: the run's CPU time (warm-up
+    # included) scaled to the measured part. Where a request's cost goes.
+    local n=$(( ${ANS[$1,$2]:-0} > 0 ? ${ANS[$1,$2]} : 1 ))
+    CPU_C[$1,$2]=$(python3 -c "import sys; print(round((float(sys.argv[2]) - float(sys.argv[1])) * 1e6 / int(sys.argv[3]) * float(sys.argv[4]) / (float(sys.argv[4]) + float(sys.argv[5]))))" "$c0" "$c1" "$n" "$SECS" "$WARMUP")
+    CPU_S[$1,$2]=$(python3 -c "import sys; print(round((float(sys.argv[2]) - float(sys.argv[1])) * 1e6 / int(sys.argv[3]) * float(sys.argv[4]) / (float(sys.argv[4]) + float(sys.argv[5]))))" "$s0" "$s1" "$n" "$SECS" "$WARMUP")
 }
 say "measuring: $CLIENTS clients, ${WARMUP} s warm-up + ${SECS} s per measurement"
 for srv in prosody ejabberd; do
@@ -213,7 +226,7 @@ check() { # OK? TEXT
 }
 ge() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) >= float(sys.argv[2]) else 1)" "$1" "$2" && echo 1 || echo 0; }
 echo
-printf '%-9s %-34s %10s %9s %9s %9s %7s\n' server measurement "ok/s" "p50 ms" "p99 ms" "max ms" errors
+printf '%-9s %-34s %10s %9s %9s %9s %7s %12s %12s\n' server measurement "ok/s" "p50 ms" "p99 ms" "max ms" errors "ours µs/req" "server µs/req"
 for srv in prosody ejabberd; do
     for k in d a c b b+delay; do
         case $k in
@@ -221,8 +234,8 @@ for srv in prosody ejabberd; do
             c) what="(c) the server's own module" ;; d) what="(d) pings to ours (the floor)" ;;
             b+delay) what="(b) with +${DELAY_MS} ms per DB round trip" ;;
         esac
-        printf '%-9s %-34s %10s %9s %9s %9s %7s\n' "$srv" "$what" "${RATE[$srv,$k]}" "${P50[$srv,$k]}" \
-            "${P99[$srv,$k]}" "${MAX[$srv,$k]}" "${ERR[$srv,$k]}"
+        printf '%-9s %-34s %10s %9s %9s %9s %7s %12s %12s\n' "$srv" "$what" "${RATE[$srv,$k]}" "${P50[$srv,$k]}" \
+            "${P99[$srv,$k]}" "${MAX[$srv,$k]}" "${ERR[$srv,$k]}" "${CPU_C[$srv,$k]}" "${CPU_S[$srv,$k]}"
     done
 done
 echo
