@@ -452,7 +452,7 @@ impl PartialEq for HostError {
 impl Eq for HostError {}
 
 /// Checks a key's length against [`MIN_KEY_LEN`].
-#[cfg(any(feature = "signed", feature = "external"))]
+#[cfg(feature = "service")]
 pub(crate) fn check_key_len(len: usize) -> Result<(), StorageError> {
     if len < MIN_KEY_LEN {
         return Err(StorageError::KeyTooShort {
