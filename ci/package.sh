@@ -14,8 +14,8 @@ echo "package: $(wc -l <<<"$list") files"
 clist=$(cargo package --list --allow-dirty -p xmpp-upload-component)
 grep -qx LICENSE <<<"$clist" && grep -qx README.md <<<"$clist" && grep -qx CHANGELOG.md <<<"$clist"
 echo "package: xmpp-upload-component, $(wc -l <<<"$clist") files"
-# Both packages, the component verified against the library as packaged (a local registry
+# Both published packages (examples/client is publish = false), the component verified against the library as packaged (a local registry
 # overlay: the library is not on crates.io yet).
-cargo package --workspace --allow-dirty --quiet
-cargo publish --workspace --dry-run --allow-dirty --quiet
+cargo package --workspace --exclude xmpp-upload-client-example --allow-dirty --quiet
+cargo publish --workspace --exclude xmpp-upload-client-example --dry-run --allow-dirty --quiet
 echo "package: cargo package and cargo publish --dry-run passed for xmpp-upload and xmpp-upload-component"
