@@ -291,7 +291,8 @@ start_receiver() { # SERVER DIR LOG [TIME-V-FILE]
     local pre=()
     mkdir -p "$2"
     [ -z "${4:-}" ] || pre=(/usr/bin/time -v -o "$4")
-    XMPP_PASSWORD=bobpw "${pre[@]}" timeout 600 "$BIN" receive --jid bob@localhost --server "127.0.0.1:${C2S[$1]}" \
+    # Bounded: the wait for the message, plus 20 minutes for the download (1 GiB in the full form).
+    XMPP_PASSWORD=bobpw "${pre[@]}" timeout $(( RECV_WAIT + 1200 )) "$BIN" receive --jid bob@localhost --server "127.0.0.1:${C2S[$1]}" \
         --from alice@localhost --out-dir "$2" --ca-file "$CA" --wait "$RECV_WAIT" >"$3" 2>&1 &
     RECV_PID=$!
     PIDS+=("$RECV_PID")
