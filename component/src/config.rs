@@ -512,7 +512,7 @@ pub struct DatabaseSection {
     /// `postgres`: this instance's name in the record of deletions (default: the host name
     /// and process ID).
     pub node: Option<String>,
-    /// `postgres`: connections in the pool (default 16).
+    /// `postgres`: connections in the pool (default 32).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
     /// `postgres`: each statement's limit, and the longest wait for a connection, in
@@ -522,7 +522,7 @@ pub struct DatabaseSection {
 }
 
 fn default_pool_size() -> usize {
-    16
+    32
 }
 
 fn default_statement_timeout_ms() -> u64 {
