@@ -72,3 +72,15 @@ pub(crate) fn renamespace(e: Element, ns: &str) -> Element {
     }
     out
 }
+
+/// The base64 text of an element (XEP-0300 digests), whitespace between the characters
+/// skipped as XML line-wrapping puts it there.
+pub(crate) fn base64_text(e: &Element) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    let text: String = e
+        .text()
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(text)
+}

@@ -398,15 +398,7 @@ pub(crate) fn parse_lenient_date(s: &str) -> Option<OffsetDateTime> {
 /// a non-empty digest of any length; `None` when it is not usable.
 pub(crate) fn parse_hash_lenient(e: &Element) -> Option<Hash> {
     let algo: Algo = e.attr("algo")?.trim().parse().ok()?;
-    let text: String = e
-        .text()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let digest = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()
-        .filter(|d| !d.is_empty())?;
+    let digest = crate::xml::base64_text(e).ok().filter(|d| !d.is_empty())?;
     Some(Hash::new(algo, digest))
 }
 

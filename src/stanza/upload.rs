@@ -330,14 +330,7 @@ pub(crate) fn parse_hash(e: &Element) -> Result<Hash, ParseError> {
         .ok_or(ParseError::InvalidHash("missing 'algo'"))?
         .parse()
         .map_err(|_| ParseError::InvalidHash("empty 'algo'"))?;
-    let text: String = e
-        .text()
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let hash = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| ParseError::InvalidHash("not base64"))?;
+    let hash = crate::xml::base64_text(e).map_err(|_| ParseError::InvalidHash("not base64"))?;
     let expected = match algo {
         Algo::Sha_1 => Some(20),
         Algo::Sha_256 | Algo::Sha3_256 | Algo::Blake2b_256 => Some(32),
