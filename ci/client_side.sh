@@ -110,29 +110,8 @@ record() { # ROW COLUMN MARK TEXT
 # Any text that leaves the run directory goes through this: aesgcm fragments become <key>.
 mask() { sed -E 's/#[0-9A-Fa-f]{88,96}/#<key>/g'; }
 print_table() {
-    [ "${#ROWS[@]}" -gt 0 ] || return 0
-    local r c
-    {
-        printf 'check'
-        for c in $COLUMNS_; do printf '\t%s' "${VER[$c]}"; done
-        echo
-        for r in "${ROWS[@]}"; do
-            printf '%s' "$r"
-            for c in $COLUMNS_; do printf '\t%s' "${RESULT[$r|$c]:--}"; done
-            echo
-        done
-    } >"$RUN/table.tsv"
-    echo
-    python3 - "$RUN/table.tsv" <<'PY' || cat "$RUN/table.tsv"
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")]
-w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-for n, r in enumerate(rows):
-    print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
-    if n == 0:
-        print("-+-".join("-" * x for x in w))
-PY
-    echo
+    # shellcheck disable=SC2086 # COLUMNS_ is a word list
+    print_results_table "$RUN/table.tsv" check - $COLUMNS_
 }
 cleanup() {
     local rc=$? log

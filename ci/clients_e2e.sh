@@ -145,30 +145,9 @@ record() { # ROW SERVER MARK REASON
     local why="${4//[$'\t\r\n']/ }"   # one line per cell
     RESULT["$1|$2"]="$3 $why"
 }
-print_table() { # rows × servers, each cell "✓ …" or "✗ why"; columns padded by characters
-    [ "${#ROWS[@]}" -gt 0 ] || return 0
-    local r s
-    {
-        printf 'clients [storage] × servers'
-        for s in $SERVERS; do printf '\t%s' "${VER[$s]}"; done
-        echo
-        for r in "${ROWS[@]}"; do
-            printf '%s' "$r"
-            for s in $SERVERS; do printf '\t%s' "${RESULT[$r|$s]:-- not run}"; done
-            echo
-        done
-    } >"$RUN/table.tsv"
-    echo
-    /usr/bin/python3 - "$RUN/table.tsv" <<'PY' || cat "$RUN/table.tsv"
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")]
-w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-for n, r in enumerate(rows):
-    print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
-    if n == 0:
-        print("-+-".join("-" * x for x in w))
-PY
-    echo
+print_table() { # rows × servers, each cell "✓ …" or "✗ why"
+    # shellcheck disable=SC2086 # SERVERS is a word list
+    print_results_table "$RUN/table.tsv" 'clients [storage] × servers' '- not run' $SERVERS
 }
 FAILED=0
 FAILED_LOGS=()

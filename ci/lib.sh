@@ -195,3 +195,33 @@ install_component() {
         --target-dir "$target" --root "$target/ci-install/${XMPP_UPLOAD_COMPONENT_PROFILE:-debug}" >&2
     printf '%s\n' "$target/ci-install/${XMPP_UPLOAD_COMPONENT_PROFILE:-debug}/bin/xmpp-upload-component"
 }
+
+# Prints the results table of ROWS (array) × COLUMN… from the associative arrays RESULT
+# ("row|column" → "✓ …" or "✗ why") and VER (column → header), columns padded by characters;
+# the tab-separated text is kept in FILE. Empty cells read EMPTY.
+print_results_table() { # FILE TITLE EMPTY COLUMN…
+    local file=$1 title=$2 empty=$3 r c
+    shift 3
+    [ "${#ROWS[@]}" -gt 0 ] || return 0
+    {
+        printf '%s' "$title"
+        for c in "$@"; do printf '\t%s' "${VER[$c]}"; done
+        echo
+        for r in "${ROWS[@]}"; do
+            printf '%s' "$r"
+            for c in "$@"; do printf '\t%s' "${RESULT[$r|$c]:-$empty}"; done
+            echo
+        done
+    } >"$file"
+    echo
+    python3 - "$file" <<'PY' || cat "$file"
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1], encoding="utf-8")]
+w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+for n, r in enumerate(rows):
+    print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+    if n == 0:
+        print("-+-".join("-" * x for x in w))
+PY
+    echo
+}
